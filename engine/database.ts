@@ -1,0 +1,352 @@
+// The core database: opens a directory (data file + journal), recovers, and hands out read and
+// write transactions. This is the synchronous, in-process API the writer thread drives.
+//
+// Commit, in order (each step's failure leaves the previous state published and intact):
+//   1. fold touched trees into the catalog (WriteTxn.commit);
+//   2. rewrite the free list: the old list's pages are freed, every free and pending page recorded;
+//   3. seal (checksum) every dirty page;
+//   4. one journal record: one vectored write, then fdatasync (with `sync`); failure here is fatal:
+//      the handle refuses writes until reopened, and the free list is rolled back;
+//   5. publish: the pages become the newest images, the state becomes the committed state, the
+//      pages this txn freed wait in the free list until no older snapshot remains;
+//   6. past `checkpointBytes` of unflushed pages, start a background data-file flush.
+import { BirchError, FatalIoError } from '../pager/errors.js';
+import { NodeDirectory, type DirectoryBackend } from '../pager/backend.js';
+import { DEFAULT_ALLOCATION, type AllocationOptions } from '../pager/freelist.js';
+import { txnId, type PageNo, type TxnId } from '../pager/ids.js';
+import { STATE_SIZE, decodeState, encodeState, type DbState } from '../pager/meta-format.js';
+import { Pager, type PageTxn } from '../pager/pager.js';
+import { Journal } from '../journal/journal.js';
+import type { ReadPage } from './btree.js';
+import { decodeRoots, encodeRoots, type Roots } from './roots-format.js';
+import { ReadTxn, WriteTxn, type TxnHost } from './txn.js';
+import { checkDatabase, type CheckReport } from './verify.js';
+import { collectStats, type DatabaseStats } from './stats.js';
+
+export interface OpenOptions {
+  /** fdatasync the journal before a commit returns (default true). Without it a crash may lose recent commits, never consistency. */
+  sync?: boolean;
+  /** Page cache size in bytes (default 64 MiB). */
+  cacheSize?: number;
+  /** Size of each preallocated journal segment (default 32 MiB). */
+  journalSegmentSize?: number;
+  /** Committed-but-unflushed page bytes that start a background data-file flush (default 32 MiB). */
+  checkpointBytes?: number;
+  /** The free-list allocation policy (pager/freelist.ts). */
+  allocation?: Partial<AllocationOptions>;
+  /** Storage to use instead of real files (tests). */
+  backend?: DirectoryBackend;
+}
+
+interface ResolvedOptions {
+  sync: boolean;
+  cacheSize: number;
+  journalSegmentSize: number;
+  checkpointBytes: number;
+  allocation: AllocationOptions;
+}
+
+export const DEFAULTS = {
+  sync: true,
+  cacheSize: 64 * 1024 * 1024,
+  journalSegmentSize: 32 * 1024 * 1024,
+  checkpointBytes: 32 * 1024 * 1024,
+} as const;
+
+function resolveOptions(opts: OpenOptions): ResolvedOptions {
+  if (typeof opts !== 'object' || opts === null) throw new BirchError('BAD_OPTION', 'options must be an object');
+  const num = (name: keyof OpenOptions, v: unknown, def: number, min: number): number => {
+    if (v === undefined) return def;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new BirchError('BAD_OPTION', `option ${name} must be a number >= ${min}`);
+    return Math.floor(v);
+  };
+  if (opts.sync !== undefined && typeof opts.sync !== 'boolean') throw new BirchError('BAD_OPTION', 'option sync must be a boolean');
+  const allocation = { ...DEFAULT_ALLOCATION, ...(opts.allocation ?? {}) };
+  if (allocation.policy !== 'runs-first' && allocation.policy !== 'first-fit') throw new BirchError('BAD_OPTION', `unknown allocation policy ${String(allocation.policy)}`);
+  return {
+    sync: opts.sync ?? DEFAULTS.sync,
+    cacheSize: num('cacheSize', opts.cacheSize, DEFAULTS.cacheSize, 0),
+    journalSegmentSize: num('journalSegmentSize', opts.journalSegmentSize, DEFAULTS.journalSegmentSize, 64 * 1024),
+    checkpointBytes: num('checkpointBytes', opts.checkpointBytes, DEFAULTS.checkpointBytes, 0),
+    allocation,
+  };
+}
+
+export interface CommitCounters {
+  commits: number;
+  pagesCommitted: number;
+  lastCommitPages: number;
+}
+
+export class Database {
+  readonly path: string;
+  readonly #dir: DirectoryBackend;
+  readonly #lock: { release(): void };
+  readonly #pager: Pager;
+  readonly #journal: Journal;
+  readonly #opts: ResolvedOptions;
+  /** txn id -> number of live read transactions pinned there. */
+  readonly #snapshots = new Map<number, number>();
+  #writer: WriteTxn | undefined;
+  #fatal: BirchError | undefined;
+  #closed = false;
+  #background: Promise<void> | undefined;
+  readonly #counters: CommitCounters = { commits: 0, pagesCommitted: 0, lastCommitPages: 0 };
+  readonly #host: TxnHost;
+
+  private constructor(dir: DirectoryBackend, lock: { release(): void }, pager: Pager, journal: Journal, opts: ResolvedOptions) {
+    this.#dir = dir;
+    this.path = dir.path;
+    this.#lock = lock;
+    this.#pager = pager;
+    this.#journal = journal;
+    this.#opts = opts;
+    const readPage: ReadPage = (no: PageNo) => this.#pager.readPage(no);
+    this.#host = {
+      readPage,
+      assertOpen: () => this.#assertOpen(),
+      releaseSnapshot: (t) => this.#releaseSnapshot(t),
+      commitWrite: (w, pt, roots) => this.#commit(w, pt, roots),
+      endWrite: (w) => {
+        if (this.#writer === w) this.#writer = undefined;
+      },
+    };
+  }
+
+  /**
+   * Opens (creating if needed) the database in directory `dir`, replaying the journal: the
+   * database opens at the last intact commit.
+   */
+  static open(dir: string | DirectoryBackend, options: OpenOptions = {}): Database {
+    const opts = resolveOptions(options);
+    let backend: DirectoryBackend;
+    if (options.backend !== undefined) backend = options.backend;
+    else if (typeof dir === 'string') backend = new NodeDirectory(dir);
+    else backend = dir;
+    if (typeof dir !== 'string' && options.backend === undefined && typeof (dir as DirectoryBackend).open !== 'function') {
+      throw new BirchError('BAD_OPTION', 'open() takes a directory path');
+    }
+    const lock = backend.lock();
+    let pager: Pager | undefined;
+    let journal: Journal | undefined;
+    try {
+      pager = Pager.open(backend, { cacheBytes: opts.cacheSize, allocation: opts.allocation });
+      const replayed = new Map<number, Buffer>();
+      let last: DbState | undefined;
+      journal = Journal.open(backend, { segmentBytes: opts.journalSegmentSize, sync: opts.sync }, pager.state.txnId, (rec) => {
+        for (const [no, img] of rec.pages) replayed.set(no, img);
+        last = decodeState(rec.state, 0);
+      });
+      if (last !== undefined) {
+        pager.installRecovered(last, replayed);
+        // Bring the data file up to date now, so every journal segment can be reused and the
+        // rejected tail (if any) is never read again.
+        journal.release(pager.flushSync());
+      }
+      return new Database(backend, lock, pager, journal, opts);
+    } catch (err) {
+      journal?.close();
+      pager?.close();
+      lock.release();
+      throw err;
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new BirchError('DB_CLOSED', `database ${this.path} is closed`);
+  }
+
+  #assertWritable(): void {
+    this.#assertOpen();
+    if (this.#fatal !== undefined) throw new FatalIoError(`an earlier write failed (${this.#fatal.message})`, this.#fatal);
+  }
+
+  get #roots(): Roots {
+    return decodeRoots(this.#pager.state.roots);
+  }
+
+  /** Pins the newest committed state until `release()`. */
+  beginRead(): ReadTxn {
+    this.#assertOpen();
+    const t = this.#pager.state.txnId;
+    this.#snapshots.set(t, (this.#snapshots.get(t) ?? 0) + 1);
+    return new ReadTxn(this.#host, t, this.#roots);
+  }
+
+  #releaseSnapshot(t: TxnId): void {
+    const n = (this.#snapshots.get(t) ?? 0) - 1;
+    if (n <= 0) this.#snapshots.delete(t);
+    else this.#snapshots.set(t, n);
+  }
+
+  /** The oldest txn any live read transaction sees (the newest committed one if none). */
+  oldestSnapshot(): TxnId {
+    let oldest = this.#pager.state.txnId as number;
+    for (const t of this.#snapshots.keys()) oldest = Math.min(oldest, t);
+    return txnId(oldest);
+  }
+
+  beginWrite(): WriteTxn {
+    this.#assertWritable();
+    if (this.#writer !== undefined) throw new BirchError('WRITE_TXN_ACTIVE', 'a write transaction is already open on this handle');
+    this.#pager.freeList.release(this.oldestSnapshot());
+    const pt = this.#pager.beginTxn(txnId(this.#pager.state.txnId + 1));
+    const w = new WriteTxn(this.#host, pt, this.#roots);
+    this.#writer = w;
+    return w;
+  }
+
+  #commit(_w: WriteTxn, pt: PageTxn, roots: Roots): TxnId {
+    this.#assertWritable();
+    const prev = this.#pager.state;
+    if (pt.dirty.size === 0 && pt.freed.length === 0) {
+      pt.rollback();
+      return prev.txnId;
+    }
+    let state: DbState;
+    try {
+      const freeRoot = pt.writeFreeList();
+      state = {
+        txnId: pt.id,
+        journalTxnId: this.#pager.flushedState.txnId,
+        pageCount: pt.pageCount,
+        freeRoot,
+        roots: encodeRoots(roots),
+      };
+      const pages = pt.sealAll();
+      const stateBuf = Buffer.alloc(STATE_SIZE);
+      encodeState(state, stateBuf, 0);
+      this.#journal.append(state.txnId, stateBuf, pages);
+      this.#pager.install(state, pages, pt.freed, pt.newFreeListPages);
+      pt.releaseLocal();
+      this.#counters.commits++;
+      this.#counters.pagesCommitted += pages.size;
+      this.#counters.lastCommitPages = pages.size;
+    } catch (err) {
+      pt.rollback();
+      if (err instanceof FatalIoError) this.#fatal = err;
+      throw err;
+    }
+    this.#maybeFlush();
+    return state.txnId;
+  }
+
+  #maybeFlush(): void {
+    if (this.#background !== undefined || this.#pager.unflushedBytes < this.#opts.checkpointBytes) return;
+    // A failure is recorded as fatal by checkpoint() itself; later writes report it.
+    this.#background = this.checkpoint()
+      .then(() => undefined, () => undefined)
+      .finally(() => {
+        this.#background = undefined;
+      });
+  }
+
+  /**
+   * Brings the data file up to the newest commit in the background (the data-file syncs run off
+   * this thread); commits may continue meanwhile. Resolves with the txn the data file now holds.
+   */
+  async checkpoint(): Promise<TxnId> {
+    this.#assertWritable();
+    try {
+      this.#journal.sync(); // write-ahead: the journal is durable before the data file changes
+      const t = await this.#pager.flushAsync();
+      if (!this.#closed) this.#journal.release(t);
+      return t;
+    } catch (err) {
+      if (err instanceof FatalIoError) this.#fatal = err;
+      throw err;
+    }
+  }
+
+  /** The same as checkpoint(), blocking. */
+  checkpointSync(): TxnId {
+    this.#assertWritable();
+    try {
+      this.#journal.sync();
+      const t = this.#pager.flushSync();
+      this.#journal.release(t);
+      return t;
+    } catch (err) {
+      if (err instanceof FatalIoError) this.#fatal = err;
+      throw err;
+    }
+  }
+
+  /** Runs `fn` in a write transaction: committed if it returns, aborted if it throws. */
+  write<T>(fn: (w: WriteTxn) => T): T {
+    const w = this.beginWrite();
+    try {
+      const result = fn(w);
+      w.commit();
+      return result;
+    } catch (err) {
+      w.abort();
+      throw err;
+    }
+  }
+
+  /** Runs `fn` on a snapshot, released afterwards. */
+  read<T>(fn: (r: ReadTxn) => T): T {
+    const r = this.beginRead();
+    try {
+      return fn(r);
+    } finally {
+      r.release();
+    }
+  }
+
+  trees(): string[] {
+    return this.read((r) => r.trees());
+  }
+
+  get txnId(): TxnId {
+    return this.#pager.state.txnId;
+  }
+
+  check(): CheckReport {
+    this.#assertOpen();
+    return checkDatabase(this.#pager, decodeRoots(this.#pager.state.roots));
+  }
+
+  stats(): DatabaseStats {
+    this.#assertOpen();
+    return collectStats({
+      pager: this.#pager,
+      journal: this.#journal,
+      counters: this.#counters,
+      roots: this.#roots,
+      snapshots: this.#snapshots,
+      fatal: this.#fatal,
+    });
+  }
+
+  /** Journal record headers, for tools. */
+  journalRecords(): ReturnType<Journal['listRecords']> {
+    this.#assertOpen();
+    return this.#journal.listRecords();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Aborts an open write transaction, flushes the data file (unless a write failed: then nothing
+   * more is written and the journal recovers on reopen), and releases the directory.
+   */
+  close(): void {
+    if (this.#closed) return;
+    try {
+      this.#writer?.abort();
+      if (this.#fatal === undefined) {
+        this.#journal.sync();
+        this.#journal.release(this.#pager.flushSync());
+      }
+    } finally {
+      this.#closed = true;
+      this.#journal.close();
+      this.#pager.close();
+      this.#lock.release();
+    }
+  }
+}

@@ -1,0 +1,50 @@
+// Validation of what callers pass in. Public methods call these before touching anything, so a
+// bad argument throws a typed error and nothing is written.
+import { BirchError } from '../pager/errors.js';
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from './node-format.js';
+
+export type Bytes = Uint8Array | string;
+
+export const MAX_TREE_NAME_BYTES = 255;
+
+function asBuffer(v: unknown): Buffer | undefined {
+  if (typeof v === 'string') return Buffer.from(v, 'utf8');
+  if (v instanceof Uint8Array) return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  return undefined;
+}
+
+export function toKey(k: unknown): Buffer {
+  const b = asBuffer(k);
+  if (b === undefined) throw new BirchError('KEY_INVALID', `a key must be a Uint8Array or a string, not ${describe(k)}`);
+  if (b.length === 0) throw new BirchError('KEY_INVALID', 'a key must not be empty');
+  if (b.length > MAX_KEY_BYTES) throw new BirchError('KEY_INVALID', `a key is at most ${MAX_KEY_BYTES} bytes; this one is ${b.length}`);
+  return b;
+}
+
+export function toValue(v: unknown): Buffer {
+  const b = asBuffer(v);
+  if (b === undefined) throw new BirchError('VALUE_INVALID', `a value must be a Uint8Array or a string, not ${describe(v)}`);
+  if (b.length > MAX_VALUE_BYTES) throw new BirchError('VALUE_INVALID', `a value is at most ${MAX_VALUE_BYTES} bytes; this one is ${b.length}`);
+  return b;
+}
+
+/** Bounds for range(): keys may be any length here (a bound need not be a valid key), but not empty types. */
+export function toBound(v: unknown, name: string): Buffer | undefined {
+  if (v === undefined) return undefined;
+  const b = asBuffer(v);
+  if (b === undefined) throw new BirchError('BAD_OPTION', `range option ${name} must be a Uint8Array or a string, not ${describe(v)}`);
+  return b;
+}
+
+export function toTreeName(name: unknown): string {
+  if (typeof name !== 'string') throw new BirchError('TREE_NAME_INVALID', `a tree name must be a string, not ${describe(name)}`);
+  const bytes = Buffer.byteLength(name, 'utf8');
+  if (bytes === 0 || bytes > MAX_TREE_NAME_BYTES) throw new BirchError('TREE_NAME_INVALID', `a tree name is 1 to ${MAX_TREE_NAME_BYTES} bytes; "${name.slice(0, 40)}" is ${bytes}`);
+  return name;
+}
+
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? `an object (${(v as object).constructor?.name ?? 'Object'})` : `a ${typeof v}`;
+}

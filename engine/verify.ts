@@ -1,0 +1,170 @@
+// check(): the whole-database verifier that tests run after commits and `birch check` prints.
+// It proves, for the newest committed state:
+//  - every page from FIRST_DATA_PAGE to pageCount-1 is reachable exactly once (from a tree, an
+//    overflow run or the free-list chain) or is recorded free, never both, never neither (no leak);
+//  - every reachable page passes its checksum (images not yet in the data file are checked in
+//    memory; the rest are read from the data file, bypassing the cache) and has the right kind;
+//  - keys are strictly ascending within and across pages, separators bound their children, all
+//    leaves sit at the tree's depth, and entry counts match the descriptors;
+//  - the in-memory free list agrees with the one on disk.
+import { CorruptionError } from '../pager/errors.js';
+import { pageNo, type PageNo } from '../pager/ids.js';
+import { FIRST_DATA_PAGE, PAGE_KIND_NAMES, PageKind, pageKind, verifyPage } from '../pager/page-format.js';
+import { decodeFreeList } from '../pager/freelist.js';
+import type { Pager } from '../pager/pager.js';
+import { readValue, type TreeDesc } from './btree.js';
+import { childAt, count, isLeaf, keyAt, leafValue, usedBytes } from './node.js';
+import { NODE_CAPACITY, overflowPagesFor } from './node-format.js';
+import { decodeDesc, type Roots } from './roots-format.js';
+
+export interface CheckReport {
+  ok: boolean;
+  errors: string[];
+  txnId: number;
+  pageCount: number;
+  pages: { reachable: number; free: number; leaf: number; branch: number; overflow: number; freeList: number };
+  trees: number;
+}
+
+const MAX_ERRORS = 100;
+
+export function checkDatabase(pager: Pager, roots: Roots): CheckReport {
+  const state = pager.state;
+  const errors: string[] = [];
+  const report: CheckReport = {
+    ok: true, errors, txnId: state.txnId, pageCount: state.pageCount,
+    pages: { reachable: 0, free: 0, leaf: 0, branch: 0, overflow: 0, freeList: 0 }, trees: 0,
+  };
+  const owner = new Map<number, string>();
+  const err = (msg: string): void => {
+    if (errors.length < MAX_ERRORS) errors.push(msg);
+  };
+  const read = (no: PageNo): Buffer => {
+    const mem = pager.unflushed.get(no);
+    if (mem !== undefined) {
+      verifyPage(mem, no);
+      return mem;
+    }
+    return pager.readPageFromDisk(no);
+  };
+  const claim = (no: number, what: string): boolean => {
+    if (no < FIRST_DATA_PAGE || no >= state.pageCount) {
+      err(`${what}: page ${no} is outside the data pages [${FIRST_DATA_PAGE}, ${state.pageCount})`);
+      return false;
+    }
+    const prev = owner.get(no);
+    if (prev !== undefined) {
+      err(`page ${no} is claimed twice: by ${prev} and by ${what}`);
+      return false;
+    }
+    owner.set(no, what);
+    return true;
+  };
+  const load = (no: number, what: string, kind: PageKind): Buffer | undefined => {
+    if (!claim(no, what)) return undefined;
+    try {
+      const buf = read(pageNo(no));
+      if (pageKind(buf) !== kind) {
+        err(`${what}: page ${no} is a ${PAGE_KIND_NAMES[pageKind(buf)] ?? `kind ${pageKind(buf)}`} page, expected ${PAGE_KIND_NAMES[kind]}`);
+        return undefined;
+      }
+      return buf;
+    } catch (e) {
+      err(e instanceof CorruptionError ? `${what}: ${e.message}` : `${what}: cannot read page ${no}: ${String(e)}`);
+      return undefined;
+    }
+  };
+
+  const walkTree = (name: string, desc: TreeDesc, onLeafEntry?: (key: Buffer, value: Buffer) => void): void => {
+    report.trees++;
+    if (desc.root === 0) {
+      if (desc.depth !== 0 || desc.entries !== 0) err(`tree ${name}: empty tree has depth ${desc.depth}, ${desc.entries} entries`);
+      return;
+    }
+    let entries = 0;
+    let lastKey: Buffer | undefined;
+    const visit = (no: number, level: number, lower: Buffer | undefined, upper: Buffer | undefined): void => {
+      const leafLevel = level === desc.depth;
+      const what = `tree ${name} ${leafLevel ? 'leaf' : 'branch'}`;
+      const buf = load(no, what, leafLevel ? PageKind.Leaf : PageKind.Branch);
+      if (buf === undefined) return;
+      const n = count(buf);
+      if (n === 0) err(`${what} page ${no} is empty`);
+      if (usedBytes(buf) > NODE_CAPACITY) err(`${what} page ${no} claims more bytes than a page holds`);
+      if (leafLevel) {
+        report.pages.leaf++;
+        for (let i = 0; i < n; i++) {
+          const key = keyAt(buf, i, true);
+          if (key.length === 0) err(`${what} page ${no} slot ${i} has an empty key`);
+          if (lastKey !== undefined && Buffer.compare(lastKey, key) >= 0) err(`${what} page ${no} slot ${i}: keys out of order`);
+          if (lower !== undefined && Buffer.compare(key, lower) < 0) err(`${what} page ${no} slot ${i}: key below its separator`);
+          if (upper !== undefined && Buffer.compare(key, upper) >= 0) err(`${what} page ${no} slot ${i}: key not below the next separator`);
+          lastKey = Buffer.from(key);
+          const ref = leafValue(buf, i);
+          if (ref.overflow) {
+            const pages = overflowPagesFor(ref.valueLen);
+            for (let k = 0; k < pages; k++) {
+              if (load(ref.at + k, `tree ${name} overflow value`, PageKind.Overflow) !== undefined) report.pages.overflow++;
+            }
+          }
+          if (onLeafEntry !== undefined) {
+            try {
+              onLeafEntry(lastKey, readValue((p) => read(p), buf, i));
+            } catch (e) {
+              err(`tree ${name}: entry in page ${no} slot ${i}: ${String(e)}`);
+            }
+          }
+          entries++;
+        }
+        return;
+      }
+      report.pages.branch++;
+      if (level === 1 && n < 2) err(`${what}: root branch page ${no} has ${n} child`);
+      for (let i = 0; i < n; i++) {
+        const lo = i === 0 ? lower : Buffer.from(keyAt(buf, i, false));
+        const hi = i + 1 < n ? Buffer.from(keyAt(buf, i + 1, false)) : upper;
+        if (i > 0 && lower !== undefined && lo !== undefined && Buffer.compare(lo, lower) < 0) err(`${what} page ${no}: separator ${i} below its own bound`);
+        if (i > 0 && upper !== undefined && lo !== undefined && Buffer.compare(lo, upper) >= 0) err(`${what} page ${no}: separator ${i} not below its upper bound`);
+        if (lo !== undefined && hi !== undefined && i > 0 && Buffer.compare(lo, hi) >= 0) err(`${what} page ${no}: separators out of order at ${i}`);
+        visit(childAt(buf, i), level + 1, lo, hi);
+      }
+    };
+    visit(desc.root, 1, undefined, undefined);
+    if (entries !== desc.entries) err(`tree ${name}: descriptor says ${desc.entries} entries, found ${entries}`);
+  };
+
+  walkTree('(default)', roots.main);
+  const named: [string, TreeDesc][] = [];
+  walkTree('(catalog)', roots.catalog, (k, v) => named.push([k.toString('utf8'), decodeDesc(v)]));
+  for (const [name, desc] of named) walkTree(`"${name}"`, desc);
+
+  // The free list as the newest state records it, then the in-memory one against it.
+  let freeRuns: ReturnType<typeof decodeFreeList>['runs'] | undefined;
+  try {
+    const decoded = decodeFreeList(state.freeRoot, state.pageCount, (no) => {
+      if (claim(no, 'free-list chain')) report.pages.freeList++;
+      return read(no);
+    });
+    freeRuns = decoded.runs;
+  } catch (e) {
+    err(`free list: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (freeRuns !== undefined) {
+    for (const [start, len] of freeRuns.runs()) {
+      for (let p = start; p < start + len; p++) {
+        const prev = owner.get(p);
+        if (prev !== undefined) err(`page ${p} is both free and used by ${prev}`);
+        else owner.set(p, 'free');
+        report.pages.free++;
+      }
+    }
+    const mem = pager.freeList.allRuns([]);
+    if (mem.pages !== freeRuns.pages) err(`the in-memory free list holds ${mem.pages} pages, the one on disk ${freeRuns.pages}`);
+  }
+  for (let p = FIRST_DATA_PAGE; p < state.pageCount; p++) {
+    if (!owner.has(p)) err(`page ${p} is neither reachable nor free (leaked)`);
+  }
+  report.pages.reachable = owner.size - report.pages.free;
+  report.ok = errors.length === 0;
+  return report;
+}

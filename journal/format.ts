@@ -1,0 +1,135 @@
+// The write-ahead journal's on-disk layout. The journal knows page images, transaction ids and
+// an opaque database state (pager/meta-format.ts); it knows nothing of trees.
+//
+// A journal is a set of preallocated segment files `journal-<seq>.wal`. A segment starts with a
+// one-page header; records follow, each starting on a 4 KiB boundary so that a torn write of one
+// record can never damage the sector of the record before it.
+//
+// Segment header (page 0 of the segment):
+//   0          4          8          12         16         24
+//   +----------+----------+----------+----------+----------+
+//   | checksum |  magic   | version  | reserved |   seq    |
+//   +----------+----------+----------+----------+----------+
+//   checksum = xxh32(header[4, SEGMENT_HEADER_END), seed JOURNAL_SEED).
+//   seq grows every time a segment file is (re)started, so records left over from a segment's
+//   previous use carry an older seq and are rejected.
+//
+// Record (at a 4 KiB-aligned offset >= SEGMENT_DATA_OFFSET):
+//   0        4         8        16       24        28          32           36        40       44  48
+//   +--------+---------+--------+--------+---------+-----------+------------+---------+--------+---+------------+
+//   | magic  | hdr sum | seq    | txnId  | pages   | rawBytes  | compressed | bodySum | length |res| state (88) |
+//   +--------+---------+--------+--------+---------+-----------+------------+---------+--------+---+------------+
+//   followed by the LZ4-compressed body and zero padding up to `length` (a multiple of 4 KiB).
+//   hdr sum = xxh32(header[8, RECORD_HEADER_SIZE)); bodySum = xxh32(compressed body).
+//   Body before compression: `pages` u32 page numbers, ascending, then `pages` page images.
+//
+// Invariants: txn ids of the records that recovery accepts are consecutive; a record is valid
+// only if its magic, both checksums, its seq, its sizes and its state's txn id all agree.
+import { readU32, readU64, writeU32, writeU64 } from '../pager/bytes.js';
+import { checksum } from '../pager/checksum.js';
+import { PAGE_SIZE } from '../pager/page-format.js';
+import { STATE_SIZE } from '../pager/meta-format.js';
+
+export const JOURNAL_SEED = 0x4a524e4c;
+export const SEGMENT_MAGIC = 0x4c4e4a42; // "BJNL"
+export const RECORD_MAGIC = 0x43455242; // "BREC"
+export const JOURNAL_VERSION = 1;
+
+export const SEG_CHECKSUM_OFFSET = 0;
+export const SEG_MAGIC_OFFSET = SEG_CHECKSUM_OFFSET + 4;
+export const SEG_VERSION_OFFSET = SEG_MAGIC_OFFSET + 4;
+export const SEG_RESERVED_OFFSET = SEG_VERSION_OFFSET + 4;
+export const SEG_SEQ_OFFSET = SEG_RESERVED_OFFSET + 4;
+export const SEGMENT_HEADER_END = SEG_SEQ_OFFSET + 8;
+export const SEGMENT_DATA_OFFSET = PAGE_SIZE;
+
+export const REC_MAGIC_OFFSET = 0;
+export const REC_HEADER_SUM_OFFSET = REC_MAGIC_OFFSET + 4;
+export const REC_SEQ_OFFSET = REC_HEADER_SUM_OFFSET + 4;
+export const REC_TXN_OFFSET = REC_SEQ_OFFSET + 8;
+export const REC_PAGES_OFFSET = REC_TXN_OFFSET + 8;
+export const REC_RAW_BYTES_OFFSET = REC_PAGES_OFFSET + 4;
+export const REC_COMPRESSED_OFFSET = REC_RAW_BYTES_OFFSET + 4;
+export const REC_BODY_SUM_OFFSET = REC_COMPRESSED_OFFSET + 4;
+export const REC_LENGTH_OFFSET = REC_BODY_SUM_OFFSET + 4;
+export const REC_RESERVED_OFFSET = REC_LENGTH_OFFSET + 4;
+export const REC_STATE_OFFSET = REC_RESERVED_OFFSET + 4;
+export const RECORD_HEADER_SIZE = REC_STATE_OFFSET + STATE_SIZE;
+
+export const RECORD_ALIGN = 4096;
+
+export function alignUp4K(bytes: number): number {
+  return Math.ceil(bytes / RECORD_ALIGN) * RECORD_ALIGN;
+}
+
+export function segmentName(seq: number): string {
+  return `journal-${String(seq).padStart(12, '0')}.wal`;
+}
+
+export function parseSegmentName(name: string): number | undefined {
+  const m = /^journal-(\d{12})\.wal$/.exec(name);
+  return m === null ? undefined : Number(m[1]);
+}
+
+export function encodeSegmentHeader(seq: number): Buffer {
+  const buf = Buffer.alloc(SEGMENT_DATA_OFFSET);
+  writeU32(buf, SEG_MAGIC_OFFSET, SEGMENT_MAGIC);
+  writeU32(buf, SEG_VERSION_OFFSET, JOURNAL_VERSION);
+  writeU64(buf, SEG_SEQ_OFFSET, seq);
+  writeU32(buf, SEG_CHECKSUM_OFFSET, checksum(buf, SEG_MAGIC_OFFSET, SEGMENT_HEADER_END, JOURNAL_SEED));
+  return buf;
+}
+
+/** The segment's seq, or undefined if the header is not intact. */
+export function decodeSegmentHeader(buf: Buffer): number | undefined {
+  if (buf.length < SEGMENT_HEADER_END) return undefined;
+  if (readU32(buf, SEG_MAGIC_OFFSET) !== SEGMENT_MAGIC || readU32(buf, SEG_VERSION_OFFSET) !== JOURNAL_VERSION) return undefined;
+  if (readU32(buf, SEG_CHECKSUM_OFFSET) !== checksum(buf, SEG_MAGIC_OFFSET, SEGMENT_HEADER_END, JOURNAL_SEED)) return undefined;
+  return readU64(buf, SEG_SEQ_OFFSET);
+}
+
+export interface RecordHeader {
+  seq: number;
+  txnId: number;
+  pageCount: number;
+  rawBytes: number;
+  compressedBytes: number;
+  bodySum: number;
+  length: number;
+  /** The encoded DbState, STATE_SIZE bytes. */
+  state: Buffer;
+}
+
+export function encodeRecordHeader(h: RecordHeader): Buffer {
+  const buf = Buffer.alloc(RECORD_HEADER_SIZE);
+  writeU32(buf, REC_MAGIC_OFFSET, RECORD_MAGIC);
+  writeU64(buf, REC_SEQ_OFFSET, h.seq);
+  writeU64(buf, REC_TXN_OFFSET, h.txnId);
+  writeU32(buf, REC_PAGES_OFFSET, h.pageCount);
+  writeU32(buf, REC_RAW_BYTES_OFFSET, h.rawBytes);
+  writeU32(buf, REC_COMPRESSED_OFFSET, h.compressedBytes);
+  writeU32(buf, REC_BODY_SUM_OFFSET, h.bodySum);
+  writeU32(buf, REC_LENGTH_OFFSET, h.length);
+  h.state.copy(buf, REC_STATE_OFFSET, 0, STATE_SIZE);
+  writeU32(buf, REC_HEADER_SUM_OFFSET, checksum(buf, REC_SEQ_OFFSET, RECORD_HEADER_SIZE, JOURNAL_SEED));
+  return buf;
+}
+
+/** The header in `buf`, or a reason it is not a valid record header. */
+export function decodeRecordHeader(buf: Buffer): RecordHeader | string {
+  if (readU32(buf, REC_MAGIC_OFFSET) !== RECORD_MAGIC) return 'no record magic';
+  if (readU32(buf, REC_HEADER_SUM_OFFSET) !== checksum(buf, REC_SEQ_OFFSET, RECORD_HEADER_SIZE, JOURNAL_SEED)) return 'record header checksum mismatch';
+  const h: RecordHeader = {
+    seq: readU64(buf, REC_SEQ_OFFSET),
+    txnId: readU64(buf, REC_TXN_OFFSET),
+    pageCount: readU32(buf, REC_PAGES_OFFSET),
+    rawBytes: readU32(buf, REC_RAW_BYTES_OFFSET),
+    compressedBytes: readU32(buf, REC_COMPRESSED_OFFSET),
+    bodySum: readU32(buf, REC_BODY_SUM_OFFSET),
+    length: readU32(buf, REC_LENGTH_OFFSET),
+    state: Buffer.from(buf.subarray(REC_STATE_OFFSET, REC_STATE_OFFSET + STATE_SIZE)),
+  };
+  if (h.rawBytes !== h.pageCount * (4 + PAGE_SIZE)) return 'record page count and size disagree';
+  if (h.length !== alignUp4K(RECORD_HEADER_SIZE + h.compressedBytes)) return 'record length disagrees with its sizes';
+  return h;
+}

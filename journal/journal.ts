@@ -1,0 +1,270 @@
+// The write-ahead journal: one record per commit, written with one vectored write and made durable
+// before the commit is acknowledged; replayed on open; recycled once the data file holds its pages.
+//
+// Recovery rules (see format.ts for the layout):
+//  - segments are read in seq order; within a segment, records are read from the first 4 KiB
+//    boundary after the header until the first invalid one (bad magic, checksum, seq, sizes, or a
+//    body that does not decompress to its stated size): that is the torn or corrupt tail;
+//  - records up to the data file's last applied txn are skipped; after it, only consecutive txn
+//    ids are accepted, so a stale record from a segment's earlier use is never replayed;
+//  - writing always resumes in a fresh (or recycled, re-sequenced) segment, never after a tail
+//    that recovery rejected, so rejected bytes can never become part of a valid chain later.
+import { BirchError, CorruptionError, FatalIoError } from '../pager/errors.js';
+import type { DirectoryBackend, FileBackend } from '../pager/backend.js';
+import { readU32 } from '../pager/bytes.js';
+import { PAGE_SIZE, verifyPage } from '../pager/page-format.js';
+import { checksum } from '../pager/checksum.js';
+import { compress, decompress } from './codec.js';
+import {
+  RECORD_HEADER_SIZE, SEGMENT_DATA_OFFSET, alignUp4K, decodeRecordHeader, decodeSegmentHeader, encodeRecordHeader,
+  encodeSegmentHeader, parseSegmentName, segmentName, type RecordHeader,
+} from './format.js';
+
+export interface JournalOptions {
+  /** Size of each preallocated segment file. A larger record gets a segment of its own size. */
+  segmentBytes: number;
+  /** fdatasync each record before the commit is acknowledged. */
+  sync: boolean;
+}
+
+export interface JournalRecord {
+  txnId: number;
+  state: Buffer;
+  /** Page number -> image, ascending. */
+  pages: Map<number, Buffer>;
+}
+
+export interface JournalStats {
+  records: number;
+  pagesWritten: number;
+  rawBytes: number;
+  compressedBytes: number;
+  bytesWritten: number;
+  syncs: number;
+  segments: number;
+  segmentsCreated: number;
+  segmentsRecycled: number;
+  recoveredRecords: number;
+  recoveryStop: string;
+}
+
+interface Segment {
+  name: string;
+  seq: number;
+  file: FileBackend;
+  size: number;
+  /** The highest txn id written to this segment in its current use (0: none). */
+  lastTxn: number;
+}
+
+/** Where a scan of one segment stopped, and why. */
+export interface ScannedRecord {
+  segment: string;
+  offset: number;
+  header: RecordHeader;
+}
+
+const ZEROS = Buffer.alloc(1 << 20);
+
+export class Journal {
+  readonly #dir: DirectoryBackend;
+  readonly #opts: JournalOptions;
+  readonly #segments: Segment[] = [];
+  #current: Segment | undefined;
+  #pos = 0;
+  #unsynced = false;
+  #flushedTxn = 0;
+  readonly stats: JournalStats = {
+    records: 0, pagesWritten: 0, rawBytes: 0, compressedBytes: 0, bytesWritten: 0, syncs: 0,
+    segments: 0, segmentsCreated: 0, segmentsRecycled: 0, recoveredRecords: 0, recoveryStop: '',
+  };
+
+  private constructor(dir: DirectoryBackend, opts: JournalOptions) {
+    this.#dir = dir;
+    this.#opts = opts;
+  }
+
+  /**
+   * Opens the journal in `dir` and hands every intact record after `afterTxn`, in order, to
+   * `replay`. Writing starts later, in a fresh segment, on the first append.
+   */
+  static open(dir: DirectoryBackend, opts: JournalOptions, afterTxn: number, replay: (rec: JournalRecord) => void): Journal {
+    const j = new Journal(dir, opts);
+    j.#flushedTxn = afterTxn;
+    for (const name of dir.list().sort()) {
+      const seqFromName = parseSegmentName(name);
+      if (seqFromName === undefined) continue;
+      const file = dir.open(name, { create: false });
+      const header = Buffer.alloc(SEGMENT_DATA_OFFSET);
+      file.read(0, header);
+      // A segment whose header is not intact never had an acknowledged record (the header is
+      // synced before the first record); it is reused like any spent segment.
+      const seq = decodeSegmentHeader(header) ?? 0;
+      j.#segments.push({ name, seq, file, size: file.length(), lastTxn: 0 });
+    }
+    j.#segments.sort((a, b) => a.seq - b.seq);
+    let expected = afterTxn + 1;
+    const stops: string[] = [];
+    for (const seg of j.#segments) {
+      if (seg.seq === 0) continue;
+      const stop = j.#scanSegment(seg, (h, offset) => {
+        if (h.txnId < expected) return 'skip';
+        if (h.txnId > expected) return `gap: found txn ${h.txnId}, expected ${expected}`;
+        const rec = j.#readBody(seg, offset, h);
+        if (typeof rec === 'string') return rec;
+        replay(rec);
+        j.stats.recoveredRecords++;
+        expected++;
+        return 'take';
+      });
+      if (stop !== '') stops.push(`${seg.name}: ${stop}`);
+    }
+    j.stats.recoveryStop = stops.join('; ');
+    j.stats.segments = j.#segments.length;
+    return j;
+  }
+
+  /**
+   * Walks the valid records of `seg`, calling `visit` for each; returns why it stopped ('' at the
+   * end of the segment). `visit` returns 'skip' or 'take' to go on, or a reason to stop.
+   */
+  #scanSegment(seg: Segment, visit: (h: RecordHeader, offset: number) => string): string {
+    let pos = SEGMENT_DATA_OFFSET;
+    const hb = Buffer.alloc(RECORD_HEADER_SIZE);
+    while (pos + RECORD_HEADER_SIZE <= seg.size) {
+      seg.file.read(pos, hb);
+      if (readU32(hb, 0) === 0 && hb.every((b) => b === 0)) return `end of records at offset ${pos}`;
+      const h = decodeRecordHeader(hb);
+      if (typeof h === 'string') return `${h} at offset ${pos}`;
+      if (h.seq !== seg.seq) return `record from an earlier use of the segment at offset ${pos}`;
+      if (pos + h.length > seg.size) return `record at offset ${pos} runs past the end of the segment`;
+      const verdict = visit(h, pos);
+      if (verdict !== 'skip' && verdict !== 'take') return `${verdict} at offset ${pos}`;
+      seg.lastTxn = Math.max(seg.lastTxn, h.txnId);
+      pos += h.length;
+    }
+    return '';
+  }
+
+  #readBody(seg: Segment, offset: number, h: RecordHeader): JournalRecord | string {
+    const compressed = Buffer.alloc(h.compressedBytes);
+    seg.file.read(offset + RECORD_HEADER_SIZE, compressed);
+    if (checksum(compressed) !== h.bodySum) return 'record body checksum mismatch';
+    const raw = decompress(compressed, h.rawBytes);
+    if (raw === undefined) return 'record body does not decompress';
+    const pages = new Map<number, Buffer>();
+    const imagesAt = h.pageCount * 4;
+    for (let i = 0; i < h.pageCount; i++) {
+      const no = readU32(raw, i * 4);
+      const img = Buffer.from(raw.subarray(imagesAt + i * PAGE_SIZE, imagesAt + (i + 1) * PAGE_SIZE));
+      try {
+        verifyPage(img, no);
+      } catch (err) {
+        return (err as CorruptionError).message;
+      }
+      pages.set(no, img);
+    }
+    if (Number(h.state.readUInt32LE(0)) + h.state.readUInt32LE(4) * 2 ** 32 !== h.txnId) return 'record state names another txn';
+    return { txnId: h.txnId, state: h.state, pages };
+  }
+
+  /** Appends one commit record and, with `sync`, makes it durable. Throws FatalIoError on failure. */
+  append(txnId: number, state: Buffer, pages: Map<number, Buffer>): void {
+    const count = pages.size;
+    const raw = Buffer.allocUnsafe(count * (4 + PAGE_SIZE));
+    let i = 0;
+    for (const [no, img] of pages) {
+      raw.writeUInt32LE(no, i * 4);
+      img.copy(raw, count * 4 + i * PAGE_SIZE);
+      i++;
+    }
+    const body = compress(raw);
+    const length = alignUp4K(RECORD_HEADER_SIZE + body.length);
+    try {
+      if (this.#current === undefined || this.#pos + length > this.#current.size) this.#switchSegment(length);
+      const seg = this.#current as Segment;
+      const header = encodeRecordHeader({
+        seq: seg.seq, txnId, pageCount: count, rawBytes: raw.length, compressedBytes: body.length,
+        bodySum: checksum(body), length, state,
+      });
+      const padBytes = length - RECORD_HEADER_SIZE - body.length;
+      seg.file.writev(this.#pos, [header, body, ZEROS.subarray(0, padBytes)]);
+      this.#unsynced = true;
+      if (this.#opts.sync) this.sync();
+      this.#pos += length;
+      seg.lastTxn = txnId;
+    } catch (err) {
+      if (err instanceof BirchError) throw err;
+      throw new FatalIoError(`writing journal record for txn ${txnId} failed`, err);
+    }
+    this.stats.records++;
+    this.stats.pagesWritten += count;
+    this.stats.rawBytes += raw.length;
+    this.stats.compressedBytes += body.length;
+    this.stats.bytesWritten += length;
+  }
+
+  /** Makes every appended record durable. */
+  sync(): void {
+    if (!this.#unsynced || this.#current === undefined) return;
+    try {
+      this.#current.file.sync();
+    } catch (err) {
+      throw new FatalIoError('syncing the journal failed', err);
+    }
+    this.stats.syncs++;
+    this.#unsynced = false;
+  }
+
+  /** The data file now holds every txn up to `txn`: segments holding nothing newer may be reused. */
+  release(txn: number): void {
+    this.#flushedTxn = Math.max(this.#flushedTxn, txn);
+  }
+
+  #switchSegment(recordBytes: number): void {
+    this.sync();
+    const need = SEGMENT_DATA_OFFSET + recordBytes;
+    const seq = this.#segments.reduce((m, s) => Math.max(m, s.seq), 0) + 1;
+    let seg = this.#segments.find((s) => s !== this.#current && s.lastTxn <= this.#flushedTxn && s.size >= need);
+    if (seg !== undefined) {
+      this.stats.segmentsRecycled++;
+    } else {
+      const name = segmentName(seq);
+      const size = Math.max(this.#opts.segmentBytes, alignUp4K(need));
+      const file = this.#dir.open(name, { create: true });
+      // Preallocate by writing zeros: overwriting allocated blocks later needs no file-size or
+      // extent updates, so each record's fdatasync has less to write than an append would.
+      for (let off = 0; off < size; off += ZEROS.length) file.write(off, ZEROS.subarray(0, Math.min(ZEROS.length, size - off)));
+      file.sync();
+      this.#dir.syncDirectory();
+      seg = { name, seq, file, size, lastTxn: 0 };
+      this.#segments.push(seg);
+      this.stats.segmentsCreated++;
+    }
+    seg.seq = seq;
+    seg.lastTxn = 0;
+    seg.file.write(0, encodeSegmentHeader(seq));
+    seg.file.sync();
+    this.#current = seg;
+    this.#pos = SEGMENT_DATA_OFFSET;
+    this.stats.segments = this.#segments.length;
+  }
+
+  /** Every valid record header, segment by segment, for tools. */
+  listRecords(): { segment: string; seq: number; records: ScannedRecord[]; stop: string }[] {
+    return this.#segments.map((seg) => {
+      const records: ScannedRecord[] = [];
+      const stop = seg.seq === 0 ? 'segment header is not intact' : this.#scanSegment(seg, (header, offset) => {
+        records.push({ segment: seg.name, offset, header });
+        return 'skip';
+      });
+      return { segment: seg.name, seq: seg.seq, records, stop };
+    });
+  }
+
+  close(): void {
+    for (const s of this.#segments) s.file.close();
+    this.#segments.length = 0;
+    this.#current = undefined;
+  }
+}

@@ -1,0 +1,236 @@
+// The one narrow interface through which birchdb touches storage. Every layer above uses only
+// these calls, so tests can swap in the in-memory implementation (and, later, fault-injecting and
+// crash-simulating ones) without touching engine code.
+//
+// All calls are synchronous: the core is driven by one writer thread whose journal write and
+// fsync must finish before a commit is acknowledged anyway. The one exception is `syncAsync`,
+// used only by the background data-file flush so that a slow data-file sync never blocks commits
+// (the lesson: holding the write lock while syncing the data file stalls every writer).
+import fs from 'node:fs';
+import path from 'node:path';
+import { BirchError } from './errors.js';
+
+export interface FileBackend {
+  /** Reads exactly `buf.length` bytes at `position`; bytes past the end of the file read as zero. */
+  read(position: number, buf: Buffer): void;
+  write(position: number, buf: Buffer): void;
+  /** Writes the buffers back to back starting at `position`, as one vectored write where supported. */
+  writev(position: number, bufs: readonly Buffer[]): void;
+  /** Makes every completed write durable (fdatasync). */
+  sync(): void;
+  /** The same as sync, off the calling thread. */
+  syncAsync(): Promise<void>;
+  length(): number;
+  setLength(bytes: number): void;
+  close(): void;
+}
+
+/** A directory of named files: the data file, journal segments and the lock file. */
+export interface DirectoryBackend {
+  readonly path: string;
+  open(name: string, opts: { create: boolean }): FileBackend;
+  exists(name: string): boolean;
+  list(): string[];
+  remove(name: string): void;
+  /** Makes created and removed names durable. */
+  syncDirectory(): void;
+  /** Takes an exclusive lock on the directory for this handle; throws DB_LOCKED if another holds it. */
+  lock(): { release(): void };
+}
+
+// ----------------------------------------------------------------------------------------------
+// Real files
+
+class NodeFile implements FileBackend {
+  #fd: number;
+  constructor(fd: number) {
+    this.#fd = fd;
+  }
+  read(position: number, buf: Buffer): void {
+    let done = 0;
+    while (done < buf.length) {
+      const n = fs.readSync(this.#fd, buf, done, buf.length - done, position + done);
+      if (n === 0) {
+        buf.fill(0, done);
+        return;
+      }
+      done += n;
+    }
+  }
+  write(position: number, buf: Buffer): void {
+    let done = 0;
+    while (done < buf.length) done += fs.writeSync(this.#fd, buf, done, buf.length - done, position + done);
+  }
+  writev(position: number, bufs: readonly Buffer[]): void {
+    const total = bufs.reduce((s, b) => s + b.length, 0);
+    let done = fs.writevSync(this.#fd, bufs as Buffer[], position);
+    if (done === total) return;
+    // A short vectored write: finish the rest buffer by buffer.
+    let skip = done;
+    for (const b of bufs) {
+      if (skip >= b.length) {
+        skip -= b.length;
+        continue;
+      }
+      this.write(position + done, b.subarray(skip));
+      done += b.length - skip;
+      skip = 0;
+    }
+  }
+  sync(): void {
+    fs.fdatasyncSync(this.#fd);
+  }
+  syncAsync(): Promise<void> {
+    return new Promise((resolve, reject) => fs.fdatasync(this.#fd, (err) => (err ? reject(err) : resolve())));
+  }
+  length(): number {
+    return fs.fstatSync(this.#fd).size;
+  }
+  setLength(bytes: number): void {
+    fs.ftruncateSync(this.#fd, bytes);
+  }
+  close(): void {
+    fs.closeSync(this.#fd);
+  }
+}
+
+const require = (await import('node:module')).createRequire(import.meta.url);
+
+interface FsExt {
+  flockSync(fd: number, flags: 'ex' | 'exnb' | 'un'): void;
+}
+
+export class NodeDirectory implements DirectoryBackend {
+  readonly path: string;
+  constructor(dir: string) {
+    this.path = path.resolve(dir);
+    fs.mkdirSync(this.path, { recursive: true });
+  }
+  open(name: string, opts: { create: boolean }): FileBackend {
+    const fd = fs.openSync(path.join(this.path, name), opts.create ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDWR, 0o644);
+    return new NodeFile(fd);
+  }
+  exists(name: string): boolean {
+    return fs.existsSync(path.join(this.path, name));
+  }
+  list(): string[] {
+    return fs.readdirSync(this.path);
+  }
+  remove(name: string): void {
+    fs.rmSync(path.join(this.path, name), { force: true });
+  }
+  syncDirectory(): void {
+    const fd = fs.openSync(this.path, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  lock(): { release(): void } {
+    const fsExt = require('fs-ext') as FsExt;
+    const fd = fs.openSync(path.join(this.path, 'LOCK'), 'w');
+    try {
+      // flock locks belong to the open file description, so a second handle in this same process
+      // conflicts too, which is what we want: two handles on one directory would corrupt it.
+      fsExt.flockSync(fd, 'exnb');
+    } catch (err) {
+      fs.closeSync(fd);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN' || code === 'EWOULDBLOCK') {
+        throw new BirchError('DB_LOCKED', `database ${this.path} is open in another handle or process`, { cause: err });
+      }
+      throw new BirchError('IO', `cannot lock ${this.path}`, { cause: err });
+    }
+    return {
+      release: () => {
+        try {
+          fsExt.flockSync(fd, 'un');
+        } finally {
+          fs.closeSync(fd);
+        }
+      },
+    };
+  }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Memory: a directory whose files live in Buffers. It distinguishes nothing between written and
+// synced data; crash simulation builds on top of it.
+
+export class MemoryFile implements FileBackend {
+  data: Buffer = Buffer.alloc(0);
+  size = 0;
+  closed = false;
+  #ensure(bytes: number): void {
+    if (bytes <= this.data.length) return;
+    const grown = Buffer.alloc(Math.max(bytes, this.data.length * 2, 4096));
+    this.data.copy(grown, 0, 0, this.size);
+    this.data = grown;
+  }
+  read(position: number, buf: Buffer): void {
+    buf.fill(0);
+    if (position < this.size) this.data.copy(buf, 0, position, Math.min(this.size, position + buf.length));
+  }
+  write(position: number, buf: Buffer): void {
+    this.#ensure(position + buf.length);
+    buf.copy(this.data, position);
+    this.size = Math.max(this.size, position + buf.length);
+  }
+  writev(position: number, bufs: readonly Buffer[]): void {
+    let p = position;
+    for (const b of bufs) {
+      this.write(p, b);
+      p += b.length;
+    }
+  }
+  sync(): void {}
+  syncAsync(): Promise<void> {
+    return Promise.resolve();
+  }
+  length(): number {
+    return this.size;
+  }
+  setLength(bytes: number): void {
+    this.#ensure(bytes);
+    if (bytes < this.size) this.data.fill(0, bytes, this.size);
+    this.size = bytes;
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
+
+export class MemoryDirectory implements DirectoryBackend {
+  readonly path: string;
+  readonly files = new Map<string, MemoryFile>();
+  #locked = false;
+  constructor(name = 'memory') {
+    this.path = `memory:${name}`;
+  }
+  open(name: string, opts: { create: boolean }): FileBackend {
+    let f = this.files.get(name);
+    if (f === undefined) {
+      if (!opts.create) throw new BirchError('IO', `no file ${name} in ${this.path}`);
+      f = new MemoryFile();
+      this.files.set(name, f);
+    }
+    f.closed = false;
+    return f;
+  }
+  exists(name: string): boolean {
+    return this.files.has(name);
+  }
+  list(): string[] {
+    return [...this.files.keys()];
+  }
+  remove(name: string): void {
+    this.files.delete(name);
+  }
+  syncDirectory(): void {}
+  lock(): { release(): void } {
+    if (this.#locked) throw new BirchError('DB_LOCKED', `database ${this.path} is already open`);
+    this.#locked = true;
+    return { release: () => (this.#locked = false) };
+  }
+}

@@ -1,0 +1,34 @@
+// Little-endian field access for every on-disk structure. Format modules call these with their
+// named offset constants; nothing else reads raw offsets. 64-bit fields are two u32 halves and
+// are exposed as safe-integer numbers (asserted), because page numbers and txn ids never need
+// more than 2^53.
+
+export function readU8(buf: Buffer, off: number): number {
+  return buf[off] as number;
+}
+export function writeU8(buf: Buffer, off: number, v: number): void {
+  buf[off] = v;
+}
+export function readU16(buf: Buffer, off: number): number {
+  return buf.readUInt16LE(off);
+}
+export function writeU16(buf: Buffer, off: number, v: number): void {
+  buf.writeUInt16LE(v, off);
+}
+export function readU32(buf: Buffer, off: number): number {
+  return buf.readUInt32LE(off);
+}
+export function writeU32(buf: Buffer, off: number, v: number): void {
+  buf.writeUInt32LE(v >>> 0, off);
+}
+export function readU64(buf: Buffer, off: number): number {
+  const lo = buf.readUInt32LE(off);
+  const hi = buf.readUInt32LE(off + 4);
+  if (hi > 0x1fffff) throw new RangeError(`u64 at offset ${off} exceeds 2^53`);
+  return hi * 0x1_0000_0000 + lo;
+}
+export function writeU64(buf: Buffer, off: number, v: number): void {
+  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`u64 value ${v} is not a safe non-negative integer`);
+  buf.writeUInt32LE(v % 0x1_0000_0000, off);
+  buf.writeUInt32LE(Math.floor(v / 0x1_0000_0000), off + 4);
+}

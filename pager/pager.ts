@@ -1,0 +1,441 @@
+// The pager: the data file, the page cache, committed page images that the data file does not hold
+// yet, the free list, and the page-level half of a write transaction (allocation, copy-on-write,
+// freeing). It knows nothing of keys, trees or the journal.
+//
+// Where the newest committed image of a page lives, checked in this order:
+//   1. `unflushed`: pages committed (and journaled) since the last data-file flush;
+//   2. the page cache;
+//   3. the data file, verified against its checksum on every read.
+// Invariant: a committed page is never modified in place. A page number is reused only after the
+// free list released it, i.e. when no live snapshot can reach the old image; its cached image is
+// dropped when the new image is installed.
+import { FatalIoError, BirchError, CorruptionError } from './errors.js';
+import type { DirectoryBackend, FileBackend } from './backend.js';
+import { PageCache } from './cache.js';
+import { FreeList, decodeFreeList, encodeFreeList, freeListPagesFor, type AllocationOptions } from './freelist.js';
+import { pageNo, txnId, type PageNo, type TxnId } from './ids.js';
+import { FILE_HEADER_PAGE, META_PAGES, ROOTS_SIZE, checkFileHeader, decodeMeta, encodeFileHeader, encodeMeta, type DbState } from './meta-format.js';
+import { FIRST_DATA_PAGE, PAGE_NO_OFFSET, PAGE_SIZE, PageKind, initPage, pageOffsetBytes, sealPage, verifyPage } from './page-format.js';
+import { writeU32 } from './bytes.js';
+
+export const DATA_FILE = 'data.birch';
+
+/** The data file grows by this fraction of its size, clamped to [GROW_MIN, GROW_MAX] bytes. */
+const GROW_FRACTION = 1 / 8;
+const GROW_MIN_BYTES = 1 << 20;
+const GROW_MAX_BYTES = 64 << 20;
+
+export interface PagerOptions {
+  cacheBytes: number;
+  allocation: AllocationOptions;
+}
+
+export interface FlushStats {
+  flushes: number;
+  pagesFlushed: number;
+  writeRuns: number;
+  lastWriteRuns: number;
+  lastPages: number;
+}
+
+export class Pager {
+  readonly dir: DirectoryBackend;
+  readonly file: FileBackend;
+  readonly cache: PageCache;
+  readonly freeList: FreeList;
+  /** The newest committed state (it may be ahead of the data file's meta). */
+  state: DbState;
+  /** The state the data file's newest meta records. */
+  flushedState: DbState;
+  /** Pages of the current on-disk free list, freed by the next commit that rewrites it. */
+  freeListPages: PageNo[];
+  readonly unflushed = new Map<number, Buffer>();
+  readonly flushStats: FlushStats = { flushes: 0, pagesFlushed: 0, writeRuns: 0, lastWriteRuns: 0, lastPages: 0 };
+  #metaSlot: number;
+  #flushing: Promise<void> | undefined;
+  /** Bumped by every flush; a background flush that finds it changed after an await stops there. */
+  #generation = 0;
+  #closed = false;
+
+  private constructor(dir: DirectoryBackend, file: FileBackend, opts: PagerOptions, state: DbState, metaSlot: number) {
+    this.dir = dir;
+    this.file = file;
+    this.cache = new PageCache(opts.cacheBytes);
+    this.freeList = new FreeList(opts.allocation);
+    this.state = state;
+    this.flushedState = state;
+    this.#metaSlot = metaSlot;
+    this.freeListPages = [];
+  }
+
+  /** Opens the data file in `dir`, creating it if absent. */
+  static open(dir: DirectoryBackend, opts: PagerOptions): Pager {
+    const existed = dir.exists(DATA_FILE);
+    const file = dir.open(DATA_FILE, { create: true });
+    try {
+      if (!existed || file.length() === 0) Pager.#create(dir, file);
+      const header = Buffer.alloc(PAGE_SIZE);
+      file.read(0, header);
+      checkFileHeader(header, DATA_FILE);
+      let best: { state: DbState; slot: number } | undefined;
+      const problems: string[] = [];
+      for (let slot = 0; slot < 2; slot++) {
+        const buf = Buffer.alloc(PAGE_SIZE);
+        file.read(pageOffsetBytes(META_PAGES[slot] as number), buf);
+        const meta = decodeMeta(buf, META_PAGES[slot] as PageNo, DATA_FILE);
+        if (meta instanceof CorruptionError) problems.push(meta.message);
+        else if (best === undefined || meta.txnId > best.state.txnId) best = { state: meta, slot };
+      }
+      if (best === undefined) throw new CorruptionError(`neither meta page is valid: ${problems.join('; ')}`, { file: DATA_FILE });
+      const pager = new Pager(dir, file, opts, best.state, best.slot);
+      pager.#loadFreeList();
+      return pager;
+    } catch (err) {
+      file.close();
+      throw err;
+    }
+  }
+
+  static #create(dir: DirectoryBackend, file: FileBackend): void {
+    const state: DbState = { txnId: txnId(0), journalTxnId: txnId(0), pageCount: FIRST_DATA_PAGE, freeRoot: pageNo(0), roots: Buffer.alloc(ROOTS_SIZE) };
+    file.setLength(0);
+    file.write(0, encodeFileHeader());
+    // Both slots hold txn 0 so that the first flush may overwrite either.
+    file.write(pageOffsetBytes(META_PAGES[0] as number), encodeMeta(META_PAGES[0] as PageNo, state));
+    file.write(pageOffsetBytes(META_PAGES[1] as number), encodeMeta(META_PAGES[1] as PageNo, state));
+    file.sync();
+    dir.syncDirectory();
+  }
+
+  #loadFreeList(): void {
+    const { runs, pages } = decodeFreeList(this.state.freeRoot, this.state.pageCount, (no) => this.readPage(no));
+    for (const [start, len] of runs.runs()) this.freeList.free.addRun(start, len);
+    this.freeListPages = pages;
+  }
+
+  /** Replaces the committed state after recovery replayed journal records on top of the data file. */
+  installRecovered(state: DbState, pages: Map<number, Buffer>): void {
+    for (const [no, buf] of pages) {
+      this.unflushed.set(no, buf);
+      this.cache.delete(no);
+    }
+    this.state = state;
+    this.freeList.free.starts = [];
+    this.freeList.free.lens = [];
+    this.freeList.free.pages = 0;
+    this.#loadFreeList();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The newest committed image of page `no`. Shared: never modify it. */
+  readPage(no: PageNo): Buffer {
+    const u = this.unflushed.get(no);
+    if (u !== undefined) return u;
+    const c = this.cache.get(no);
+    if (c !== undefined) return c;
+    const buf = this.readPageFromDisk(no);
+    this.cache.set(no, buf);
+    return buf;
+  }
+
+  /** Reads and verifies page `no` from the data file, bypassing every in-memory copy. */
+  readPageFromDisk(no: PageNo): Buffer {
+    if (this.#closed) throw new BirchError('DB_CLOSED', 'the database is closed');
+    const buf = Buffer.allocUnsafe(PAGE_SIZE);
+    try {
+      this.file.read(pageOffsetBytes(no), buf);
+    } catch (err) {
+      throw new BirchError('IO', `cannot read page ${no} of ${DATA_FILE}`, { cause: err });
+    }
+    verifyPage(buf, no, DATA_FILE);
+    return buf;
+  }
+
+  beginTxn(id: TxnId): PageTxn {
+    return new PageTxn(this, id);
+  }
+
+  /** Makes a committed transaction's pages the newest images; called after its journal record is durable. */
+  install(state: DbState, dirty: Map<number, Buffer>, freed: PageNo[], freeListPages: PageNo[]): void {
+    for (const [no, buf] of dirty) {
+      this.unflushed.set(no, buf);
+      this.cache.delete(no);
+    }
+    this.freeList.addPending(state.txnId, freed);
+    this.freeListPages = freeListPages;
+    this.state = state;
+  }
+
+  get unflushedBytes(): number {
+    return this.unflushed.size * PAGE_SIZE;
+  }
+
+  get flushing(): boolean {
+    return this.#flushing !== undefined;
+  }
+
+  /**
+   * Brings the data file up to the newest committed state: the newest image of every changed page,
+   * sorted by page number, each contiguous stretch in one write; a data-file sync; then a meta in
+   * the other slot and a second sync. The caller must have made the journal durable first (the
+   * write-ahead rule). Commits may go on meanwhile; their pages wait for the next flush.
+   */
+  async flushAsync(): Promise<TxnId> {
+    while (this.#flushing !== undefined) await this.#flushing;
+    const state = this.state;
+    if (state.txnId === this.flushedState.txnId) return state.txnId;
+    const generation = ++this.#generation;
+    const superseded = (): boolean => this.#closed || this.#generation !== generation;
+    const images = this.#writeImages();
+    const run = (async () => {
+      await this.#syncDataFile();
+      if (superseded()) return;
+      this.#writeMeta(state);
+      await this.#syncDataFile();
+      if (superseded()) return;
+      this.#finishFlush(state, images);
+    })();
+    this.#flushing = run;
+    try {
+      await run;
+    } finally {
+      this.#flushing = undefined;
+    }
+    return state.txnId;
+  }
+
+  /**
+   * The same as flushAsync, blocking: used at open (after recovery) and at close. It supersedes a
+   * background flush in flight, which then writes no meta of its own.
+   */
+  flushSync(): TxnId {
+    this.#generation++;
+    const state = this.state;
+    if (state.txnId === this.flushedState.txnId) return state.txnId;
+    const images = this.#writeImages();
+    this.#syncDataFileSync();
+    this.#writeMeta(state);
+    this.#syncDataFileSync();
+    this.#finishFlush(state, images);
+    return state.txnId;
+  }
+
+  /** Writes the images; returns what was written so that the flush can drop exactly those. */
+  #writeImages(): [number, Buffer][] {
+    const images = [...this.unflushed.entries()].sort((a, b) => a[0] - b[0]);
+    try {
+      this.#growTo(this.state.pageCount);
+      let runs = 0;
+      let i = 0;
+      while (i < images.length) {
+        let j = i + 1;
+        while (j < images.length && (images[j] as [number, Buffer])[0] === (images[j - 1] as [number, Buffer])[0] + 1) j++;
+        const first = (images[i] as [number, Buffer])[0];
+        this.file.writev(pageOffsetBytes(first), images.slice(i, j).map((e) => e[1]));
+        runs++;
+        i = j;
+      }
+      this.flushStats.flushes++;
+      this.flushStats.pagesFlushed += images.length;
+      this.flushStats.writeRuns += runs;
+      this.flushStats.lastWriteRuns = runs;
+      this.flushStats.lastPages = images.length;
+    } catch (err) {
+      throw new FatalIoError(`writing ${DATA_FILE} failed`, err);
+    }
+    return images;
+  }
+
+  #growTo(pages: number): void {
+    const need = pageOffsetBytes(pages);
+    const have = this.file.length();
+    if (need <= have) return;
+    const step = Math.min(GROW_MAX_BYTES, Math.max(GROW_MIN_BYTES, Math.floor(have * GROW_FRACTION)));
+    const target = Math.max(need, Math.ceil((have + step) / GROW_MIN_BYTES) * GROW_MIN_BYTES);
+    this.file.setLength(Math.min(target, Math.max(need, have + step)));
+  }
+
+  async #syncDataFile(): Promise<void> {
+    try {
+      await this.file.syncAsync();
+    } catch (err) {
+      if (this.#closed) return;
+      throw new FatalIoError(`syncing ${DATA_FILE} failed`, err);
+    }
+  }
+
+  #syncDataFileSync(): void {
+    try {
+      this.file.sync();
+    } catch (err) {
+      throw new FatalIoError(`syncing ${DATA_FILE} failed`, err);
+    }
+  }
+
+  #writeMeta(state: DbState): void {
+    const slot = 1 - this.#metaSlot;
+    const flushed: DbState = { ...state, journalTxnId: state.txnId };
+    try {
+      this.file.write(pageOffsetBytes(META_PAGES[slot] as number), encodeMeta(META_PAGES[slot] as PageNo, flushed));
+    } catch (err) {
+      throw new FatalIoError(`writing the meta page of ${DATA_FILE} failed`, err);
+    }
+    this.#metaSlot = slot;
+  }
+
+  #finishFlush(state: DbState, images: [number, Buffer][]): void {
+    for (const [no, buf] of images) {
+      // A later commit may have installed a newer image of the same page meanwhile: keep that one.
+      if (this.unflushed.get(no) === buf) {
+        this.unflushed.delete(no);
+        this.cache.set(no, buf);
+      }
+    }
+    this.flushedState = { ...state, journalTxnId: state.txnId };
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.file.close();
+  }
+}
+
+/**
+ * The page-level half of one write transaction. Pages it allocates are its own ("dirty") and are
+ * modified in place; every other page is committed and is copied to a new number before a change.
+ * Nothing here touches shared state until `Pager.install`, except taking pages out of the free
+ * list, which `rollback` undoes.
+ */
+export class PageTxn {
+  readonly id: TxnId;
+  readonly #pager: Pager;
+  readonly dirty = new Map<number, Buffer>();
+  /** Committed pages this txn freed: pending until no snapshot older than this txn remains. */
+  readonly freed: PageNo[] = [];
+  /** Pages this txn allocated and freed again: reusable at once, since nothing else saw them. */
+  readonly #local: PageNo[] = [];
+  readonly #taken: [number, number][] = [];
+  readonly #startPageCount: number;
+  pageCount: number;
+  newFreeListPages: PageNo[] = [];
+
+  constructor(pager: Pager, id: TxnId) {
+    this.#pager = pager;
+    this.id = id;
+    this.pageCount = pager.state.pageCount;
+    this.#startPageCount = this.pageCount;
+  }
+
+  page(no: PageNo): Buffer {
+    return this.dirty.get(no) ?? this.#pager.readPage(no);
+  }
+
+  isDirty(no: PageNo): boolean {
+    return this.dirty.has(no);
+  }
+
+  allocate(kind: PageKind): { no: PageNo; buf: Buffer } {
+    const local = this.#local.pop();
+    const no = local ?? this.#takeRun(1);
+    const buf = Buffer.alloc(PAGE_SIZE);
+    initPage(buf, no, kind);
+    this.dirty.set(no, buf);
+    return { no, buf };
+  }
+
+  /** `n` contiguous new pages (for overflow values); returns the first. */
+  allocateRun(n: number, kind: PageKind): PageNo {
+    const first = n === 1 && this.#local.length > 0 ? (this.#local.pop() as PageNo) : this.#takeRun(n);
+    for (let i = 0; i < n; i++) {
+      const buf = Buffer.alloc(PAGE_SIZE);
+      initPage(buf, pageNo(first + i), kind);
+      this.dirty.set(first + i, buf);
+    }
+    return first;
+  }
+
+  #takeRun(n: number): PageNo {
+    const p = this.#pager.freeList.take(n, this.pageCount);
+    if (p !== undefined) {
+      this.#taken.push([p, n]);
+      return p;
+    }
+    const first = this.pageCount;
+    if (first + n > 0xffff_ffff) throw new BirchError('FATAL_IO', 'the data file reached its 2^32-page limit');
+    this.pageCount += n;
+    return pageNo(first);
+  }
+
+  /** A writable image of page `no`: itself if dirty, else a copy at a new page number. */
+  writable(no: PageNo): { no: PageNo; buf: Buffer } {
+    const d = this.dirty.get(no);
+    if (d !== undefined) return { no, buf: d };
+    const src = this.#pager.readPage(no);
+    const local = this.#local.pop();
+    const fresh = local ?? this.#takeRun(1);
+    const buf = Buffer.from(src);
+    writeU32(buf, PAGE_NO_OFFSET, fresh);
+    this.dirty.set(fresh, buf);
+    this.freed.push(no);
+    return { no: fresh, buf };
+  }
+
+  free(no: PageNo): void {
+    if (this.dirty.delete(no)) this.#local.push(no);
+    else this.freed.push(no);
+  }
+
+  /**
+   * Rewrites the free list for commit: the old list's pages are freed, new pages are allocated and
+   * filled with every free and pending page. Returns the new list's first page (0 if empty).
+   */
+  writeFreeList(): PageNo {
+    for (const p of this.#pager.freeListPages) this.free(p);
+    const extra = [...this.freed, ...this.#local];
+    const estimate = this.#pager.freeList.allRuns(extra).starts.length;
+    if (estimate === 0) {
+      this.newFreeListPages = [];
+      return pageNo(0);
+    }
+    // Taking a page out of the middle of a run can split it: one more run per page taken.
+    const first = freeListPagesFor(estimate);
+    const count = freeListPagesFor(estimate + first + 1);
+    const pages: { no: PageNo; buf: Buffer }[] = [];
+    for (let i = 0; i < count; i++) pages.push(this.allocate(PageKind.FreeList));
+    const runs = this.#pager.freeList.allRuns([...this.freed, ...this.#local]);
+    encodeFreeList(runs, pages);
+    this.newFreeListPages = pages.map((p) => p.no);
+    return (pages[0] as { no: PageNo }).no;
+  }
+
+  /** Seals every dirty page; returns them sorted by page number, as the journal wants them. */
+  sealAll(): Map<number, Buffer> {
+    const sorted = new Map([...this.dirty.entries()].sort((a, b) => a[0] - b[0]));
+    for (const buf of sorted.values()) sealPage(buf);
+    return sorted;
+  }
+
+  /** Pages this txn freed or allocated-and-freed, which the free list takes at install. */
+  get freedForInstall(): PageNo[] {
+    return this.freed;
+  }
+
+  /** Returns local pages to the free list directly (nothing outside this txn ever saw them). */
+  releaseLocal(): void {
+    for (const p of this.#local) this.#pager.freeList.free.add(p);
+    this.#local.length = 0;
+  }
+
+  /** Undoes this txn's effect on the free list (abort, or a failed commit). */
+  rollback(): void {
+    for (const [start, n] of this.#taken) this.#pager.freeList.free.addRun(start, n);
+    this.#taken.length = 0;
+    this.#local.length = 0;
+    this.pageCount = this.#startPageCount;
+    this.dirty.clear();
+  }
+}
