@@ -228,6 +228,17 @@ export class MemoryDirectory implements DirectoryBackend {
     this.files.delete(name);
   }
   syncDirectory(): void {}
+  /** A deep copy of every file, as a crash would leave them if all writes had reached the disk. */
+  clone(name = 'clone'): MemoryDirectory {
+    const c = new MemoryDirectory(name);
+    for (const [n, f] of this.files) {
+      const copy = new MemoryFile();
+      copy.data = Buffer.from(f.data.subarray(0, f.size));
+      copy.size = f.size;
+      c.files.set(n, copy);
+    }
+    return c;
+  }
   lock(): { release(): void } {
     if (this.#locked) throw new BirchError('DB_LOCKED', `database ${this.path} is already open`);
     this.#locked = true;
