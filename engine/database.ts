@@ -137,8 +137,9 @@ export class Database {
         for (const [no, img] of rec.pages) replayed.set(no, img);
         last = decodeState(rec.state, 0);
       });
+      if (last !== undefined) pager.installRecovered(last, replayed);
+      pager.loadFreeList();
       if (last !== undefined) {
-        pager.installRecovered(last, replayed);
         // Bring the data file up to date now, so every journal segment can be reused and the
         // rejected tail (if any) is never read again.
         journal.release(pager.flushSync());

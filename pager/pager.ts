@@ -87,9 +87,9 @@ export class Pager {
         else if (best === undefined || meta.txnId > best.state.txnId) best = { state: meta, slot };
       }
       if (best === undefined) throw new CorruptionError(`neither meta page is valid: ${problems.join('; ')}`, { file: DATA_FILE });
-      const pager = new Pager(dir, file, opts, best.state, best.slot);
-      pager.#loadFreeList();
-      return pager;
+      // The free list is not read here: until the journal is replayed, the data file may hold
+      // pages of an interrupted flush over pages the meta's free list used (see loadFreeList).
+      return new Pager(dir, file, opts, best.state, best.slot);
     } catch (err) {
       file.close();
       throw err;
@@ -107,7 +107,12 @@ export class Pager {
     dir.syncDirectory();
   }
 
-  #loadFreeList(): void {
+  /**
+   * Reads the committed state's free list. Call once, after journal replay: a flush interrupted by
+   * a crash may have overwritten pages that only the meta's older state used (its free-list pages
+   * among them); the replayed images, which take precedence over the data file, cover every one.
+   */
+  loadFreeList(): void {
     const { runs, pages } = decodeFreeList(this.state.freeRoot, this.state.pageCount, (no) => this.readPage(no));
     for (const [start, len] of runs.runs()) this.freeList.free.addRun(start, len);
     this.freeListPages = pages;
@@ -120,10 +125,6 @@ export class Pager {
       this.cache.delete(no);
     }
     this.state = state;
-    this.freeList.free.starts = [];
-    this.freeList.free.lens = [];
-    this.freeList.free.pages = 0;
-    this.#loadFreeList();
   }
 
   get closed(): boolean {
