@@ -9,7 +9,8 @@
 //      the handle refuses writes until reopened, and the free list is rolled back;
 //   5. publish: the pages become the newest images, the state becomes the committed state, the
 //      pages this txn freed wait in the free list until no older snapshot remains;
-//   6. past `checkpointBytes` of unflushed pages, start a background data-file flush.
+//   6. past `checkpointBytes` of unflushed pages, start a background data-file flush; past twice
+//      that (the background flush cannot keep up), flush synchronously.
 import { BirchError, FatalIoError } from '../pager/errors.js';
 import { NodeDirectory, type DirectoryBackend } from '../pager/backend.js';
 import { DEFAULT_ALLOCATION, type AllocationOptions } from '../pager/freelist.js';
@@ -28,9 +29,12 @@ export interface OpenOptions {
   sync?: boolean;
   /** Page cache size in bytes (default 64 MiB). */
   cacheSize?: number;
-  /** Size of each preallocated journal segment (default 32 MiB). */
+  /** Size of each preallocated journal segment (default 16 MiB). */
   journalSegmentSize?: number;
-  /** Committed-but-unflushed page bytes that start a background data-file flush (default 32 MiB). */
+  /**
+   * Committed-but-unflushed page bytes that start a background data-file flush (default 16 MiB).
+   * At twice this, a commit flushes synchronously (backpressure), bounding memory and journal.
+   */
   checkpointBytes?: number;
   /** The free-list allocation policy (pager/freelist.ts). */
   allocation?: Partial<AllocationOptions>;
@@ -49,9 +53,12 @@ interface ResolvedOptions {
 export const DEFAULTS = {
   sync: true,
   cacheSize: 64 * 1024 * 1024,
-  journalSegmentSize: 32 * 1024 * 1024,
-  checkpointBytes: 32 * 1024 * 1024,
+  journalSegmentSize: 16 * 1024 * 1024,
+  checkpointBytes: 16 * 1024 * 1024,
 } as const;
+
+/** Unflushed pages past this multiple of checkpointBytes make a commit flush synchronously. */
+const BACKPRESSURE_FACTOR = 2;
 
 function resolveOptions(opts: OpenOptions): ResolvedOptions {
   if (typeof opts !== 'object' || opts === null) throw new BirchError('BAD_OPTION', 'options must be an object');
@@ -91,6 +98,8 @@ export class Database {
   #fatal: BirchError | undefined;
   #closed = false;
   #background: Promise<void> | undefined;
+  /** Journal bytes written when the newest completed flush started. */
+  #journalBytesAtFlush = 0;
   readonly #counters: CommitCounters = { commits: 0, pagesCommitted: 0, lastCommitPages: 0 };
   readonly #host: TxnHost;
 
@@ -232,8 +241,24 @@ export class Database {
     return state.txnId;
   }
 
+  /**
+   * How far the data file is behind: the larger of the unflushed page images held in memory and
+   * the journal bytes written since the last completed flush (random writes rewrite the same pages
+   * over and over, so the journal can run far ahead while the unflushed set stays small).
+   */
+  #backlogBytes(): number {
+    return Math.max(this.#pager.unflushedBytes, this.#journal.stats.bytesWritten - this.#journalBytesAtFlush);
+  }
+
   #maybeFlush(): void {
-    if (this.#background !== undefined || this.#pager.unflushedBytes < this.#opts.checkpointBytes) return;
+    const unflushed = this.#backlogBytes();
+    if (unflushed >= BACKPRESSURE_FACTOR * this.#opts.checkpointBytes) {
+      // Backpressure: the background flush is not keeping up (or the caller never yields to the
+      // event loop, so it cannot progress). Flush now, so that memory and journal stay bounded.
+      this.checkpointSync();
+      return;
+    }
+    if (this.#background !== undefined || unflushed < this.#opts.checkpointBytes) return;
     // A failure is recorded as fatal by checkpoint() itself; later writes report it.
     this.#background = this.checkpoint()
       .then(() => undefined, () => undefined)
@@ -250,8 +275,12 @@ export class Database {
     this.#assertWritable();
     try {
       this.#journal.sync(); // write-ahead: the journal is durable before the data file changes
+      const journalBytes = this.#journal.stats.bytesWritten;
       const t = await this.#pager.flushAsync();
-      if (!this.#closed) this.#journal.release(t);
+      if (!this.#closed && this.#pager.flushedState.txnId >= t) {
+        this.#journal.release(t);
+        this.#journalBytesAtFlush = Math.max(this.#journalBytesAtFlush, journalBytes);
+      }
       return t;
     } catch (err) {
       if (err instanceof FatalIoError) this.#fatal = err;
@@ -264,8 +293,10 @@ export class Database {
     this.#assertWritable();
     try {
       this.#journal.sync();
+      const journalBytes = this.#journal.stats.bytesWritten;
       const t = this.#pager.flushSync();
       this.#journal.release(t);
+      this.#journalBytesAtFlush = journalBytes;
       return t;
     } catch (err) {
       if (err instanceof FatalIoError) this.#fatal = err;

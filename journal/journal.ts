@@ -65,6 +65,7 @@ export interface ScannedRecord {
 }
 
 const ZEROS = Buffer.alloc(1 << 20);
+const PREALLOC_WRITE_BYTES = 4096;
 
 export class Journal {
   readonly #dir: DirectoryBackend;
@@ -233,8 +234,14 @@ export class Journal {
       const size = Math.max(this.#opts.segmentBytes, alignUp4K(need));
       const file = this.#dir.open(name, { create: true });
       // Preallocate by writing zeros: overwriting allocated blocks later needs no file-size or
-      // extent updates, so each record's fdatasync has less to write than an append would.
-      for (let off = 0; off < size; off += ZEROS.length) file.write(off, ZEROS.subarray(0, Math.min(ZEROS.length, size - off)));
+      // extent updates, so each record's fdatasync has less to write than an append would
+      // (perf/journal-prealloc.ts measures it). The zeros go in 4 KiB writes on purpose: with
+      // large page-cache folios (ext4 on Linux 6.x) a folio takes the size of the write that
+      // created it and is written back whole, so 1 MiB zero writes made every later 4 KiB record
+      // cost a 1 MiB write-back (measured: 210 MB written for 200 synced 4 KiB records, 0.8 MB
+      // with 4 KiB preallocation writes).
+      const zeros = ZEROS.subarray(0, PREALLOC_WRITE_BYTES);
+      for (let off = 0; off < size; off += PREALLOC_WRITE_BYTES) file.write(off, zeros);
       file.sync();
       this.#dir.syncDirectory();
       seg = { name, seq, file, size, lastTxn: 0 };

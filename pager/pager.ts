@@ -224,26 +224,40 @@ export class Pager {
     return state.txnId;
   }
 
-  /** Writes the images; returns what was written so that the flush can drop exactly those. */
+  /**
+   * Writes the images; returns what it took from `unflushed` so that the flush can drop exactly
+   * those. Pages that are free by now (freed and past every snapshot) are dead: no state the flush
+   * records can reach them. A dead page inside a stretch of contiguous pages is written anyway
+   * (one longer write beats two writes); dead pages at a stretch's ends, or stretches of nothing
+   * but dead pages, are not written.
+   */
   #writeImages(): [number, Buffer][] {
     const images = [...this.unflushed.entries()].sort((a, b) => a[0] - b[0]);
+    const dead = (k: number): boolean => this.freeList.free.has((images[k] as [number, Buffer])[0]);
+    let runs = 0;
+    let pages = 0;
     try {
       this.#growTo(this.state.pageCount);
-      let runs = 0;
       let i = 0;
       while (i < images.length) {
         let j = i + 1;
         while (j < images.length && (images[j] as [number, Buffer])[0] === (images[j - 1] as [number, Buffer])[0] + 1) j++;
-        const first = (images[i] as [number, Buffer])[0];
-        this.file.writev(pageOffsetBytes(first), images.slice(i, j).map((e) => e[1]));
-        runs++;
+        let a = i;
+        let b = j;
+        while (a < b && dead(a)) a++;
+        while (b > a && dead(b - 1)) b--;
+        if (a < b) {
+          this.file.writev(pageOffsetBytes((images[a] as [number, Buffer])[0]), images.slice(a, b).map((e) => e[1]));
+          runs++;
+          pages += b - a;
+        }
         i = j;
       }
       this.flushStats.flushes++;
-      this.flushStats.pagesFlushed += images.length;
+      this.flushStats.pagesFlushed += pages;
       this.flushStats.writeRuns += runs;
       this.flushStats.lastWriteRuns = runs;
-      this.flushStats.lastPages = images.length;
+      this.flushStats.lastPages = pages;
     } catch (err) {
       throw new FatalIoError(`writing ${DATA_FILE} failed`, err);
     }
@@ -292,7 +306,7 @@ export class Pager {
       // A later commit may have installed a newer image of the same page meanwhile: keep that one.
       if (this.unflushed.get(no) === buf) {
         this.unflushed.delete(no);
-        this.cache.set(no, buf);
+        if (!this.freeList.free.has(no)) this.cache.set(no, buf);
       }
     }
     this.flushedState = { ...state, journalTxnId: state.txnId };
