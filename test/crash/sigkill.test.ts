@@ -10,12 +10,24 @@ import { assertClean, rmDir, rng, tmpDir } from '../helpers/index.js';
 const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'child.js');
 const CYCLES = Number(process.env.BIRCH_KILL_CYCLES ?? 12);
 
-function runAndKill(dir: string, afterMs: number): Promise<{ last: number; count: number }> {
+function runAndKill(dir: string, afterMs: number, whileRunning?: () => void): Promise<{ last: number; count: number }> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [child, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    let probed = false;
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (!probed && whileRunning !== undefined) {
+        probed = true;
+        try {
+          whileRunning();
+        } catch (e) {
+          p.kill('SIGKILL');
+          reject(e as Error);
+        }
+      }
+    });
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const timer = setTimeout(() => p.kill('SIGKILL'), afterMs);
     p.on('exit', (code, signal) => {
@@ -61,7 +73,25 @@ describe('crash: SIGKILL during commits and flushes', () => {
     }
   });
 
-  it('refuses a second open of a directory that is open elsewhere', () => {
+  it('refuses to open a directory that another process holds open', async () => {
+    const dir = tmpDir('birch-lock');
+    try {
+      let refused: unknown;
+      await runAndKill(dir, 1500, () => {
+        try {
+          Database.open(dir).close();
+        } catch (e) {
+          refused = e;
+        }
+      });
+      assert.ok(refused instanceof Error && (refused as { code?: string }).code === 'DB_LOCKED', `expected DB_LOCKED, got ${String(refused)}`);
+      Database.open(dir).close(); // the lock died with the process
+    } finally {
+      rmDir(dir);
+    }
+  });
+
+  it('refuses a second open of a directory that is open in this process', () => {
     const dir = tmpDir('birch-lock');
     try {
       const db = Database.open(dir);
