@@ -87,7 +87,6 @@ export interface CommitCounters {
 
 export class Database {
   readonly path: string;
-  readonly #dir: DirectoryBackend;
   readonly #lock: { release(): void };
   readonly #pager: Pager;
   readonly #journal: Journal;
@@ -104,7 +103,6 @@ export class Database {
   readonly #host: TxnHost;
 
   private constructor(dir: DirectoryBackend, lock: { release(): void }, pager: Pager, journal: Journal, opts: ResolvedOptions) {
-    this.#dir = dir;
     this.path = dir.path;
     this.#lock = lock;
     this.#pager = pager;
@@ -128,13 +126,10 @@ export class Database {
    */
   static open(dir: string | DirectoryBackend, options: OpenOptions = {}): Database {
     const opts = resolveOptions(options);
-    let backend: DirectoryBackend;
-    if (options.backend !== undefined) backend = options.backend;
-    else if (typeof dir === 'string') backend = new NodeDirectory(dir);
-    else backend = dir;
-    if (typeof dir !== 'string' && options.backend === undefined && typeof (dir as DirectoryBackend).open !== 'function') {
+    if (typeof dir !== 'string' && (typeof dir !== 'object' || dir === null || typeof dir.open !== 'function')) {
       throw new BirchError('BAD_OPTION', 'open() takes a directory path');
     }
+    const backend = options.backend ?? (typeof dir === 'string' ? new NodeDirectory(dir) : dir);
     const lock = backend.lock();
     let pager: Pager | undefined;
     let journal: Journal | undefined;

@@ -39,7 +39,7 @@ export function initNode(page: Buffer): void {
 
 // ---- cells -------------------------------------------------------------------------------------
 
-export function keyStart(page: Buffer, off: number, leaf: boolean): number {
+export function keyStart(off: number, leaf: boolean): number {
   return off + (leaf ? LEAF_CELL_HEADER : BRANCH_CELL_HEADER);
 }
 export function keyLength(page: Buffer, off: number, leaf: boolean): number {
@@ -48,7 +48,7 @@ export function keyLength(page: Buffer, off: number, leaf: boolean): number {
 /** A view of slot i's key (valid while the page is unchanged). */
 export function keyAt(page: Buffer, i: number, leaf: boolean): Buffer {
   const off = cellOffset(page, i);
-  const start = keyStart(page, off, leaf);
+  const start = keyStart(off, leaf);
   return page.subarray(start, start + keyLength(page, off, leaf));
 }
 export function cellSize(page: Buffer, off: number, leaf: boolean): number {
@@ -108,7 +108,7 @@ export function makeBranchCell(key: Buffer, child: number): Buffer {
 /** Compares `key` with slot i's key as unsigned bytes. */
 export function compareAt(page: Buffer, i: number, key: Buffer, leaf: boolean): number {
   const off = cellOffset(page, i);
-  const start = keyStart(page, off, leaf);
+  const start = keyStart(off, leaf);
   // Buffer#compare(target, ...) orders `key` against the target range: no slice is allocated.
   return -key.compare(page, start, start + keyLength(page, off, leaf));
 }

@@ -13,7 +13,7 @@ import { FIRST_DATA_PAGE, PAGE_KIND_NAMES, PageKind, pageKind, verifyPage } from
 import { decodeFreeList } from '../pager/freelist.js';
 import type { Pager } from '../pager/pager.js';
 import { readValue, type TreeDesc } from './btree.js';
-import { childAt, count, isLeaf, keyAt, leafValue, usedBytes } from './node.js';
+import { childAt, count, keyAt, leafValue, usedBytes } from './node.js';
 import { NODE_CAPACITY, overflowPagesFor } from './node-format.js';
 import { decodeDesc, type Roots } from './roots-format.js';
 

@@ -11,7 +11,8 @@
 //    that recovery rejected, so rejected bytes can never become part of a valid chain later.
 import { BirchError, CorruptionError, FatalIoError } from '../pager/errors.js';
 import type { DirectoryBackend, FileBackend } from '../pager/backend.js';
-import { readU32 } from '../pager/bytes.js';
+import { readU32, readU64 } from '../pager/bytes.js';
+import { STATE_TXN_ID } from '../pager/meta-format.js';
 import { PAGE_SIZE, verifyPage } from '../pager/page-format.js';
 import { checksum } from '../pager/checksum.js';
 import { compress, decompress } from './codec.js';
@@ -57,7 +58,7 @@ interface Segment {
   lastTxn: number;
 }
 
-/** Where a scan of one segment stopped, and why. */
+/** A valid record header found by a scan, and where it sits. */
 export interface ScannedRecord {
   segment: string;
   offset: number;
@@ -165,7 +166,7 @@ export class Journal {
       }
       pages.set(no, img);
     }
-    if (Number(h.state.readUInt32LE(0)) + h.state.readUInt32LE(4) * 2 ** 32 !== h.txnId) return 'record state names another txn';
+    if (readU64(h.state, STATE_TXN_ID) !== h.txnId) return 'record state names another txn';
     return { txnId: h.txnId, state: h.state, pages };
   }
 

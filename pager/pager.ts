@@ -14,7 +14,7 @@ import type { DirectoryBackend, FileBackend } from './backend.js';
 import { PageCache } from './cache.js';
 import { FreeList, decodeFreeList, encodeFreeList, freeListPagesFor, type AllocationOptions } from './freelist.js';
 import { pageNo, txnId, type PageNo, type TxnId } from './ids.js';
-import { FILE_HEADER_PAGE, META_PAGES, ROOTS_SIZE, checkFileHeader, decodeMeta, encodeFileHeader, encodeMeta, type DbState } from './meta-format.js';
+import { META_PAGES, ROOTS_SIZE, checkFileHeader, decodeMeta, encodeFileHeader, encodeMeta, type DbState } from './meta-format.js';
 import { FIRST_DATA_PAGE, PAGE_NO_OFFSET, PAGE_SIZE, PageKind, initPage, pageOffsetBytes, sealPage, verifyPage } from './page-format.js';
 import { writeU32 } from './bytes.js';
 
@@ -432,11 +432,6 @@ export class PageTxn {
     const sorted = new Map([...this.dirty.entries()].sort((a, b) => a[0] - b[0]));
     for (const buf of sorted.values()) sealPage(buf);
     return sorted;
-  }
-
-  /** Pages this txn freed or allocated-and-freed, which the free list takes at install. */
-  get freedForInstall(): PageNo[] {
-    return this.freed;
   }
 
   /** Returns local pages to the free list directly (nothing outside this txn ever saw them). */

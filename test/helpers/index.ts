@@ -12,17 +12,8 @@ export function rmDir(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-/** mulberry32: a small, fast, seeded PRNG so that every random test can be replayed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded PRNG the benchmarks use, so that every random test can be replayed. */
+export { prng as rng } from '../../bin/bench.js';
 
 export function key(n: number, width = 10): string {
   return String(n).padStart(width, '0');
