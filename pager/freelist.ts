@@ -71,30 +71,31 @@ export class RunSet {
     return i >= 0 && page < (this.starts[i] as number) + (this.lens[i] as number);
   }
 
+  /** Adds the pages [start, start+len), none of which may be in the set already. */
   addRun(start: number, len: number): void {
-    for (let p = start; p < start + len; p++) this.add(p);
+    if (len <= 0) return;
+    const i = this.#floor(start + len - 1);
+    if (i >= 0 && (this.starts[i] as number) + (this.lens[i] as number) > start) throw new Error(`run ${start}+${len} freed twice`);
+    const joinsPrev = i >= 0 && (this.starts[i] as number) + (this.lens[i] as number) === start;
+    const joinsNext = i + 1 < this.starts.length && this.starts[i + 1] === start + len;
+    this.pages += len;
+    if (joinsPrev && joinsNext) {
+      this.lens[i] = (this.lens[i] as number) + len + (this.lens[i + 1] as number);
+      this.starts.splice(i + 1, 1);
+      this.lens.splice(i + 1, 1);
+    } else if (joinsPrev) {
+      this.lens[i] = (this.lens[i] as number) + len;
+    } else if (joinsNext) {
+      this.starts[i + 1] = start;
+      this.lens[i + 1] = (this.lens[i + 1] as number) + len;
+    } else {
+      this.starts.splice(i + 1, 0, start);
+      this.lens.splice(i + 1, 0, len);
+    }
   }
 
   add(page: number): void {
-    const i = this.#floor(page);
-    const prevEnd = i >= 0 ? (this.starts[i] as number) + (this.lens[i] as number) : -1;
-    if (i >= 0 && page < prevEnd) throw new Error(`page ${page} freed twice`);
-    const next = i + 1 < this.starts.length ? (this.starts[i + 1] as number) : -1;
-    this.pages++;
-    if (prevEnd === page) {
-      this.lens[i] = (this.lens[i] as number) + 1;
-      if (next === page + 1) {
-        this.lens[i] = (this.lens[i] as number) + (this.lens[i + 1] as number);
-        this.starts.splice(i + 1, 1);
-        this.lens.splice(i + 1, 1);
-      }
-    } else if (next === page + 1) {
-      this.starts[i + 1] = page;
-      this.lens[i + 1] = (this.lens[i + 1] as number) + 1;
-    } else {
-      this.starts.splice(i + 1, 0, page);
-      this.lens.splice(i + 1, 0, 1);
-    }
+    this.addRun(page, 1);
   }
 
   /** Removes `n` pages from the front of run `i`, returning the first. */
