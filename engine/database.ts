@@ -250,7 +250,13 @@ export class Database {
     if (unflushed >= BACKPRESSURE_FACTOR * this.#opts.checkpointBytes) {
       // Backpressure: the background flush is not keeping up (or the caller never yields to the
       // event loop, so it cannot progress). Flush now, so that memory and journal stay bounded.
-      this.checkpointSync();
+      // The commit is already durable: a failure here poisons the handle (checkpointSync records
+      // it) and fails the next write, but must not report this commit as failed.
+      try {
+        this.checkpointSync();
+      } catch {
+        // recorded in #fatal
+      }
       return;
     }
     if (this.#background !== undefined || unflushed < this.#opts.checkpointBytes) return;

@@ -32,7 +32,9 @@ export interface DirectoryBackend {
   exists(name: string): boolean;
   list(): string[];
   remove(name: string): void;
-  /** Makes created and removed names durable. */
+  /** Atomically replaces `to` with `from`. */
+  rename(from: string, to: string): void;
+  /** Makes created, renamed and removed names durable. */
   syncDirectory(): void;
   /** Takes an exclusive lock on the directory for this handle; throws DB_LOCKED if another holds it. */
   lock(): { release(): void };
@@ -118,6 +120,9 @@ export class NodeDirectory implements DirectoryBackend {
   }
   remove(name: string): void {
     fs.rmSync(path.join(this.path, name), { force: true });
+  }
+  rename(from: string, to: string): void {
+    fs.renameSync(path.join(this.path, from), path.join(this.path, to));
   }
   syncDirectory(): void {
     const fd = fs.openSync(this.path, 'r');
@@ -226,6 +231,12 @@ export class MemoryDirectory implements DirectoryBackend {
   }
   remove(name: string): void {
     this.files.delete(name);
+  }
+  rename(from: string, to: string): void {
+    const f = this.files.get(from);
+    if (f === undefined) throw new BirchError('IO', `no file ${from} in ${this.path}`);
+    this.files.delete(from);
+    this.files.set(to, f);
   }
   syncDirectory(): void {}
   /** A deep copy of every file, as a crash would leave them if all writes had reached the disk. */

@@ -70,10 +70,9 @@ export class Pager {
 
   /** Opens the data file in `dir`, creating it if absent. */
   static open(dir: DirectoryBackend, opts: PagerOptions): Pager {
-    const existed = dir.exists(DATA_FILE);
-    const file = dir.open(DATA_FILE, { create: true });
+    if (!dir.exists(DATA_FILE)) Pager.#create(dir);
+    const file = dir.open(DATA_FILE, { create: false });
     try {
-      if (!existed || file.length() === 0) Pager.#create(dir, file);
       const header = Buffer.alloc(PAGE_SIZE);
       file.read(0, header);
       checkFileHeader(header, DATA_FILE);
@@ -96,14 +95,25 @@ export class Pager {
     }
   }
 
-  static #create(dir: DirectoryBackend, file: FileBackend): void {
+  /**
+   * Creates the data file under a temporary name and renames it into place once complete, so a
+   * crash during creation leaves either no data file (created afresh next time) or a whole one.
+   */
+  static #create(dir: DirectoryBackend): void {
     const state: DbState = { txnId: txnId(0), journalTxnId: txnId(0), pageCount: FIRST_DATA_PAGE, freeRoot: pageNo(0), roots: Buffer.alloc(ROOTS_SIZE) };
-    file.setLength(0);
-    file.write(0, encodeFileHeader());
-    // Both slots hold txn 0 so that the first flush may overwrite either.
-    file.write(pageOffsetBytes(META_PAGES[0] as number), encodeMeta(META_PAGES[0] as PageNo, state));
-    file.write(pageOffsetBytes(META_PAGES[1] as number), encodeMeta(META_PAGES[1] as PageNo, state));
-    file.sync();
+    const tmp = `${DATA_FILE}.creating`;
+    const file = dir.open(tmp, { create: true });
+    try {
+      file.setLength(0);
+      file.write(0, encodeFileHeader());
+      // Both slots hold txn 0 so that the first flush may overwrite either.
+      file.write(pageOffsetBytes(META_PAGES[0] as number), encodeMeta(META_PAGES[0] as PageNo, state));
+      file.write(pageOffsetBytes(META_PAGES[1] as number), encodeMeta(META_PAGES[1] as PageNo, state));
+      file.sync();
+    } finally {
+      file.close();
+    }
+    dir.rename(tmp, DATA_FILE);
     dir.syncDirectory();
   }
 

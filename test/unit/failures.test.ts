@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { BirchError, Database, MAX_VALUE_BYTES } from '../../engine/index.js';
 import { FaultyDirectory } from '../helpers/faulty.js';
 import { assertClean, key, rmDir, tmpDir } from '../helpers/index.js';
@@ -106,6 +108,34 @@ describe('pager: a database many times larger than the cache', () => {
       assert.ok(s.dataFile.flushes > 1);
       assertClean(db);
       db.close();
+    } finally {
+      rmDir(dir);
+    }
+  });
+});
+
+describe('failures: creating a database', () => {
+  it('a crash while creating the data file leaves a directory that opens as a new database', () => {
+    const dir = tmpDir();
+    try {
+      // What a crash halfway through creation leaves: a partial temporary file, no data file.
+      fs.writeFileSync(path.join(dir, 'data.birch.creating'), Buffer.alloc(100, 1));
+      const db = Database.open(dir);
+      db.write((w) => w.put('k', 'v'));
+      db.close();
+      const db2 = Database.open(dir);
+      assert.equal(db2.read((r) => r.get('k'))?.toString(), 'v');
+      db2.close();
+    } finally {
+      rmDir(dir);
+    }
+  });
+
+  it('refuses a data file that is not a birchdb file, with a typed error', () => {
+    const dir = tmpDir();
+    try {
+      fs.writeFileSync(path.join(dir, 'data.birch'), Buffer.alloc(3 * 4096, 0x41));
+      assert.throws(() => Database.open(dir), isCode('CORRUPTION'));
     } finally {
       rmDir(dir);
     }
