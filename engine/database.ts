@@ -17,6 +17,7 @@ import { DEFAULT_ALLOCATION, type AllocationOptions } from '../pager/freelist.js
 import { txnId, type PageNo, type TxnId } from '../pager/ids.js';
 import { STATE_SIZE, decodeState, encodeState, type DbState } from '../pager/meta-format.js';
 import { Pager, type PageTxn } from '../pager/pager.js';
+import { verifyPage } from '../pager/page-format.js';
 import { Journal } from '../journal/journal.js';
 import type { ReadPage } from './btree.js';
 import { decodeRoots, encodeRoots, type Roots } from './roots-format.js';
@@ -40,6 +41,21 @@ export interface OpenOptions {
   allocation?: Partial<AllocationOptions>;
   /** Storage to use instead of real files (tests). */
   backend?: DirectoryBackend;
+  /** Hooks for a caller that mirrors commits elsewhere (the writer thread). */
+  observer?: CommitObserver;
+}
+
+/**
+ * What the writer thread needs to keep the main thread's read view current, and to keep the
+ * free list from reusing pages that the main thread's snapshots can still read.
+ */
+export interface CommitObserver {
+  /** After a commit is durable and published: its encoded state and its page images, ascending. */
+  onCommit?(txnId: TxnId, state: Buffer, pages: Map<number, Buffer>): void;
+  /** After a data-file flush: the data file now holds every page of every txn up to `txnId`. */
+  onFlush?(txnId: TxnId): void;
+  /** The oldest txn that readers outside this handle may still read. */
+  snapshotFloor?(): number;
 }
 
 interface ResolvedOptions {
@@ -91,6 +107,7 @@ export class Database {
   readonly #pager: Pager;
   readonly #journal: Journal;
   readonly #opts: ResolvedOptions;
+  readonly #observer: CommitObserver;
   /** txn id -> number of live read transactions pinned there. */
   readonly #snapshots = new Map<number, number>();
   #writer: WriteTxn | undefined;
@@ -102,7 +119,8 @@ export class Database {
   readonly #counters: CommitCounters = { commits: 0, pagesCommitted: 0, lastCommitPages: 0 };
   readonly #host: TxnHost;
 
-  private constructor(dir: DirectoryBackend, lock: { release(): void }, pager: Pager, journal: Journal, opts: ResolvedOptions) {
+  private constructor(dir: DirectoryBackend, lock: { release(): void }, pager: Pager, journal: Journal, opts: ResolvedOptions, observer: CommitObserver) {
+    this.#observer = observer;
     this.path = dir.path;
     this.#lock = lock;
     this.#pager = pager;
@@ -148,7 +166,7 @@ export class Database {
         // rejected tail (if any) is never read again.
         journal.release(pager.flushSync());
       }
-      return new Database(backend, lock, pager, journal, opts);
+      return new Database(backend, lock, pager, journal, opts, options.observer ?? {});
     } catch (err) {
       journal?.close();
       pager?.close();
@@ -188,6 +206,8 @@ export class Database {
   oldestSnapshot(): TxnId {
     let oldest = this.#pager.state.txnId as number;
     for (const t of this.#snapshots.keys()) oldest = Math.min(oldest, t);
+    const floor = this.#observer.snapshotFloor?.();
+    if (floor !== undefined) oldest = Math.min(oldest, floor);
     return txnId(oldest);
   }
 
@@ -209,6 +229,8 @@ export class Database {
       return prev.txnId;
     }
     let state: DbState;
+    let stateBuf: Buffer;
+    let pages: Map<number, Buffer>;
     try {
       const freeRoot = pt.writeFreeList();
       state = {
@@ -218,8 +240,8 @@ export class Database {
         freeRoot,
         roots: encodeRoots(roots),
       };
-      const pages = pt.sealAll();
-      const stateBuf = Buffer.alloc(STATE_SIZE);
+      pages = pt.sealAll();
+      stateBuf = Buffer.alloc(STATE_SIZE);
       encodeState(state, stateBuf, 0);
       this.#journal.append(state.txnId, stateBuf, pages);
       this.#pager.install(state, pages, pt.freed, pt.newFreeListPages);
@@ -232,6 +254,8 @@ export class Database {
       if (err instanceof FatalIoError) this.#fatal = err;
       throw err;
     }
+    // Published: from here on the commit stands, whatever an observer does.
+    this.#observer.onCommit?.(state.txnId, stateBuf, pages);
     this.#maybeFlush();
     return state.txnId;
   }
@@ -281,6 +305,7 @@ export class Database {
       if (!this.#closed && this.#pager.flushedState.txnId >= t) {
         this.#journal.release(t);
         this.#journalBytesAtFlush = Math.max(this.#journalBytesAtFlush, journalBytes);
+        this.#observer.onFlush?.(t);
       }
       return t;
     } catch (err) {
@@ -298,6 +323,7 @@ export class Database {
       const t = this.#pager.flushSync();
       this.#journal.release(t);
       this.#journalBytesAtFlush = journalBytes;
+      this.#observer.onFlush?.(t);
       return t;
     } catch (err) {
       if (err instanceof FatalIoError) this.#fatal = err;
@@ -336,12 +362,33 @@ export class Database {
     return this.#pager.state.txnId;
   }
 
-  check(): CheckReport {
-    this.#assertOpen();
-    return checkDatabase(this.#pager, decodeRoots(this.#pager.state.roots));
+  /** The newest committed state, encoded as meta pages and journal records carry it. */
+  encodedState(): Buffer {
+    const buf = Buffer.alloc(STATE_SIZE);
+    encodeState(this.#pager.state, buf, 0);
+    return buf;
   }
 
-  stats(): DatabaseStats {
+  check(): CheckReport {
+    this.#assertOpen();
+    const pager = this.#pager;
+    return checkDatabase(
+      {
+        state: pager.state,
+        verifiedRead: (no) => {
+          const mem = pager.unflushed.get(no);
+          if (mem === undefined) return pager.readPageFromDisk(no);
+          verifyPage(mem, no);
+          return mem;
+        },
+        memoryFreePages: pager.freeList.allRuns([]).pages,
+      },
+      decodeRoots(pager.state.roots),
+    );
+  }
+
+  /** Counters and sizes; with `trees` (the default) also every tree's shape, which walks all pages. */
+  stats(opts: { trees?: boolean } = {}): DatabaseStats {
     this.#assertOpen();
     return collectStats({
       pager: this.#pager,
@@ -350,7 +397,7 @@ export class Database {
       roots: this.#roots,
       snapshots: this.#snapshots,
       fatal: this.#fatal,
-    });
+    }, opts.trees !== false);
   }
 
   /** Journal record headers, for tools. */

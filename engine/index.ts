@@ -1,4 +1,4 @@
-// birchdb's public entry point (the core, synchronous API).
+// birchdb's public entry point: the async API (open, Birch) and the synchronous core (Database).
 export { Database, DEFAULTS, type OpenOptions } from './database.js';
 export { ReadTxn, WriteTxn, type RangeOptions } from './txn.js';
 export type { CheckReport } from './verify.js';
@@ -9,9 +9,4 @@ export { MAX_KEY_BYTES, MAX_VALUE_BYTES, MAX_INLINE_LEAF_CELL } from './node-for
 export type { Bytes } from './input.js';
 export type { AllocationPolicy, AllocationOptions } from '../pager/freelist.js';
 
-import { Database, type OpenOptions } from './database.js';
-
-/** Opens (or creates) the database in directory `dir`. */
-export function open(dir: string, options?: OpenOptions): Database {
-  return Database.open(dir, options);
-}
+export { open, Birch, Snapshot, Tree, type BirchOptions, type BatchOp, type BatchOptions, type BirchStats } from './birch.js';

@@ -5,7 +5,7 @@ import { pageNo } from '../pager/ids.js';
 import type { Pager } from '../pager/pager.js';
 import type { Journal } from '../journal/journal.js';
 import { iterate } from './cursor.js';
-import type { TreeDesc } from './btree.js';
+import type { ReadPage, TreeDesc } from './btree.js';
 import { childAt, count, isLeaf, leafValue, usedBytes } from './node.js';
 import { NODE_CAPACITY, overflowPagesFor } from './node-format.js';
 import { decodeDesc, type Roots } from './roots-format.js';
@@ -68,12 +68,12 @@ export interface StatsSources {
   fatal: BirchError | undefined;
 }
 
-export function treeShape(pager: Pager, name: string | null, desc: TreeDesc): TreeStats {
+export function treeShape(read: ReadPage, name: string | null, desc: TreeDesc): TreeStats {
   const s: TreeStats = { name, entries: desc.entries, depth: desc.depth, leafPages: 0, branchPages: 0, overflowPages: 0, leafFill: 0 };
   if (desc.root === 0) return s;
   let used = 0;
   const visit = (no: number): void => {
-    const buf = pager.readPage(pageNo(no));
+    const buf = read(pageNo(no));
     const n = count(buf);
     if (isLeaf(buf)) {
       s.leafPages++;
@@ -92,12 +92,17 @@ export function treeShape(pager: Pager, name: string | null, desc: TreeDesc): Tr
   return s;
 }
 
-export function collectStats(src: StatsSources): DatabaseStats {
+/** The shape of the default tree and of every named tree. */
+export function allTreeShapes(read: ReadPage, roots: Roots): TreeStats[] {
+  const trees: TreeStats[] = [treeShape(read, null, roots.main)];
+  for (const [k, v] of iterate(read, roots.catalog, {})) trees.push(treeShape(read, k.toString('utf8'), decodeDesc(v)));
+  return trees;
+}
+
+export function collectStats(src: StatsSources, withTrees = true): DatabaseStats {
   const { pager, journal, counters } = src;
   const j = journal.stats;
-  const read = (no: Parameters<Pager['readPage']>[0]): Buffer => pager.readPage(no);
-  const trees: TreeStats[] = [treeShape(pager, null, src.roots.main)];
-  for (const [k, v] of iterate(read, src.roots.catalog, {})) trees.push(treeShape(pager, k.toString('utf8'), decodeDesc(v)));
+  const trees = withTrees ? allTreeShapes((no) => pager.readPage(no), src.roots) : [];
   const oldest = src.snapshots.size === 0 ? null : Math.min(...src.snapshots.keys());
   const f = pager.flushStats;
   return {

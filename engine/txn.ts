@@ -108,6 +108,11 @@ export class ReadTxn {
     return lookupTree(this.#host.readPage, this.#roots, toTreeName(name)) !== undefined;
   }
 
+  /** True for the default tree (undefined) and for a named tree that exists. */
+  hasTreeOrDefault(tree: string | undefined): boolean {
+    return tree === undefined || this.hasTree(tree);
+  }
+
   trees(): string[] {
     this.#check();
     return treeNames(this.#host.readPage, this.#roots.catalog);

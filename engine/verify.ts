@@ -9,9 +9,9 @@
 //  - the in-memory free list agrees with the one on disk.
 import { CorruptionError } from '../pager/errors.js';
 import { pageNo, type PageNo } from '../pager/ids.js';
-import { FIRST_DATA_PAGE, PAGE_KIND_NAMES, PageKind, pageKind, verifyPage } from '../pager/page-format.js';
+import { FIRST_DATA_PAGE, PAGE_KIND_NAMES, PageKind, pageKind } from '../pager/page-format.js';
 import { decodeFreeList } from '../pager/freelist.js';
-import type { Pager } from '../pager/pager.js';
+import type { DbState } from '../pager/meta-format.js';
 import { readValue, type TreeDesc } from './btree.js';
 import { childAt, count, keyAt, leafValue, usedBytes } from './node.js';
 import { NODE_CAPACITY, overflowPagesFor } from './node-format.js';
@@ -28,8 +28,17 @@ export interface CheckReport {
 
 const MAX_ERRORS = 100;
 
-export function checkDatabase(pager: Pager, roots: Roots): CheckReport {
-  const state = pager.state;
+/** What the verifier reads: a state, and its pages, verified against their checksums. */
+export interface CheckSource {
+  state: DbState;
+  /** The page as the state has it, checksum-verified (memory images) or read afresh from disk. */
+  verifiedRead: (no: PageNo) => Buffer;
+  /** Free plus pending pages in the writer's memory, to compare with the list on disk. */
+  memoryFreePages?: number;
+}
+
+export function checkDatabase(src: CheckSource, roots: Roots): CheckReport {
+  const state = src.state;
   const errors: string[] = [];
   const report: CheckReport = {
     ok: true, errors, txnId: state.txnId, pageCount: state.pageCount,
@@ -39,14 +48,7 @@ export function checkDatabase(pager: Pager, roots: Roots): CheckReport {
   const err = (msg: string): void => {
     if (errors.length < MAX_ERRORS) errors.push(msg);
   };
-  const read = (no: PageNo): Buffer => {
-    const mem = pager.unflushed.get(no);
-    if (mem !== undefined) {
-      verifyPage(mem, no);
-      return mem;
-    }
-    return pager.readPageFromDisk(no);
-  };
+  const read = src.verifiedRead;
   const claim = (no: number, what: string): boolean => {
     if (no < FIRST_DATA_PAGE || no >= state.pageCount) {
       err(`${what}: page ${no} is outside the data pages [${FIRST_DATA_PAGE}, ${state.pageCount})`);
@@ -158,8 +160,9 @@ export function checkDatabase(pager: Pager, roots: Roots): CheckReport {
         report.pages.free++;
       }
     }
-    const mem = pager.freeList.allRuns([]);
-    if (mem.pages !== freeRuns.pages) err(`the in-memory free list holds ${mem.pages} pages, the one on disk ${freeRuns.pages}`);
+    if (src.memoryFreePages !== undefined && src.memoryFreePages !== freeRuns.pages) {
+      err(`the in-memory free list holds ${src.memoryFreePages} pages, the one on disk ${freeRuns.pages}`);
+    }
   }
   for (let p = FIRST_DATA_PAGE; p < state.pageCount; p++) {
     if (!owner.has(p)) err(`page ${p} is neither reachable nor free (leaked)`);

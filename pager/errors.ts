@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'DB_CLOSED'
   /** Another process (or another handle in this process) holds the database directory open. */
   | 'DB_LOCKED'
+  /** A conditional batch (ifMatch) found a key that did not hold the expected value; nothing of it was written. */
+  | 'CONDITION_FAILED'
   /** A named tree does not exist. */
   | 'TREE_NOT_FOUND'
   /** A tree name is empty, too long, or not a string. */

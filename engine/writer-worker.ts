@@ -1,0 +1,205 @@
+// The writer thread: owns the core database and every mutation. It takes all batches queued
+// since its last commit, applies them in order to one write transaction (group commit), commits
+// (one journal record, one vectored write, one fdatasync) and reports back: the new state and its
+// page images, which batches committed and which were rejected.
+//
+// Failure isolation: a batch whose condition does not hold is rejected before it touches the
+// transaction. A batch that fails while being applied aborts the transaction, which is then
+// rebuilt without it; only that batch's caller sees the error. A failed journal write or sync is
+// fatal: every queued and later batch is rejected with FATAL_IO until the database is reopened.
+import { parentPort, workerData } from 'node:worker_threads';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { BirchError, FatalIoError } from '../pager/errors.js';
+import { Database } from './database.js';
+import type { WriteTxn } from './txn.js';
+import {
+  OP_DEL, OP_DROP_TREE, OP_PUT, decodeBatches, encodePages, toWireError,
+  type DecodedBatch, type FromWriter, type ToWriter, type WireError, type WriterInit,
+} from './writer-protocol.js';
+
+if (parentPort === null) throw new Error('writer-worker.ts runs only as a worker thread');
+const port = parentPort;
+const init = workerData as WriterInit;
+const floor = new BigInt64Array(init.floor);
+const post = (msg: FromWriter, transfer: ArrayBuffer[] = []): void => port.postMessage(msg, transfer);
+
+let lastCommit: { txnId: number; state: Buffer; pages: ArrayBuffer } | undefined;
+let db: Database;
+try {
+  db = Database.open(init.dir, {
+    sync: init.options.sync,
+    cacheSize: init.options.cacheSize,
+    ...(init.options.journalSegmentSize !== undefined ? { journalSegmentSize: init.options.journalSegmentSize } : {}),
+    ...(init.options.checkpointBytes !== undefined ? { checkpointBytes: init.options.checkpointBytes } : {}),
+    observer: {
+      onCommit: (txnId, state, pages) => {
+        lastCommit = { txnId, state, pages: encodePages(pages) };
+      },
+      onFlush: (txnId) => post({ kind: 'flushed', txnId }),
+      snapshotFloor: () => Number(Atomics.load(floor, 0)),
+    },
+  });
+} catch (err) {
+  post({ kind: 'openFailed', error: toWireError(err) });
+  process.exit(0);
+}
+
+const queue: DecodedBatch[] = [];
+let running = false;
+let closing = false;
+let fatal: WireError | undefined;
+
+function treeName(b: Buffer | undefined): string | undefined {
+  return b === undefined ? undefined : b.toString('utf8');
+}
+
+function conditionsHold(w: WriteTxn, b: DecodedBatch): boolean {
+  for (const c of b.conds) {
+    const tree = treeName(c.tree);
+    const current = tree !== undefined && !w.hasTree(tree) ? undefined : w.get(c.key, tree);
+    if (c.value === undefined ? current !== undefined : current === undefined || !current.equals(c.value)) return false;
+  }
+  return true;
+}
+
+function apply(w: WriteTxn, b: DecodedBatch): void {
+  for (const op of b.ops) {
+    const tree = treeName(op.tree);
+    if (op.type === OP_PUT) w.put(op.key as Buffer, op.value as Buffer, tree);
+    else if (op.type === OP_DEL) {
+      if (tree === undefined || w.hasTree(tree)) w.del(op.key as Buffer, tree);
+    } else if (op.type === OP_DROP_TREE) {
+      if (!w.dropTree(tree as string)) throw new BirchError('TREE_NOT_FOUND', `there is no tree named "${tree}" to drop`);
+    }
+  }
+}
+
+/** Commits `group` as one transaction, leaving out batches that fail; reports the outcome. */
+function commitGroup(group: DecodedBatch[]): void {
+  const failedErrors = new Map<number, WireError>();
+  for (;;) {
+    const w = db.beginWrite();
+    const applied: DecodedBatch[] = [];
+    const rejected: { id: number; error: WireError }[] = [];
+    let failed: { batch: DecodedBatch; err: unknown } | undefined;
+    for (const b of group) {
+      const earlier = failedErrors.get(b.id);
+      if (earlier !== undefined) {
+        rejected.push({ id: b.id, error: earlier });
+        continue;
+      }
+      if (!conditionsHold(w, b)) {
+        rejected.push({ id: b.id, error: { code: 'CONDITION_FAILED', message: 'a key of the batch does not hold its ifMatch value' } });
+        continue;
+      }
+      try {
+        apply(w, b);
+        applied.push(b);
+      } catch (err) {
+        failed = { batch: b, err };
+        break;
+      }
+    }
+    if (failed !== undefined) {
+      // Part of the failed batch may be in the transaction: start over without it.
+      w.abort();
+      failedErrors.set(failed.batch.id, toWireError(failed.err));
+      continue;
+    }
+    if (applied.length === 0) {
+      w.abort();
+      post({ kind: 'rejected', rejected });
+      return;
+    }
+    lastCommit = undefined;
+    try {
+      w.commit();
+    } catch (err) {
+      if (err instanceof FatalIoError || (err instanceof BirchError && err.code === 'FATAL_IO')) {
+        becomeFatal(toWireError(err));
+        return;
+      }
+      throw err;
+    }
+    const { trees: _trees, ...counters } = db.stats({ trees: false });
+    void _trees;
+    const ids = applied.map((b) => b.id);
+    const c = lastCommit as { txnId: number; state: Buffer; pages: ArrayBuffer } | undefined;
+    if (c === undefined) {
+      // Every op was a no-op (deletes of absent keys): no new state, but the batches succeeded.
+      post({ kind: 'committed', txnId: db.txnId, state: new Uint8Array(0), pages: new ArrayBuffer(0), ids, rejected, counters });
+    } else {
+      post({ kind: 'committed', txnId: c.txnId, state: new Uint8Array(c.state), pages: c.pages, ids, rejected, counters }, [c.pages]);
+    }
+    return;
+  }
+}
+
+/** A failed write or sync: every batch in flight or queued fails, and so will every later one. */
+function becomeFatal(error: WireError): void {
+  fatal = error;
+  queue.length = 0;
+  post({ kind: 'fatal', error });
+}
+
+/** Takes as many queued batches as the merge caps allow (always at least one). */
+function takeGroup(): DecodedBatch[] {
+  let ops = 0;
+  let bytes = 0;
+  let n = 0;
+  while (n < queue.length) {
+    const b = queue[n] as DecodedBatch;
+    if (n > 0 && (ops + b.ops.length > init.options.maxMergeOps || bytes + b.bytes > init.options.maxMergeBytes)) break;
+    ops += b.ops.length;
+    bytes += b.bytes;
+    n++;
+  }
+  return queue.splice(0, n);
+}
+
+async function run(): Promise<void> {
+  if (running) return;
+  running = true;
+  try {
+    while (queue.length > 0 && fatal === undefined) {
+      commitGroup(takeGroup());
+      // Let messages in (new batches join the next group) and background flushes progress.
+      await yieldToLoop();
+    }
+  } finally {
+    running = false;
+  }
+  if (closing && queue.length === 0) finish();
+}
+
+function finish(): void {
+  let error: WireError | undefined;
+  try {
+    db.close();
+  } catch (err) {
+    error = toWireError(err);
+  }
+  post(error === undefined ? { kind: 'closed' } : { kind: 'closed', error });
+  port.close();
+}
+
+port.on('message', (msg: ToWriter) => {
+  if (msg.kind === 'batches') {
+    const batches = decodeBatches(Buffer.from(msg.buf));
+    if (fatal !== undefined) {
+      post({ kind: 'rejected', rejected: batches.map((b) => ({ id: b.id, error: fatal as WireError })) });
+      return;
+    }
+    queue.push(...batches);
+    void run();
+  } else if (msg.kind === 'close') {
+    closing = true;
+    if (!running) finish();
+  }
+});
+
+{
+  const { trees: _trees, ...counters } = db.stats({ trees: false });
+  void _trees;
+  post({ kind: 'ready', state: new Uint8Array(db.encodedState()), counters });
+}

@@ -1,0 +1,98 @@
+// A read-only view of the data file for a thread that does not own the pager: the main thread,
+// while the writer thread owns every write. It keeps
+//  - `recent`: page images of commits the writer reported, until the writer reports them flushed
+//    to the data file (each tagged with the txn that wrote it);
+//  - a byte-bounded cache of clean images;
+//  - a read-only handle on the data file, verified against checksums on every read.
+// Safety rests on the writer's free list: it reuses a page only after this view's published
+// floor (pages.ts: snapshotFloor) has passed the txn that freed it, so a page this view may read
+// is never rewritten under it.
+import fs from 'node:fs';
+import path from 'node:path';
+import { BirchError } from './errors.js';
+import { PageCache } from './cache.js';
+import type { PageNo } from './ids.js';
+import type { DbState } from './meta-format.js';
+import { PAGE_SIZE, pageOffsetBytes, verifyPage } from './page-format.js';
+import { DATA_FILE } from './pager.js';
+
+export class ReadView {
+  state: DbState;
+  readonly cache: PageCache;
+  readonly #recent = new Map<number, { buf: Buffer; txn: number }>();
+  #fd: number;
+
+  constructor(dir: string, cacheBytes: number, state: DbState) {
+    this.#fd = fs.openSync(path.join(dir, DATA_FILE), 'r');
+    this.cache = new PageCache(cacheBytes);
+    this.state = state;
+  }
+
+  readPage(no: PageNo): Buffer {
+    const r = this.#recent.get(no);
+    if (r !== undefined) return r.buf;
+    const c = this.cache.get(no);
+    if (c !== undefined) return c;
+    const buf = this.readFromDisk(no);
+    this.cache.set(no, buf);
+    return buf;
+  }
+
+  /** For the verifier: memory images checked in place, everything else read afresh from disk. */
+  readVerified(no: PageNo): Buffer {
+    const r = this.#recent.get(no);
+    if (r === undefined) return this.readFromDisk(no);
+    verifyPage(r.buf, no);
+    return r.buf;
+  }
+
+  readFromDisk(no: PageNo): Buffer {
+    if (this.#fd < 0) throw new BirchError('DB_CLOSED', 'the database is closed');
+    const buf = Buffer.allocUnsafe(PAGE_SIZE);
+    let done = 0;
+    try {
+      while (done < PAGE_SIZE) {
+        const n = fs.readSync(this.#fd, buf, done, PAGE_SIZE - done, pageOffsetBytes(no) + done);
+        if (n === 0) {
+          buf.fill(0, done);
+          break;
+        }
+        done += n;
+      }
+    } catch (err) {
+      throw new BirchError('IO', `cannot read page ${no} of ${DATA_FILE}`, { cause: err });
+    }
+    verifyPage(buf, no, DATA_FILE);
+    return buf;
+  }
+
+  /** A commit reported by the writer: its pages become the newest images. */
+  install(state: DbState, pages: Iterable<[number, Buffer]>): void {
+    for (const [no, buf] of pages) {
+      this.#recent.set(no, { buf, txn: state.txnId });
+      this.cache.delete(no);
+    }
+    this.state = state;
+  }
+
+  /** The writer flushed every txn up to `txn`: the data file now serves those pages. */
+  flushed(txn: number): void {
+    for (const [no, r] of this.#recent) {
+      if (r.txn <= txn) {
+        this.#recent.delete(no);
+        this.cache.set(no, r.buf);
+      }
+    }
+  }
+
+  get recentPages(): number {
+    return this.#recent.size;
+  }
+
+  close(): void {
+    if (this.#fd >= 0) fs.closeSync(this.#fd);
+    this.#fd = -1;
+    this.#recent.clear();
+    this.cache.clear();
+  }
+}
