@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict';
+import { BirchError, open, type Birch } from '../../engine/index.js';
+import { rmDir, tmpDir } from '../helpers/index.js';
+
+const isCode = (code: string) => (e: unknown): boolean => e instanceof BirchError && e.code === code;
+
+describe('async API: group commit through the writer thread', () => {
+  let dir: string;
+  let db: Birch;
+  beforeEach(async () => {
+    dir = tmpDir('birch-async');
+    db = await open(dir);
+  });
+  afterEach(async () => {
+    await db.close();
+    rmDir(dir);
+  });
+
+  it('1,000 concurrent callers: every promise settles, every acknowledged write is readable, order per caller holds', async function () {
+    this.timeout(120_000);
+    const CALLERS = 1000;
+    const ROUNDS = 5;
+    const acked = new Map<string, string>();
+    const caller = async (c: number): Promise<void> => {
+      for (let r = 0; r < ROUNDS; r++) {
+        if (r % 2 === 0) {
+          await db.put(`c${c}-r${r}`, `v${r}`);
+          acked.set(`c${c}-r${r}`, `v${r}`);
+        } else {
+          await db.batch([
+            { type: 'put', key: `c${c}-r${r}`, value: `v${r}` },
+            { type: 'put', key: `c${c}-last`, value: String(r) },
+          ]);
+          acked.set(`c${c}-r${r}`, `v${r}`);
+        }
+        // Read-your-writes on this thread, right after the await.
+        assert.equal(db.get(`c${c}-r${r}`)?.toString(), `v${r}`);
+      }
+      // Order: three batches issued back to back without waiting; the last one issued wins.
+      const p = [1, 2, 3].map((n) => db.put(`c${c}-order`, String(n)));
+      await Promise.all(p);
+      acked.set(`c${c}-order`, '3');
+    };
+    const results = await Promise.allSettled(Array.from({ length: CALLERS }, (_, c) => caller(c)));
+    const failed = results.filter((r) => r.status === 'rejected');
+    assert.equal(failed.length, 0, String((failed[0] as PromiseRejectedResult | undefined)?.reason));
+    for (const [k, v] of acked) assert.equal(db.get(k)?.toString(), v, k);
+    const s = db.stats();
+    console.log(`      ${s.writer.batches} batches in ${s.writer.commits} commits: ${s.writer.batchesPerCommit.toFixed(1)} batches per commit`);
+    assert.equal(s.writer.batches, CALLERS * (ROUNDS + 3));
+    assert.ok(s.writer.batchesPerCommit > 10, 'concurrent batches are merged');
+    assert.ok(db.check().ok);
+  });
+
+  it('isolates a failing batch: only its caller rejects, the rest of the merged commit lands', async () => {
+    await db.put('counter', '1');
+    const outcomes = await Promise.allSettled([
+      db.put('a', '1'),
+      db.batch([{ type: 'put', key: 'cond', value: 'x' }], { ifMatch: [{ key: 'counter', value: '2' }] }),
+      db.put('b', '2'),
+      db.dropTree('no-such-tree'),
+      db.batch([{ type: 'put', key: 'cond2', value: 'y' }, { type: 'del', key: 'a' }], { ifMatch: [{ key: 'counter', value: '1' }, { key: 'absent', value: undefined }] }),
+      db.put('c', '3'),
+    ]);
+    assert.deepEqual(outcomes.map((o) => o.status), ['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    assert.ok(isCode('CONDITION_FAILED')((outcomes[1] as PromiseRejectedResult).reason));
+    assert.ok(isCode('TREE_NOT_FOUND')((outcomes[3] as PromiseRejectedResult).reason));
+    assert.equal(db.get('cond'), undefined, 'a rejected batch writes nothing');
+    assert.equal(db.get('cond2')?.toString(), 'y');
+    assert.equal(db.get('a'), undefined, 'the conditional batch ran after put(a)');
+    assert.equal(db.get('b')?.toString(), '2');
+    assert.equal(db.get('c')?.toString(), '3');
+  });
+
+  it('read-modify-write with ifMatch: concurrent increments never lose an update', async () => {
+    await db.put('n', '0');
+    const incr = async (): Promise<number> => {
+      for (let attempt = 1; ; attempt++) {
+        const cur = db.get('n')?.toString() ?? '0';
+        try {
+          await db.batch([{ type: 'put', key: 'n', value: String(Number(cur) + 1) }], { ifMatch: [{ key: 'n', value: cur }] });
+          return attempt;
+        } catch (e) {
+          if (!isCode('CONDITION_FAILED')(e)) throw e;
+        }
+      }
+    };
+    const attempts = await Promise.all(Array.from({ length: 50 }, incr));
+    assert.equal(db.get('n')?.toString(), '50');
+    assert.ok(attempts.some((a) => a > 1), 'some increments had to retry');
+  });
+
+  it('snapshots and range iterations see one commit and hold back page reuse until released', async () => {
+    for (let i = 0; i < 300; i++) await db.put(`k${String(i).padStart(3, '0')}`, 'old');
+    const snap = db.snapshot();
+    const it = db.range({ prefix: 'k' });
+    const first = it.next();
+    assert.equal(first.done, false);
+    for (let round = 0; round < 3; round++) await db.batch(Array.from({ length: 300 }, (_, i) => ({ type: 'put' as const, key: `k${String(i).padStart(3, '0')}`, value: `new${round}` })));
+    const rest = [...it];
+    assert.equal(rest.length, 299);
+    assert.ok(rest.every(([, v]) => v.toString() === 'old'), 'the iteration kept its snapshot');
+    assert.equal(snap.get('k100')?.toString(), 'old');
+    assert.equal(db.get('k100')?.toString(), 'new2');
+    const s = db.stats();
+    assert.equal(s.snapshots.live, 1);
+    assert.equal(s.snapshots.oldestTxnId, snap.txnId);
+    assert.ok((s.snapshots.oldestAgeMs ?? -1) >= 0);
+    snap.release();
+    assert.equal(db.stats().snapshots.live, 0);
+    assert.throws(() => snap.get('k1'), isCode('TXN_CLOSED'));
+    assert.ok(db.check().ok);
+  });
+
+  it('named trees through the handle, and ops that name a tree', async () => {
+    const albums = db.tree('albums');
+    await albums.put('a1', 'Blue Train');
+    await db.batch([{ type: 'put', key: 'a2', value: 'Giant Steps', tree: 'albums' }, { type: 'put', key: 'x', value: 'default' }]);
+    assert.deepEqual(db.trees(), ['albums']);
+    assert.deepEqual([...albums.range()].map(([k, v]) => `${k}=${v}`), ['a1=Blue Train', 'a2=Giant Steps']);
+    assert.equal(db.get('a1'), undefined);
+    assert.equal(db.get('a1', { tree: 'missing' }), undefined);
+    await db.dropTree('albums');
+    assert.deepEqual(db.trees(), []);
+    assert.equal(albums.get('a1'), undefined);
+  });
+
+  it('rejects bad input with typed errors before anything is queued', async () => {
+    await assert.rejects(db.put('', 'v'), isCode('KEY_INVALID'));
+    await assert.rejects(db.put(7 as unknown as string, 'v'), isCode('KEY_INVALID'));
+    await assert.rejects(db.put('k', null as unknown as string), isCode('VALUE_INVALID'));
+    await assert.rejects(db.batch('nope' as unknown as []), isCode('BAD_OPTION'));
+    await assert.rejects(db.batch([{ type: 'upsert', key: 'k' } as unknown as { type: 'del'; key: string }]), isCode('BAD_OPTION'));
+    await assert.rejects(db.put('k', 'v', { tree: '' }), isCode('TREE_NAME_INVALID'));
+    await assert.rejects(db.batch([], { ifMatch: 'x' as unknown as [] }), isCode('BAD_OPTION'));
+    assert.equal(db.stats().writer.batches, 0);
+  });
+
+  it('copies the caller\'s buffers: changing them after put() changes nothing', async () => {
+    const key = Buffer.from('mutable-key');
+    const value = Buffer.from('original');
+    const p = db.put(key, value);
+    key.write('XXXXXXX');
+    value.write('CHANGED!');
+    await p;
+    assert.equal(db.get('mutable-key')?.toString(), 'original');
+  });
+
+  it('applies backpressure past maxQueuedBytes and still settles every write', async () => {
+    await db.close();
+    db = await open(dir, { maxQueuedBytes: 64 * 1024 });
+    let sawWaiting = 0;
+    const writes = Array.from({ length: 400 }, (_, i) => db.put(`bp${i}`, Buffer.alloc(2000, i % 256)));
+    sawWaiting = db.stats().writer.waitingBatches;
+    await Promise.all(writes);
+    assert.ok(sawWaiting > 0, 'writes past the bound waited');
+    assert.equal(db.get('bp399')?.[0], 399 % 256);
+  });
+
+  it('close() settles queued writes, then refuses everything with DB_CLOSED', async () => {
+    const pending = Array.from({ length: 100 }, (_, i) => db.put(`late${i}`, 'v'));
+    const closing = db.close();
+    await assert.rejects(db.put('after', 'close'), isCode('DB_CLOSED'));
+    await closing;
+    await Promise.all(pending);
+    assert.throws(() => db.get('late1'), isCode('DB_CLOSED'));
+    await db.close(); // twice is fine
+    db = await open(dir);
+    assert.equal(db.get('late99')?.toString(), 'v');
+  });
+
+  it('a second open of the same directory fails with DB_LOCKED', async () => {
+    await assert.rejects(open(dir), isCode('DB_LOCKED'));
+  });
+});

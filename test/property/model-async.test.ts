@@ -1,0 +1,99 @@
+// The model test through the async API: each step issues several batches at once, from
+// concurrent callers, without waiting in between. The writer applies them in issue order, so a
+// Map that applies the same batches in the same order (conditions included) must agree with the
+// database on every outcome and every key. Reopens and snapshots are steps too.
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { BirchError, open, type BatchOp, type Birch, type Snapshot } from '../../engine/index.js';
+import { rmDir, tmpDir } from '../helpers/index.js';
+
+type Write = { ops: { del: boolean; k: number; v: number; tree: number }[]; cond?: { k: number; v: number | null } };
+type Step = { t: 'writes'; writes: Write[] } | { t: 'reopen' } | { t: 'snap' } | { t: 'release' };
+
+const TREES = [undefined, 't1'] as const;
+const key = (k: number): string => `k${String(k).padStart(3, '0')}`;
+const val = (v: number): string => `value-${v}-`.padEnd(20 + (v % 50) * 40, 'x');
+const mkey = (tree: string | undefined, k: string): string => `${tree ?? ''}/${k}`;
+
+const writeArb: fc.Arbitrary<Write> = fc.record(
+  {
+    ops: fc.array(fc.record({ del: fc.boolean(), k: fc.nat(60), v: fc.nat(1000), tree: fc.nat(1) }), { minLength: 1, maxLength: 8 }),
+    cond: fc.record({ k: fc.nat(60), v: fc.option(fc.nat(1000), { nil: null }) }),
+  },
+  { requiredKeys: ['ops'] },
+);
+const stepArb: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 8, arbitrary: fc.record({ t: fc.constant('writes' as const), writes: fc.array(writeArb, { minLength: 1, maxLength: 30 }) }) },
+  { weight: 1, arbitrary: fc.constant({ t: 'reopen' as const }) },
+  { weight: 1, arbitrary: fc.constant({ t: 'snap' as const }) },
+  { weight: 1, arbitrary: fc.constant({ t: 'release' as const }) },
+);
+
+async function run(steps: Step[]): Promise<void> {
+  const dir = tmpDir('birch-model-async');
+  let db: Birch = await open(dir, { maxMergeOps: 40 });
+  const model = new Map<string, string>();
+  const snaps: { s: Snapshot; model: Map<string, string> }[] = [];
+  try {
+    for (const step of steps) {
+      if (step.t === 'reopen') {
+        for (const x of snaps.splice(0)) x.s.release();
+        await db.close();
+        db = await open(dir, { maxMergeOps: 40 });
+      } else if (step.t === 'snap') {
+        snaps.push({ s: db.snapshot(), model: new Map(model) });
+      } else if (step.t === 'release') {
+        snaps.shift()?.s.release();
+      } else {
+        const expected: boolean[] = [];
+        const promises = step.writes.map((w) => {
+          // A conditional write on the latest value of a key in the default tree.
+          const cond = w.cond === undefined ? undefined : { k: key(w.cond.k), v: w.cond.v === null ? undefined : val(w.cond.v) };
+          const holds = cond === undefined || model.get(mkey(undefined, cond.k)) === cond.v;
+          expected.push(holds);
+          if (holds) {
+            for (const o of w.ops) {
+              if (o.del) model.delete(mkey(TREES[o.tree], key(o.k)));
+              else model.set(mkey(TREES[o.tree], key(o.k)), val(o.v));
+            }
+          }
+          const ops: BatchOp[] = w.ops.map((o) => {
+            const tree = TREES[o.tree];
+            const base = o.del ? { type: 'del' as const, key: key(o.k) } : { type: 'put' as const, key: key(o.k), value: val(o.v) };
+            return tree === undefined ? base : { ...base, tree };
+          });
+          return db.batch(ops, cond === undefined ? undefined : { ifMatch: [{ key: cond.k, value: cond.v }] });
+        });
+        const outcomes = await Promise.allSettled(promises);
+        outcomes.forEach((o, i) => {
+          if (o.status === 'rejected') assert.ok(o.reason instanceof BirchError && o.reason.code === 'CONDITION_FAILED', String(o.reason));
+          assert.equal(o.status === 'fulfilled', expected[i], `write ${i} of the step`);
+        });
+      }
+      for (const tree of TREES) {
+        const got = [...db.range({ ...(tree === undefined ? {} : { tree }) })].map(([k, v]) => `${mkey(tree, k.toString())}=${v.toString()}`);
+        const want = [...model].filter(([k]) => k.startsWith(`${tree ?? ''}/`)).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v}`);
+        assert.deepEqual(got, want);
+      }
+      for (const x of snaps) {
+        const got = [...x.s.range()].map(([k, v]) => `/${k.toString()}=${v.toString()}`);
+        const want = [...x.model].filter(([k]) => k.startsWith('/')).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v}`);
+        assert.deepEqual(got, want, 'a snapshot changed');
+      }
+    }
+    const report = db.check();
+    assert.ok(report.ok, report.errors.join('\n'));
+  } finally {
+    for (const x of snaps) x.s.release();
+    await db.close();
+    rmDir(dir);
+  }
+}
+
+describe('property: the async API against a Map model, with concurrent callers', () => {
+  it('agrees with the model on every outcome and key', async function () {
+    this.timeout(600_000);
+    const numRuns = Number(process.env.BIRCH_ASYNC_MODEL_RUNS ?? 60);
+    await fc.assert(fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 25 }), run), { numRuns });
+  });
+});
