@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { BirchError } from '../pager/errors.js';
 import { decodeState, type DbState } from '../pager/meta-format.js';
 import { ReadView } from '../pager/reader.js';
+import { NodeDirectory } from '../pager/backend.js';
 import type { PageNo, TxnId } from '../pager/ids.js';
 import { DEFAULTS } from './database.js';
 import { toKey, toTreeName, toValue, describe, type Bytes } from './input.js';
@@ -169,8 +170,11 @@ export class Birch {
   #closed: Promise<void> | undefined;
   #onClosed: ((err?: BirchError) => void) | undefined;
 
-  private constructor(path: string, worker: Worker, view: ReadView, floor: BigInt64Array, counters: WriterCounters, maxQueuedBytes: number) {
+  readonly #lock: { release(): void };
+
+  private constructor(path: string, worker: Worker, view: ReadView, floor: BigInt64Array, counters: WriterCounters, maxQueuedBytes: number, lock: { release(): void }) {
     this.path = path;
+    this.#lock = lock;
     this.#worker = worker;
     this.#view = view;
     this.#floor = floor;
@@ -221,26 +225,32 @@ export class Birch {
       },
       floor: floorSab,
     };
-    const worker = new Worker(new URL('./writer-worker.js', import.meta.url), { workerData: init });
-    const first = await new Promise<FromWriter>((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-    });
-    if (first.kind === 'openFailed') {
-      await worker.terminate();
-      throw fromWireError(first.error);
-    }
-    if (first.kind !== 'ready') throw new Error(`birchdb assertion failed: writer said ${first.kind} first`);
-    const state = decodeState(Buffer.from(first.state), 0);
-    let view: ReadView;
+    // The directory lock is taken here, on the opening thread, and held for the writer thread:
+    // fs-ext's native module crashes the process when a second thread loads it.
+    const lock = new NodeDirectory(dir).lock();
+    let worker: Worker | undefined;
     try {
-      view = new ReadView(dir, cacheSize, state);
+      worker = new Worker(new URL('./writer-worker.js', import.meta.url), { workerData: init });
+      const w = worker;
+      const first = await new Promise<FromWriter>((resolve, reject) => {
+        w.once('message', resolve);
+        w.once('error', reject);
+      });
+      if (first.kind === 'openFailed') throw fromWireError(first.error);
+      if (first.kind !== 'ready') throw new Error(`birchdb assertion failed: writer said ${first.kind} first`);
+      const state = decodeState(Buffer.from(first.state), 0);
+      let view: ReadView;
+      try {
+        view = new ReadView(dir, cacheSize, state);
+      } catch (err) {
+        throw new BirchError('IO', `cannot open ${dir} for reading`, { cause: err });
+      }
+      return new Birch(dir, worker, view, new BigInt64Array(floorSab), first.counters, maxQueuedBytes, lock);
     } catch (err) {
-      await worker.terminate();
-      throw new BirchError('IO', `cannot open ${dir} for reading`, { cause: err });
+      await worker?.terminate();
+      lock.release();
+      throw err;
     }
-    const db = new Birch(dir, worker, view, new BigInt64Array(floorSab), first.counters, maxQueuedBytes);
-    return db;
   }
 
   // ---- reads -----------------------------------------------------------------------------------
@@ -443,6 +453,7 @@ export class Birch {
       this.#pins.clear();
       this.#view.close();
       await this.#worker.terminate();
+      this.#lock.release();
       if (err !== undefined && err !== this.#fatal) throw err;
     })();
     return this.#closed;

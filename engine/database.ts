@@ -43,6 +43,11 @@ export interface OpenOptions {
   backend?: DirectoryBackend;
   /** Hooks for a caller that mirrors commits elsewhere (the writer thread). */
   observer?: CommitObserver;
+  /**
+   * The caller already holds the directory lock (the async API takes it on the opening thread,
+   * because fs-ext's native module must not be loaded by a second thread of the process).
+   */
+  lockHeld?: boolean;
 }
 
 /**
@@ -148,7 +153,7 @@ export class Database {
       throw new BirchError('BAD_OPTION', 'open() takes a directory path');
     }
     const backend = options.backend ?? (typeof dir === 'string' ? new NodeDirectory(dir) : dir);
-    const lock = backend.lock();
+    const lock = options.lockHeld === true ? { release: () => undefined } : backend.lock();
     let pager: Pager | undefined;
     let journal: Journal | undefined;
     try {

@@ -29,6 +29,7 @@ try {
   db = Database.open(init.dir, {
     sync: init.options.sync,
     cacheSize: init.options.cacheSize,
+    lockHeld: true, // taken by the opening thread: fs-ext may be loaded by one thread only
     ...(init.options.journalSegmentSize !== undefined ? { journalSegmentSize: init.options.journalSegmentSize } : {}),
     ...(init.options.checkpointBytes !== undefined ? { checkpointBytes: init.options.checkpointBytes } : {}),
     observer: {
