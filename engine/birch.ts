@@ -359,7 +359,7 @@ export class Birch {
       case 'committed': {
         if (msg.state.length > 0) {
           const state: DbState = decodeState(Buffer.from(msg.state.buffer, msg.state.byteOffset, msg.state.byteLength), 0);
-          this.#view.install(state, decodePages(msg.pages));
+          this.#view.install(state, decodePages(msg.pages, msg.pageCount));
           this.#roots = decodeRoots(state.roots);
           this.#commits++;
           this.#publishFloor();

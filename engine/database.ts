@@ -55,8 +55,11 @@ export interface OpenOptions {
  * free list from reusing pages that the main thread's snapshots can still read.
  */
 export interface CommitObserver {
-  /** After a commit is durable and published: its encoded state and its page images, ascending. */
-  onCommit?(txnId: TxnId, state: Buffer, pages: Map<number, Buffer>): void;
+  /**
+   * After a commit is durable and published: its encoded state, and its journal body: `count`
+   * page numbers (u32) then `count` page images, ascending, in a buffer owned by the observer.
+   */
+  onCommit?(txnId: TxnId, state: Buffer, body: Buffer, count: number): void;
   /** After a data-file flush: the data file now holds every page of every txn up to `txnId`. */
   onFlush?(txnId: TxnId): void;
   /** The oldest txn that readers outside this handle may still read. */
@@ -236,6 +239,7 @@ export class Database {
     let state: DbState;
     let stateBuf: Buffer;
     let pages: Map<number, Buffer>;
+    let body: Buffer;
     try {
       const freeRoot = pt.writeFreeList();
       state = {
@@ -248,7 +252,7 @@ export class Database {
       pages = pt.sealAll();
       stateBuf = Buffer.alloc(STATE_SIZE);
       encodeState(state, stateBuf, 0);
-      this.#journal.append(state.txnId, stateBuf, pages);
+      body = this.#journal.append(state.txnId, stateBuf, pages);
       this.#pager.install(state, pages, pt.freed, pt.newFreeListPages);
       pt.releaseLocal();
       this.#counters.commits++;
@@ -260,7 +264,7 @@ export class Database {
       throw err;
     }
     // Published: from here on the commit stands, whatever an observer does.
-    this.#observer.onCommit?.(state.txnId, stateBuf, pages);
+    this.#observer.onCommit?.(state.txnId, stateBuf, body, pages.size);
     this.#maybeFlush();
     return state.txnId;
   }

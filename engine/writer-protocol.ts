@@ -11,7 +11,7 @@
 //   A cond with present 0 requires the key to be absent.
 //
 // Commits come back as a message with the new state and the commit's page images in one
-// transferred buffer: count u32 | count x pageNo u32 | count x PAGE_SIZE images.
+// transferred buffer, the journal record's uncompressed body: count x pageNo u32 | count x images.
 import { BirchError, type ErrorCode } from '../pager/errors.js';
 import { PAGE_SIZE } from '../pager/page-format.js';
 import type { DatabaseStats } from './stats.js';
@@ -154,8 +154,9 @@ export type FromWriter =
       kind: 'committed';
       txnId: number;
       state: Uint8Array;
-      /** count u32 | pageNo u32 x count | images */
+      /** pageNo u32 x pageCount | images (the journal body, transferred, not copied) */
       pages: ArrayBuffer;
+      pageCount: number;
       ids: number[];
       rejected: { id: number; error: WireError }[];
       counters: WriterCounters;
@@ -165,24 +166,10 @@ export type FromWriter =
   | { kind: 'fatal'; error: WireError }
   | { kind: 'closed'; error?: WireError };
 
-export function encodePages(pages: Map<number, Buffer>): ArrayBuffer {
-  const n = pages.size;
-  const ab = new ArrayBuffer(4 + n * 4 + n * PAGE_SIZE);
+/** The page images of a commit body (the journal's uncompressed record body: numbers, then images). */
+export function decodePages(ab: ArrayBuffer, count: number): [number, Buffer][] {
   const buf = Buffer.from(ab);
-  buf.writeUInt32LE(n, 0);
-  let i = 0;
-  for (const [no, img] of pages) {
-    buf.writeUInt32LE(no, 4 + i * 4);
-    img.copy(buf, 4 + n * 4 + i * PAGE_SIZE);
-    i++;
-  }
-  return ab;
-}
-
-export function decodePages(ab: ArrayBuffer): [number, Buffer][] {
-  const buf = Buffer.from(ab);
-  const n = buf.readUInt32LE(0);
   const out: [number, Buffer][] = [];
-  for (let i = 0; i < n; i++) out.push([buf.readUInt32LE(4 + i * 4), buf.subarray(4 + n * 4 + i * PAGE_SIZE, 4 + n * 4 + (i + 1) * PAGE_SIZE)]);
+  for (let i = 0; i < count; i++) out.push([buf.readUInt32LE(i * 4), buf.subarray(count * 4 + i * PAGE_SIZE, count * 4 + (i + 1) * PAGE_SIZE)]);
   return out;
 }

@@ -13,7 +13,7 @@ import { BirchError, FatalIoError } from '../pager/errors.js';
 import { Database } from './database.js';
 import type { WriteTxn } from './txn.js';
 import {
-  OP_DEL, OP_DROP_TREE, OP_PUT, decodeBatches, encodePages, toWireError,
+  OP_DEL, OP_DROP_TREE, OP_PUT, decodeBatches, toWireError,
   type DecodedBatch, type FromWriter, type ToWriter, type WireError, type WriterInit,
 } from './writer-protocol.js';
 
@@ -23,7 +23,7 @@ const init = workerData as WriterInit;
 const floor = new BigInt64Array(init.floor);
 const post = (msg: FromWriter, transfer: ArrayBuffer[] = []): void => port.postMessage(msg, transfer);
 
-let lastCommit: { txnId: number; state: Buffer; pages: ArrayBuffer } | undefined;
+let lastCommit: { txnId: number; state: Buffer; pages: ArrayBuffer; count: number } | undefined;
 let db: Database;
 try {
   db = Database.open(init.dir, {
@@ -33,8 +33,8 @@ try {
     ...(init.options.journalSegmentSize !== undefined ? { journalSegmentSize: init.options.journalSegmentSize } : {}),
     ...(init.options.checkpointBytes !== undefined ? { checkpointBytes: init.options.checkpointBytes } : {}),
     observer: {
-      onCommit: (txnId, state, pages) => {
-        lastCommit = { txnId, state, pages: encodePages(pages) };
+      onCommit: (txnId, state, body, count) => {
+        lastCommit = { txnId, state, pages: body.buffer as ArrayBuffer, count };
       },
       onFlush: (txnId) => post({ kind: 'flushed', txnId }),
       snapshotFloor: () => Number(Atomics.load(floor, 0)),
@@ -125,12 +125,12 @@ function commitGroup(group: DecodedBatch[]): void {
     const { trees: _trees, ...counters } = db.stats({ trees: false });
     void _trees;
     const ids = applied.map((b) => b.id);
-    const c = lastCommit as { txnId: number; state: Buffer; pages: ArrayBuffer } | undefined;
+    const c = lastCommit as { txnId: number; state: Buffer; pages: ArrayBuffer; count: number } | undefined;
     if (c === undefined) {
       // Every op was a no-op (deletes of absent keys): no new state, but the batches succeeded.
-      post({ kind: 'committed', txnId: db.txnId, state: new Uint8Array(0), pages: new ArrayBuffer(0), ids, rejected, counters });
+      post({ kind: 'committed', txnId: db.txnId, state: new Uint8Array(0), pages: new ArrayBuffer(0), pageCount: 0, ids, rejected, counters });
     } else {
-      post({ kind: 'committed', txnId: c.txnId, state: new Uint8Array(c.state), pages: c.pages, ids, rejected, counters }, [c.pages]);
+      post({ kind: 'committed', txnId: c.txnId, state: new Uint8Array(c.state), pages: c.pages, pageCount: c.count, ids, rejected, counters }, [c.pages]);
     }
     return;
   }

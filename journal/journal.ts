@@ -170,10 +170,14 @@ export class Journal {
     return { txnId: h.txnId, state: h.state, pages };
   }
 
-  /** Appends one commit record and, with `sync`, makes it durable. Throws FatalIoError on failure. */
-  append(txnId: number, state: Buffer, pages: Map<number, Buffer>): void {
+  /**
+   * Appends one commit record and, with `sync`, makes it durable. Throws FatalIoError on failure.
+   * Returns the uncompressed body (page numbers, then images), in a buffer of its own that the
+   * caller may keep or transfer to another thread.
+   */
+  append(txnId: number, state: Buffer, pages: Map<number, Buffer>): Buffer {
     const count = pages.size;
-    const raw = Buffer.allocUnsafe(count * (4 + PAGE_SIZE));
+    const raw = Buffer.from(new ArrayBuffer(count * (4 + PAGE_SIZE)));
     let i = 0;
     for (const [no, img] of pages) {
       raw.writeUInt32LE(no, i * 4);
@@ -204,6 +208,7 @@ export class Journal {
     this.stats.rawBytes += raw.length;
     this.stats.compressedBytes += body.length;
     this.stats.bytesWritten += length;
+    return raw;
   }
 
   /** Makes every appended record durable. */
