@@ -323,6 +323,32 @@ export class Database {
     }
   }
 
+  /**
+   * Makes every commit so far durable without blocking this thread: for a handle opened with
+   * `sync: false` by a caller that acknowledges commits itself once this resolves (the writer
+   * thread, which builds the next commit while the previous one syncs). A failure is fatal.
+   */
+  async syncJournal(): Promise<void> {
+    this.#assertWritable();
+    try {
+      await this.#journal.syncAsync();
+    } catch (err) {
+      if (err instanceof FatalIoError) this.#fatal = err;
+      throw err;
+    }
+  }
+
+  /** The same as syncJournal(), blocking: cheaper when there is nothing to do meanwhile. */
+  syncJournalNow(): void {
+    this.#assertWritable();
+    try {
+      this.#journal.sync();
+    } catch (err) {
+      if (err instanceof FatalIoError) this.#fatal = err;
+      throw err;
+    }
+  }
+
   /** The same as checkpoint(), blocking. */
   checkpointSync(): TxnId {
     this.#assertWritable();

@@ -124,7 +124,7 @@ export function collectStats(src: StatsSources, withTrees = true): DatabaseStats
       recoveredRecords: j.recoveredRecords,
     },
     dataFile: {
-      bytes: pager.file.length(),
+      bytes: pager.fileBytes,
       pageCount: pager.state.pageCount,
       freePages: pager.freeList.free.pages,
       pendingPages: pager.freeList.pendingPages,

@@ -27,7 +27,9 @@ let lastCommit: { txnId: number; state: Buffer; pages: ArrayBuffer; count: numbe
 let db: Database;
 try {
   db = Database.open(init.dir, {
-    sync: init.options.sync,
+    // The writer makes commits durable itself (syncJournal), so it can build the next commit
+    // while the previous one syncs; nothing is acknowledged before its sync completes.
+    sync: false,
     cacheSize: init.options.cacheSize,
     lockHeld: true, // taken by the opening thread: fs-ext may be loaded by one thread only
     ...(init.options.journalSegmentSize !== undefined ? { journalSegmentSize: init.options.journalSegmentSize } : {}),
@@ -75,8 +77,15 @@ function apply(w: WriteTxn, b: DecodedBatch): void {
   }
 }
 
-/** Commits `group` as one transaction, leaving out batches that fail; reports the outcome. */
-function commitGroup(group: DecodedBatch[]): void {
+/** A report for the main thread, and whether it may only be sent once the journal is synced. */
+interface Outcome {
+  msg: FromWriter;
+  transfer: ArrayBuffer[];
+  needsSync: boolean;
+}
+
+/** Commits `group` as one transaction, leaving out batches that fail; returns the report. */
+function commitGroup(group: DecodedBatch[]): Outcome | undefined {
   const failedErrors = new Map<number, WireError>();
   for (;;) {
     const w = db.beginWrite();
@@ -109,8 +118,7 @@ function commitGroup(group: DecodedBatch[]): void {
     }
     if (applied.length === 0) {
       w.abort();
-      post({ kind: 'rejected', rejected });
-      return;
+      return { msg: { kind: 'rejected', rejected }, transfer: [], needsSync: false };
     }
     lastCommit = undefined;
     try {
@@ -118,7 +126,7 @@ function commitGroup(group: DecodedBatch[]): void {
     } catch (err) {
       if (err instanceof FatalIoError || (err instanceof BirchError && err.code === 'FATAL_IO')) {
         becomeFatal(toWireError(err));
-        return;
+        return undefined;
       }
       throw err;
     }
@@ -128,11 +136,13 @@ function commitGroup(group: DecodedBatch[]): void {
     const c = lastCommit as { txnId: number; state: Buffer; pages: ArrayBuffer; count: number } | undefined;
     if (c === undefined) {
       // Every op was a no-op (deletes of absent keys): no new state, but the batches succeeded.
-      post({ kind: 'committed', txnId: db.txnId, state: new Uint8Array(0), pages: new ArrayBuffer(0), pageCount: 0, ids, rejected, counters });
-    } else {
-      post({ kind: 'committed', txnId: c.txnId, state: new Uint8Array(c.state), pages: c.pages, pageCount: c.count, ids, rejected, counters }, [c.pages]);
+      return { msg: { kind: 'committed', txnId: db.txnId, state: new Uint8Array(0), pages: new ArrayBuffer(0), pageCount: 0, ids, rejected, counters }, transfer: [], needsSync: false };
     }
-    return;
+    return {
+      msg: { kind: 'committed', txnId: c.txnId, state: new Uint8Array(c.state), pages: c.pages, pageCount: c.count, ids, rejected, counters },
+      transfer: [c.pages],
+      needsSync: durable,
+    };
   }
 }
 
@@ -140,6 +150,7 @@ function commitGroup(group: DecodedBatch[]): void {
 function becomeFatal(error: WireError): void {
   fatal = error;
   queue.length = 0;
+  pendingReports.length = 0;
   post({ kind: 'fatal', error });
 }
 
@@ -158,19 +169,68 @@ function takeGroup(): DecodedBatch[] {
   return queue.splice(0, n);
 }
 
+// Pipelining: while the journal sync of one commit runs on the libuv pool, the next group is
+// built and written. Reports go out strictly in order, each commit's only after a sync that
+// covers it has completed. At most one written commit waits behind the sync in flight, so a
+// commit's latency stays bounded by about two syncs.
+const durable = init.options.sync;
+/** Reports produced since the sync in flight (if any) began, oldest first. */
+const pendingReports: Outcome[] = [];
+let syncing: Promise<void> | undefined;
+
+function startSyncOrSend(): void {
+  if (syncing !== undefined || pendingReports.length === 0) return;
+  const reports = pendingReports.splice(0);
+  if (!reports.some((r) => r.needsSync)) {
+    for (const r of reports) post(r.msg, r.transfer);
+    return;
+  }
+  if (queue.length === 0) {
+    // Nothing to build meanwhile: a blocking sync answers sooner than one on the libuv pool
+    // (measured: 38k vs 32k writes/s for 64 callers awaiting single durable puts).
+    try {
+      db.syncJournalNow();
+    } catch (err) {
+      becomeFatal(toWireError(err));
+      return;
+    }
+    for (const r of reports) post(r.msg, r.transfer);
+    return;
+  }
+  syncing = db
+    .syncJournal()
+    .then(
+      () => {
+        for (const r of reports) post(r.msg, r.transfer);
+      },
+      (err: unknown) => becomeFatal(toWireError(err)),
+    )
+    .finally(() => {
+      syncing = undefined;
+      void run();
+    });
+}
+
 async function run(): Promise<void> {
   if (running) return;
   running = true;
   try {
-    while (queue.length > 0 && fatal === undefined) {
-      commitGroup(takeGroup());
-      // Let messages in (new batches join the next group) and background flushes progress.
-      await yieldToLoop();
+    while (fatal === undefined) {
+      const canBuild = queue.length > 0 && !pendingReports.some((r) => r.needsSync);
+      if (canBuild) {
+        const outcome = commitGroup(takeGroup());
+        if (outcome !== undefined) pendingReports.push(outcome);
+      }
+      startSyncOrSend();
+      if (queue.length === 0 && syncing === undefined && pendingReports.length === 0) break;
+      // Wait for the sync when the pipeline is full; otherwise just let messages and flushes in.
+      if (!canBuild && syncing !== undefined) await syncing;
+      else await yieldToLoop();
     }
   } finally {
     running = false;
   }
-  if (closing && queue.length === 0) finish();
+  if (closing && queue.length === 0 && syncing === undefined) finish();
 }
 
 function finish(): void {
@@ -195,7 +255,7 @@ port.on('message', (msg: ToWriter) => {
     void run();
   } else if (msg.kind === 'close') {
     closing = true;
-    if (!running) finish();
+    if (!running && syncing === undefined) finish();
   }
 });
 

@@ -177,7 +177,8 @@ export class Journal {
    */
   append(txnId: number, state: Buffer, pages: Map<number, Buffer>): Buffer {
     const count = pages.size;
-    const raw = Buffer.from(new ArrayBuffer(count * (4 + PAGE_SIZE)));
+    // Its own, unpooled memory (transferable), not zero-filled: every byte is written below.
+    const raw = Buffer.allocUnsafeSlow(count * (4 + PAGE_SIZE));
     let i = 0;
     for (const [no, img] of pages) {
       raw.writeUInt32LE(no, i * 4);
@@ -221,6 +222,23 @@ export class Journal {
     }
     this.stats.syncs++;
     this.#unsynced = false;
+  }
+
+  /**
+   * Makes every record appended so far durable, off this thread (the sync runs on the libuv
+   * pool), so the caller can build and write the next commit meanwhile. Records appended while it
+   * runs are not covered: call again. Throws FatalIoError on failure.
+   */
+  async syncAsync(): Promise<void> {
+    if (!this.#unsynced || this.#current === undefined) return;
+    const file = this.#current.file;
+    this.#unsynced = false;
+    try {
+      await file.syncAsync();
+    } catch (err) {
+      throw new FatalIoError('syncing the journal failed', err);
+    }
+    this.stats.syncs++;
   }
 
   /** The data file now holds every txn up to `txn`: segments holding nothing newer may be reused. */

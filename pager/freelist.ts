@@ -138,10 +138,18 @@ export class FreeList {
   readonly pending = new Map<TxnId, PageNo[]>();
   pendingPages = 0;
   #cursor = -1;
+  /** False once a scan found no run of minRunPages; set again whenever pages are freed. */
+  #longRunsMaybe = true;
   readonly options: AllocationOptions;
 
   constructor(options: AllocationOptions = DEFAULT_ALLOCATION) {
     this.options = options;
+  }
+
+  /** Makes [start, start+len) free now (pages nothing can read: loaded, rolled back, or never seen). */
+  addFree(start: number, len: number): void {
+    this.free.addRun(start, len);
+    this.#longRunsMaybe = true;
   }
 
   addPending(txn: TxnId, pages: PageNo[]): void {
@@ -154,7 +162,7 @@ export class FreeList {
   release(oldestLive: TxnId): void {
     for (const [txn, pages] of this.pending) {
       if (txn > oldestLive) break;
-      for (const p of pages) this.free.add(p);
+      for (const p of pages) this.addFree(p, 1);
       this.pendingPages -= pages.length;
       this.pending.delete(txn);
     }
@@ -171,8 +179,11 @@ export class FreeList {
     // Continue the run we took from last, so one transaction's pages stay adjacent.
     const at = f.indexOfStart(this.#cursor);
     if (at >= 0 && (f.lens[at] as number) >= n) return this.#takeAt(at, n);
-    const fromRun = this.#firstFit(n, this.options.minRunPages);
-    if (fromRun !== undefined) return fromRun;
+    if (this.#longRunsMaybe || n > 1) {
+      const fromRun = this.#firstFit(n, this.options.minRunPages);
+      if (fromRun !== undefined) return fromRun;
+      if (n === 1) this.#longRunsMaybe = false;
+    }
     if (f.pages > this.options.scatterLimit * pageCount) return this.#firstFit(n, 1);
     return undefined;
   }

@@ -20,6 +20,14 @@ import { writeU32 } from './bytes.js';
 
 export const DATA_FILE = 'data.birch';
 
+/**
+ * A page-sized buffer with its own memory, not zeroed: callers initialise or overwrite it whole.
+ * (Buffer.from(page) would take Node's generic array-like path, measured at about 1.3 us a page.)
+ */
+function newPageBuffer(): Buffer {
+  return Buffer.allocUnsafeSlow(PAGE_SIZE);
+}
+
 /** The data file grows by this fraction of its size, clamped to [GROW_MIN, GROW_MAX] bytes. */
 const GROW_FRACTION = 1 / 8;
 const GROW_MIN_BYTES = 1 << 20;
@@ -50,6 +58,8 @@ export class Pager {
   /** Pages of the current on-disk free list, freed by the next commit that rewrites it. */
   freeListPages: PageNo[];
   readonly unflushed = new Map<number, Buffer>();
+  /** The data file's length, kept here so that stats need no fstat. */
+  fileBytes: number;
   readonly flushStats: FlushStats = { flushes: 0, pagesFlushed: 0, writeRuns: 0, lastWriteRuns: 0, lastPages: 0 };
   #metaSlot: number;
   #flushing: Promise<void> | undefined;
@@ -66,6 +76,7 @@ export class Pager {
     this.flushedState = state;
     this.#metaSlot = metaSlot;
     this.freeListPages = [];
+    this.fileBytes = file.length();
   }
 
   /** Opens the data file in `dir`, creating it if absent. */
@@ -124,7 +135,7 @@ export class Pager {
    */
   loadFreeList(): void {
     const { runs, pages } = decodeFreeList(this.state.freeRoot, this.state.pageCount, (no) => this.readPage(no));
-    for (const [start, len] of runs.runs()) this.freeList.free.addRun(start, len);
+    for (const [start, len] of runs.runs()) this.freeList.addFree(start, len);
     this.freeListPages = pages;
   }
 
@@ -276,11 +287,12 @@ export class Pager {
 
   #growTo(pages: number): void {
     const need = pageOffsetBytes(pages);
-    const have = this.file.length();
+    const have = this.fileBytes;
     if (need <= have) return;
     const step = Math.min(GROW_MAX_BYTES, Math.max(GROW_MIN_BYTES, Math.floor(have * GROW_FRACTION)));
     const target = Math.max(need, Math.ceil((have + step) / GROW_MIN_BYTES) * GROW_MIN_BYTES);
     this.file.setLength(Math.min(target, Math.max(need, have + step)));
+    this.fileBytes = this.file.length();
   }
 
   async #syncDataFile(): Promise<void> {
@@ -366,7 +378,7 @@ export class PageTxn {
   allocate(kind: PageKind): { no: PageNo; buf: Buffer } {
     const local = this.#local.pop();
     const no = local ?? this.#takeRun(1);
-    const buf = Buffer.alloc(PAGE_SIZE);
+    const buf = newPageBuffer();
     initPage(buf, no, kind);
     this.dirty.set(no, buf);
     return { no, buf };
@@ -376,7 +388,7 @@ export class PageTxn {
   allocateRun(n: number, kind: PageKind): PageNo {
     const first = n === 1 && this.#local.length > 0 ? (this.#local.pop() as PageNo) : this.#takeRun(n);
     for (let i = 0; i < n; i++) {
-      const buf = Buffer.alloc(PAGE_SIZE);
+      const buf = newPageBuffer();
       initPage(buf, pageNo(first + i), kind);
       this.dirty.set(first + i, buf);
     }
@@ -402,7 +414,8 @@ export class PageTxn {
     const src = this.#pager.readPage(no);
     const local = this.#local.pop();
     const fresh = local ?? this.#takeRun(1);
-    const buf = Buffer.from(src);
+    const buf = newPageBuffer();
+    src.copy(buf);
     writeU32(buf, PAGE_NO_OFFSET, fresh);
     this.dirty.set(fresh, buf);
     this.freed.push(no);
@@ -446,13 +459,13 @@ export class PageTxn {
 
   /** Returns local pages to the free list directly (nothing outside this txn ever saw them). */
   releaseLocal(): void {
-    for (const p of this.#local) this.#pager.freeList.free.add(p);
+    for (const p of this.#local) this.#pager.freeList.addFree(p, 1);
     this.#local.length = 0;
   }
 
   /** Undoes this txn's effect on the free list (abort, or a failed commit). */
   rollback(): void {
-    for (const [start, n] of this.#taken) this.#pager.freeList.free.addRun(start, n);
+    for (const [start, n] of this.#taken) this.#pager.freeList.addFree(start, n);
     this.#taken.length = 0;
     this.#local.length = 0;
     this.pageCount = this.#startPageCount;
