@@ -12,6 +12,7 @@ import { BirchError } from '../pager/errors.js';
 import { decodeState, type DbState } from '../pager/meta-format.js';
 import { ReadView } from '../pager/reader.js';
 import { NodeDirectory } from '../pager/backend.js';
+import type { FaultPlan } from '../pager/faults.js';
 import type { PageNo, TxnId } from '../pager/ids.js';
 import { DEFAULTS } from './database.js';
 import { toKey, toTreeName, toValue, describe, type Bytes } from './input.js';
@@ -38,6 +39,8 @@ export interface BirchOptions {
   maxMergeOps?: number;
   /** ...and this many bytes (default 16 MiB); always at least one batch. */
   maxMergeBytes?: number;
+  /** For tests of I/O failure only: make the writer's Nth write or sync fail with EIO. */
+  faults?: FaultPlan;
 }
 
 export type BatchOp =
@@ -224,6 +227,7 @@ export class Birch {
         maxMergeBytes: positive('maxMergeBytes', options.maxMergeBytes, DEFAULT_MAX_MERGE_BYTES),
       },
       floor: floorSab,
+      ...(options.faults !== undefined ? { faults: options.faults } : {}),
     };
     // The directory lock is taken here, on the opening thread, and held for the writer thread:
     // fs-ext's native module crashes the process when a second thread loads it.

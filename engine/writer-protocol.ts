@@ -15,6 +15,7 @@
 import { BirchError, type ErrorCode } from '../pager/errors.js';
 import { PAGE_SIZE } from '../pager/page-format.js';
 import type { DatabaseStats } from './stats.js';
+import type { FaultPlan } from '../pager/faults.js';
 
 export const OP_PUT = 1;
 export const OP_DEL = 2;
@@ -143,6 +144,8 @@ export interface WriterInit {
   };
   /** BigInt64Array[1]: the oldest txn the main thread's readers may still read. */
   floor: SharedArrayBuffer;
+  /** Tests only: fail the writer's Nth write or sync (pager/faults.ts). */
+  faults?: FaultPlan;
 }
 
 export type ToWriter = { kind: 'batches'; buf: ArrayBuffer } | { kind: 'close' };

@@ -11,6 +11,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { BirchError, FatalIoError } from '../pager/errors.js';
 import { Database } from './database.js';
+import { NodeDirectory } from '../pager/backend.js';
+import { FaultyDirectory } from '../pager/faults.js';
 import type { WriteTxn } from './txn.js';
 import {
   OP_DEL, OP_DROP_TREE, OP_PUT, decodeBatches, toWireError,
@@ -32,6 +34,7 @@ try {
     sync: false,
     cacheSize: init.options.cacheSize,
     lockHeld: true, // taken by the opening thread: fs-ext may be loaded by one thread only
+    ...(init.faults !== undefined ? { backend: new FaultyDirectory(new NodeDirectory(init.dir), init.faults) } : {}),
     ...(init.options.journalSegmentSize !== undefined ? { journalSegmentSize: init.options.journalSegmentSize } : {}),
     ...(init.options.checkpointBytes !== undefined ? { checkpointBytes: init.options.checkpointBytes } : {}),
     observer: {
