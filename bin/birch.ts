@@ -34,6 +34,7 @@ function printResults(results: BenchResult[]): void {
     ['write runs per flush', (r) => fmt(r.writeRunsPerFlush, 1)],
     ['final file size', (r) => mib(r.fileBytes)],
     ['peak memory (RSS)', (r) => mib(r.peakRssBytes)],
+    ['batches per commit', (r) => (r.batchesPerCommit === undefined ? '' : fmt(r.batchesPerCommit, 1))],
   ];
   const header = ['', ...results.map((r) => `${r.workload} (${r.engine})`)];
   const table = [header, ...rows.map(([label, f]) => [label, ...results.map(f)])];
@@ -49,6 +50,7 @@ program
   .description('run write benchmarks on a temporary database and print what was measured')
   .argument('[workloads...]', `workloads to run: ${Object.keys(WORKLOADS).join(', ')}`, ['fillseq', 'fillrandom'])
   .option('--txns <n>', 'transactions per workload', positiveInt('--txns'))
+  .option('--callers <n>', 'concurrent async callers (concurrent workload)', positiveInt('--callers'))
   .option('--batch <n>', 'items per transaction', positiveInt('--batch'))
   .option('--key-size <bytes>', 'key size', positiveInt('--key-size'))
   .option('--value-size <bytes>', 'value size', positiveInt('--value-size'))
@@ -57,13 +59,14 @@ program
   .option('--seed <n>', 'random seed', positiveInt('--seed'), 42)
   .option('--dir <path>', 'run in this directory (kept afterwards) instead of a temporary one')
   .option('--json <file>', 'also write every figure to this JSON file')
-  .action(async (workloads: string[], opts: { txns?: number; batch?: number; keySize?: number; valueSize?: number; cache?: number; sync: boolean; seed: number; dir?: string; json?: string }) => {
+  .action(async (workloads: string[], opts: { callers?: number; txns?: number; batch?: number; keySize?: number; valueSize?: number; cache?: number; sync: boolean; seed: number; dir?: string; json?: string }) => {
     for (const w of workloads) if (WORKLOADS[w] === undefined) program.error(`unknown workload "${w}"; choose from ${Object.keys(WORKLOADS).join(', ')}`);
     console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${fmt(os.totalmem() / 2 ** 30, 0)} GiB, ${os.platform()} ${os.release()}, node ${process.version}`);
     const results: BenchResult[] = [];
     for (const name of workloads) {
       const d = (WORKLOADS[name] as (typeof WORKLOADS)[string]).defaults;
       const o: BenchOptions = {
+        callers: opts.callers ?? d.callers ?? 64,
         txns: opts.txns ?? d.txns ?? 1000,
         batch: opts.batch ?? d.batch ?? 100,
         keySize: opts.keySize ?? d.keySize ?? 16,
@@ -73,7 +76,8 @@ program
         ...(opts.dir !== undefined ? { dir: `${opts.dir}/${name}` } : {}),
         ...(opts.cache !== undefined ? { cacheSize: opts.cache } : {}),
       };
-      console.log(`${name}: ${fmt(o.txns)} txns x ${o.batch} items, ${o.keySize} B keys, ${o.valueSize} B values, sync ${o.sync ? 'on' : 'off'}, seed ${o.seed}`);
+      const shape = WORKLOADS[name]?.concurrent === true ? `${o.callers} callers, ${fmt(o.txns * o.batch)} single-op puts` : `${fmt(o.txns)} txns x ${o.batch} items`;
+      console.log(`${name}: ${shape}, ${o.keySize} B keys, ${o.valueSize} B values, sync ${o.sync ? 'on' : 'off'}, seed ${o.seed}`);
       results.push(await runBirchWorkload(name, o, (done) => process.stderr.isTTY && process.stderr.write(`\r  ${name}: ${done}/${o.txns} txns`)));
       if (process.stderr.isTTY) process.stderr.write('\n');
     }

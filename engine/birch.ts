@@ -56,7 +56,8 @@ export interface BirchStats extends WriterCounters {
   trees: TreeStats[];
   writer: { batches: number; commits: number; batchesPerCommit: number; queuedBytes: number; waitingBatches: number };
   snapshots: { live: number; oldestTxnId: number | null; oldestAgeMs: number | null };
-  readView: { recentPages: number; cacheHits: number; cacheMisses: number; cacheBytes: number };
+  /** The main thread's view: pages received with commits and not yet flushed, its cache, and what installing commits cost it. */
+  readView: { recentPages: number; cacheHits: number; cacheMisses: number; cacheBytes: number; installMs: number; pageBytesReceived: number };
 }
 
 const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
@@ -170,6 +171,9 @@ export class Birch {
   readonly #host: TxnHost;
   #batches = 0;
   #commits = 0;
+  /** Main-thread cost of the commit messages: time installing them, and their page bytes. */
+  #installMs = 0;
+  #bytesReceived = 0;
   #closed: Promise<void> | undefined;
   #onClosed: ((err?: BirchError) => void) | undefined;
 
@@ -362,8 +366,11 @@ export class Birch {
     switch (msg.kind) {
       case 'committed': {
         if (msg.state.length > 0) {
+          const t0 = performance.now();
           const state: DbState = decodeState(Buffer.from(msg.state.buffer, msg.state.byteOffset, msg.state.byteLength), 0);
           this.#view.install(state, decodePages(msg.pages, msg.pageCount));
+          this.#installMs += performance.now() - t0;
+          this.#bytesReceived += msg.pages.byteLength;
           this.#roots = decodeRoots(state.roots);
           this.#commits++;
           this.#publishFloor();
@@ -423,7 +430,10 @@ export class Birch {
         waitingBatches: this.#queue.waiting,
       },
       snapshots: { live: [...this.#pins.values()].reduce((n, p) => n + p.count, 0), oldestTxnId: oldest, oldestAgeMs: since === null ? null : Date.now() - since },
-      readView: { recentPages: this.#view.recentPages, cacheHits: c.hits, cacheMisses: c.misses, cacheBytes: c.sizeBytes },
+      readView: {
+        recentPages: this.#view.recentPages, cacheHits: c.hits, cacheMisses: c.misses, cacheBytes: c.sizeBytes,
+        installMs: this.#installMs, pageBytesReceived: this.#bytesReceived,
+      },
     };
   }
 
