@@ -39,6 +39,8 @@ export interface DatabaseStats {
     segmentsCreated: number;
     segmentsRecycled: number;
     recoveredRecords: number;
+    /** Records whose body was stored uncompressed (adaptive compression). */
+    storedRecords: number;
   };
   dataFile: {
     bytes: number;
@@ -122,6 +124,7 @@ export function collectStats(src: StatsSources, withTrees = true): DatabaseStats
       segmentsCreated: j.segmentsCreated,
       segmentsRecycled: j.segmentsRecycled,
       recoveredRecords: j.recoveredRecords,
+      storedRecords: j.storedRecords,
     },
     dataFile: {
       bytes: pager.fileBytes,

@@ -15,12 +15,14 @@
 //   previous use carry an older seq and are rejected.
 //
 // Record (at a 4 KiB-aligned offset >= SEGMENT_DATA_OFFSET):
-//   0        4         8        16       24        28          32           36        40       44  48
-//   +--------+---------+--------+--------+---------+-----------+------------+---------+--------+---+------------+
-//   | magic  | hdr sum | seq    | txnId  | pages   | rawBytes  | compressed | bodySum | length |res| state (88) |
-//   +--------+---------+--------+--------+---------+-----------+------------+---------+--------+---+------------+
-//   followed by the LZ4-compressed body and zero padding up to `length` (a multiple of 4 KiB).
-//   hdr sum = xxh32(header[8, RECORD_HEADER_SIZE)); bodySum = xxh32(compressed body).
+//   0        4         8        16       24        28          32           36        40       44    48
+//   +--------+---------+--------+--------+---------+-----------+------------+---------+--------+-----+------------+
+//   | magic  | hdr sum | seq    | txnId  | pages   | rawBytes  | compressed | bodySum | length |flags| state (88) |
+//   +--------+---------+--------+--------+---------+-----------+------------+---------+--------+-----+------------+
+//   followed by the body and zero padding up to `length` (a multiple of 4 KiB). The body is
+//   LZ4-compressed, unless flags has REC_FLAG_STORED: then it is stored as is (compressed ==
+//   rawBytes), for commits whose pages do not compress (journal.ts: adaptive compression).
+//   hdr sum = xxh32(header[8, RECORD_HEADER_SIZE)); bodySum = xxh32(body as written).
 //   Body before compression: `pages` u32 page numbers, ascending, then `pages` page images.
 //
 // Invariants: txn ids of the records that recovery accepts are consecutive; a record is valid
@@ -52,8 +54,10 @@ export const REC_RAW_BYTES_OFFSET = REC_PAGES_OFFSET + 4;
 export const REC_COMPRESSED_OFFSET = REC_RAW_BYTES_OFFSET + 4;
 export const REC_BODY_SUM_OFFSET = REC_COMPRESSED_OFFSET + 4;
 export const REC_LENGTH_OFFSET = REC_BODY_SUM_OFFSET + 4;
-export const REC_RESERVED_OFFSET = REC_LENGTH_OFFSET + 4;
-export const REC_STATE_OFFSET = REC_RESERVED_OFFSET + 4;
+export const REC_FLAGS_OFFSET = REC_LENGTH_OFFSET + 4;
+export const REC_STATE_OFFSET = REC_FLAGS_OFFSET + 4;
+/** The body is stored uncompressed. */
+export const REC_FLAG_STORED = 1;
 export const RECORD_HEADER_SIZE = REC_STATE_OFFSET + STATE_SIZE;
 
 export const RECORD_ALIGN = 4096;
@@ -96,6 +100,7 @@ export interface RecordHeader {
   compressedBytes: number;
   bodySum: number;
   length: number;
+  flags: number;
   /** The encoded DbState, STATE_SIZE bytes. */
   state: Buffer;
 }
@@ -110,6 +115,7 @@ export function encodeRecordHeader(h: RecordHeader): Buffer {
   writeU32(buf, REC_COMPRESSED_OFFSET, h.compressedBytes);
   writeU32(buf, REC_BODY_SUM_OFFSET, h.bodySum);
   writeU32(buf, REC_LENGTH_OFFSET, h.length);
+  writeU32(buf, REC_FLAGS_OFFSET, h.flags);
   h.state.copy(buf, REC_STATE_OFFSET, 0, STATE_SIZE);
   writeU32(buf, REC_HEADER_SUM_OFFSET, checksum(buf, REC_SEQ_OFFSET, RECORD_HEADER_SIZE, JOURNAL_SEED));
   return buf;
@@ -127,9 +133,12 @@ export function decodeRecordHeader(buf: Buffer): RecordHeader | string {
     compressedBytes: readU32(buf, REC_COMPRESSED_OFFSET),
     bodySum: readU32(buf, REC_BODY_SUM_OFFSET),
     length: readU32(buf, REC_LENGTH_OFFSET),
+    flags: readU32(buf, REC_FLAGS_OFFSET),
     state: Buffer.from(buf.subarray(REC_STATE_OFFSET, REC_STATE_OFFSET + STATE_SIZE)),
   };
   if (h.rawBytes !== h.pageCount * (4 + PAGE_SIZE)) return 'record page count and size disagree';
   if (h.length !== alignUp4K(RECORD_HEADER_SIZE + h.compressedBytes)) return 'record length disagrees with its sizes';
+  if ((h.flags & ~REC_FLAG_STORED) !== 0) return `record has unknown flags ${h.flags}`;
+  if ((h.flags & REC_FLAG_STORED) !== 0 && h.compressedBytes !== h.rawBytes) return 'stored record body has the wrong size';
   return h;
 }
