@@ -2,9 +2,11 @@
 // The birch command line: benchmarks and database tools.
 import fs from 'node:fs';
 import os from 'node:os';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { BirchError, Database } from '../engine/index.js';
-import { WORKLOADS, runBirchWorkload, type BenchOptions, type BenchResult } from './bench.js';
+import { DEFAULTS, WORKLOADS, type BenchOptions, type Workload } from './bench/workloads.js';
+import { formatTables, runBench } from './bench/run.js';
+import type { EngineName } from './bench/engines.js';
 
 function positiveInt(name: string): (v: string) => number {
   return (v) => {
@@ -14,32 +16,28 @@ function positiveInt(name: string): (v: string) => number {
   };
 }
 
-function fmt(n: number, digits = 0): string {
-  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-}
-function mib(bytes: number): string {
-  return `${fmt(bytes / 1048576, 1)} MiB`;
+const PEERS: EngineName[] = ['lmdb', 'level', 'sqlite'];
+
+function engineList(v: string): EngineName[] {
+  const names = v.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  for (const n of names) if (!(PEERS as string[]).includes(n)) throw new InvalidArgumentError(`unknown engine "${n}"; choose from ${PEERS.join(', ')}`);
+  return names as EngineName[];
 }
 
-function printResults(results: BenchResult[]): void {
-  const rows: [string, (r: BenchResult) => string][] = [
-    ['ops/s', (r) => fmt(r.opsPerSec)],
-    ['commit p50', (r) => `${fmt(r.commitP50Ms, 2)} ms`],
-    ['commit p99', (r) => `${fmt(r.commitP99Ms, 2)} ms`],
-    ['user bytes', (r) => mib(r.userBytes)],
-    ['disk bytes written', (r) => (r.diskBytesWritten === null ? 'n/a' : mib(r.diskBytesWritten))],
-    ['write amplification', (r) => (r.writeAmplification === null ? 'n/a' : `${fmt(r.writeAmplification, 1)}x`)],
-    ['journal compression', (r) => `${fmt(r.compressionRatio, 2)}x`],
-    ['pages per commit', (r) => fmt(r.pagesPerCommit, 1)],
-    ['write runs per flush', (r) => fmt(r.writeRunsPerFlush, 1)],
-    ['final file size', (r) => mib(r.fileBytes)],
-    ['peak memory (RSS)', (r) => mib(r.peakRssBytes)],
-    ['batches per commit', (r) => (r.batchesPerCommit === undefined ? '' : fmt(r.batchesPerCommit, 1))],
-  ];
-  const header = ['', ...results.map((r) => `${r.workload} (${r.engine})`)];
-  const table = [header, ...rows.map(([label, f]) => [label, ...results.map(f)])];
-  const widths = header.map((_, c) => Math.max(...table.map((row) => (row[c] ?? '').length)));
-  for (const row of table) console.log(row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  '));
+interface BenchFlags {
+  txns?: number;
+  batch?: number;
+  keySize?: number;
+  valueSize?: number;
+  callers?: number;
+  streams?: number;
+  cache?: number;
+  desc?: boolean;
+  sync: boolean;
+  seed: number;
+  dir?: string;
+  json?: string;
+  compare?: EngineName[];
 }
 
 const program = new Command();
@@ -47,42 +45,47 @@ program.name('birch').description('birchdb: benchmarks and database tools').show
 
 program
   .command('bench')
-  .description('run write benchmarks on a temporary database and print what was measured')
+  .description('run workloads on birchdb and, side by side, on the engines you would otherwise pick')
   .argument('[workloads...]', `workloads to run: ${Object.keys(WORKLOADS).join(', ')}`, ['fillseq', 'fillrandom'])
-  .option('--txns <n>', 'transactions per workload', positiveInt('--txns'))
-  .option('--callers <n>', 'concurrent async callers (concurrent workload)', positiveInt('--callers'))
-  .option('--batch <n>', 'items per transaction', positiveInt('--batch'))
+  .option('--compare <engines>', `peers to run too, comma-separated (default: every installed one of ${PEERS.join(', ')})`, engineList)
+  .option('--txns <n>', 'transactions (or, for reads, keys / batch)', positiveInt('--txns'))
+  .option('--batch <n>', 'operations per transaction', positiveInt('--batch'))
   .option('--key-size <bytes>', 'key size', positiveInt('--key-size'))
   .option('--value-size <bytes>', 'value size', positiveInt('--value-size'))
-  .option('--cache <bytes>', 'page cache size', positiveInt('--cache'))
-  .addOption(new Option('--no-sync', 'do not fdatasync each commit'))
-  .option('--seed <n>', 'random seed', positiveInt('--seed'), 42)
-  .option('--dir <path>', 'run in this directory (kept afterwards) instead of a temporary one')
-  .option('--json <file>', 'also write every figure to this JSON file')
-  .action(async (workloads: string[], opts: { callers?: number; txns?: number; batch?: number; keySize?: number; valueSize?: number; cache?: number; sync: boolean; seed: number; dir?: string; json?: string }) => {
-    for (const w of workloads) if (WORKLOADS[w] === undefined) program.error(`unknown workload "${w}"; choose from ${Object.keys(WORKLOADS).join(', ')}`);
-    console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${fmt(os.totalmem() / 2 ** 30, 0)} GiB, ${os.platform()} ${os.release()}, node ${process.version}`);
-    const results: BenchResult[] = [];
-    for (const name of workloads) {
-      const d = (WORKLOADS[name] as (typeof WORKLOADS)[string]).defaults;
-      const o: BenchOptions = {
-        callers: opts.callers ?? d.callers ?? 64,
-        txns: opts.txns ?? d.txns ?? 1000,
-        batch: opts.batch ?? d.batch ?? 100,
-        keySize: opts.keySize ?? d.keySize ?? 16,
-        valueSize: opts.valueSize ?? d.valueSize ?? 100,
-        sync: opts.sync,
-        seed: opts.seed,
-        ...(opts.dir !== undefined ? { dir: `${opts.dir}/${name}` } : {}),
-        ...(opts.cache !== undefined ? { cacheSize: opts.cache } : {}),
+  .option('--callers <n>', 'concurrent async callers (concurrent)', positiveInt('--callers'))
+  .option('--streams <n>', 'interleaved streams (streams)', positiveInt('--streams'))
+  .option('--desc', 'descending keys (fillseq)')
+  .option('--cache <bytes>', 'page cache size, for engines that have one', positiveInt('--cache'))
+  .option('--sync', 'make every commit durable before it returns (the default)', true)
+  .option('--no-sync', 'do not sync commits (every engine alike)')
+  .option('--seed <n>', 'random seed: same keys and values for every engine', positiveInt('--seed'), 42)
+  .option('--dir <path>', 'keep the databases under this directory instead of a temporary one')
+  .option('--json <file>', 'also write every figure, with samples over time, to this JSON file')
+  .action(async (workloads: string[], flags: BenchFlags) => {
+    for (const w of workloads) if (WORKLOADS[w] === undefined) program.error(`birch: unknown workload "${w}"; choose from ${Object.keys(WORKLOADS).join(', ')}`);
+    const plans = workloads.map((name) => {
+      const d = { ...DEFAULTS, ...(WORKLOADS[name] as Workload).defaults };
+      const options: BenchOptions = {
+        txns: flags.txns ?? d.txns,
+        batch: flags.batch ?? d.batch,
+        keySize: flags.keySize ?? d.keySize,
+        valueSize: flags.valueSize ?? d.valueSize,
+        callers: flags.callers ?? d.callers,
+        streams: flags.streams ?? d.streams,
+        desc: flags.desc ?? d.desc,
+        sync: flags.sync,
+        seed: flags.seed,
+        cacheSize: flags.cache ?? d.cacheSize,
       };
-      const shape = WORKLOADS[name]?.concurrent === true ? `${o.callers} callers, ${fmt(o.txns * o.batch)} single-op puts` : `${fmt(o.txns)} txns x ${o.batch} items`;
-      console.log(`${name}: ${shape}, ${o.keySize} B keys, ${o.valueSize} B values, sync ${o.sync ? 'on' : 'off'}, seed ${o.seed}`);
-      results.push(await runBirchWorkload(name, o, (done) => process.stderr.isTTY && process.stderr.write(`\r  ${name}: ${done}/${o.txns} txns`)));
-      if (process.stderr.isTTY) process.stderr.write('\n');
-    }
-    printResults(results);
-    if (opts.json !== undefined) fs.writeFileSync(opts.json, JSON.stringify(results, null, 2));
+      return { name, options };
+    });
+    console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}, node ${process.version}`);
+    const engines: EngineName[] = ['birchdb', ...(flags.compare ?? PEERS)];
+    const { results, skipped } = await runBench({ workloads: plans, engines, ...(flags.dir !== undefined ? { dir: flags.dir } : {}), progress: process.stderr.isTTY === true, log: (l) => console.log(l) });
+    for (const s of skipped) console.log(`skipped: ${s}`);
+    console.log('');
+    for (const line of formatTables(results, plans)) console.log(line);
+    if (flags.json !== undefined) fs.writeFileSync(flags.json, JSON.stringify({ machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memBytes: os.totalmem(), release: os.release(), node: process.version }, workloads: plans, results }, null, 2));
   });
 
 function openExisting(dir: string): Database {

@@ -13,7 +13,7 @@ export function rmDir(dir: string): void {
 }
 
 /** The seeded PRNG the benchmarks use, so that every random test can be replayed. */
-export { prng as rng } from '../../bin/bench.js';
+export { prng as rng } from '../../bin/bench/workloads.js';
 
 export function key(n: number, width = 10): string {
   return String(n).padStart(width, '0');

@@ -1,0 +1,37 @@
+// One engine, one workload, one fresh directory, in a process of its own (so that no engine
+// inherits another's memory, threads or page cache warmth in the process). Reports progress and
+// the result to the parent over IPC.
+import fs from 'node:fs';
+import { openEngine, type EngineName } from './engines.js';
+import { measure } from './measure.js';
+import { WORKLOADS, type BenchOptions } from './workloads.js';
+
+export interface ChildPlan {
+  engine: EngineName;
+  workload: string;
+  options: BenchOptions;
+  dir: string;
+}
+
+export type ChildMessage =
+  | { kind: 'progress'; done: number; total: number }
+  | { kind: 'result'; result: import('./measure.js').BenchResult }
+  | { kind: 'missing'; why: string }
+  | { kind: 'error'; message: string };
+
+const send = (m: ChildMessage): void => {
+  process.send?.(m);
+};
+
+const plan = JSON.parse(process.argv[2] as string) as ChildPlan;
+try {
+  const w = WORKLOADS[plan.workload];
+  if (w === undefined) throw new Error(`unknown workload ${plan.workload}`);
+  fs.mkdirSync(plan.dir, { recursive: true });
+  const engine = await openEngine(plan.engine, { dir: plan.dir, sync: plan.options.sync, cacheSize: plan.options.cacheSize });
+  if ('missing' in engine) send({ kind: 'missing', why: engine.missing });
+  else send({ kind: 'result', result: await measure(engine, w, plan.options, plan.dir, (done, total) => send({ kind: 'progress', done, total })) });
+} catch (err) {
+  send({ kind: 'error', message: err instanceof Error ? `${err.message}\n${err.stack ?? ''}` : String(err) });
+}
+process.disconnect?.();

@@ -1,0 +1,203 @@
+// One interface over the engines a user would compare: birchdb (its public async API), lmdb-js,
+// LevelDB (classic-level) and SQLite in WAL mode (better-sqlite3). The peers are optional
+// dependencies: `load` says how to install one that is missing. Durability is the same for all:
+// with sync, a write returns only once its transaction is on disk.
+import path from 'node:path';
+import { open as openBirch, type Birch } from '../../engine/index.js';
+
+export interface KV {
+  key: Buffer;
+  /** null: delete. */
+  value: Buffer | null;
+}
+
+export interface Engine {
+  readonly name: string;
+  /** One transaction. */
+  write(ops: KV[]): Promise<void>;
+  /** One single-op transaction (the concurrent workload). */
+  put(key: Buffer, value: Buffer): Promise<void>;
+  get(key: Buffer): Promise<Buffer | undefined> | Buffer | undefined;
+  /** Reads every entry in key order; returns how many. */
+  scan(): Promise<number>;
+  /** Engine-specific figures (birchdb: journal and flush statistics). */
+  extra(): Record<string, number>;
+  close(): Promise<void>;
+}
+
+export interface EngineOptions {
+  dir: string;
+  sync: boolean;
+  cacheSize: number;
+}
+
+export const ENGINES = ['birchdb', 'lmdb', 'level', 'sqlite'] as const;
+export type EngineName = (typeof ENGINES)[number];
+
+export const INSTALL_HINT: Record<EngineName, string> = {
+  birchdb: '',
+  lmdb: 'npm install lmdb',
+  level: 'npm install classic-level',
+  sqlite: 'npm install better-sqlite3',
+};
+
+async function birch(o: EngineOptions): Promise<Engine> {
+  const db: Birch = await openBirch(o.dir, { sync: o.sync, cacheSize: o.cacheSize });
+  return {
+    name: 'birchdb',
+    write: (ops) => db.batch(ops.map((op) => (op.value === null ? { type: 'del', key: op.key } : { type: 'put', key: op.key, value: op.value }))),
+    put: (k, v) => db.put(k, v),
+    get: (k) => db.get(k),
+    scan: async () => {
+      let n = 0;
+      for (const _ of db.range()) n++;
+      return n;
+    },
+    extra: () => {
+      const s = db.stats();
+      return {
+        compressionRatio: s.journal.compressionRatio,
+        pagesPerCommit: s.pagesPerCommit,
+        writeRunsPerFlush: s.dataFile.writeRunsPerFlush,
+        batchesPerCommit: s.writer.batchesPerCommit,
+      };
+    },
+    close: () => db.close(),
+  };
+}
+
+interface LmdbDb {
+  put(k: Buffer, v: Buffer): Promise<boolean>;
+  remove(k: Buffer): Promise<boolean>;
+  get(k: Buffer): Buffer | undefined;
+  batch(fn: () => void): Promise<unknown>;
+  getRange(opts?: object): Iterable<{ key: Buffer; value: Buffer }>;
+  close(): Promise<void>;
+}
+
+async function lmdb(o: EngineOptions): Promise<Engine> {
+  const mod = (await import('lmdb')) as unknown as { open(opts: object): LmdbDb };
+  // overlappingSync resolves writes before they are durable; it is turned off so that, with sync,
+  // a resolved write is on disk as it is for the other engines.
+  const db = mod.open({ path: o.dir, compression: false, encoding: 'binary', keyEncoding: 'binary', noSync: !o.sync, overlappingSync: false });
+  return {
+    name: 'lmdb',
+    write: async (ops) => {
+      await db.batch(() => {
+        for (const op of ops) {
+          if (op.value === null) void db.remove(op.key);
+          else void db.put(op.key, op.value);
+        }
+      });
+    },
+    put: async (k, v) => {
+      await db.put(k, v);
+    },
+    get: (k) => db.get(k),
+    scan: async () => {
+      let n = 0;
+      for (const _ of db.getRange()) n++;
+      return n;
+    },
+    extra: () => ({}),
+    close: () => db.close(),
+  };
+}
+
+interface LevelDb {
+  open(): Promise<void>;
+  put(k: Buffer, v: Buffer, o: object): Promise<void>;
+  get(k: Buffer): Promise<Buffer | undefined>;
+  batch(ops: object[], o: object): Promise<void>;
+  iterator(): AsyncIterable<[Buffer, Buffer]>;
+  close(): Promise<void>;
+}
+
+async function level(o: EngineOptions): Promise<Engine> {
+  const mod = (await import('classic-level')) as unknown as { ClassicLevel: new (dir: string, opts: object) => LevelDb };
+  const db = new mod.ClassicLevel(o.dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', cacheSize: o.cacheSize });
+  await db.open();
+  const wo = { sync: o.sync };
+  return {
+    name: 'level',
+    write: (ops) => db.batch(ops.map((op) => (op.value === null ? { type: 'del', key: op.key } : { type: 'put', key: op.key, value: op.value })), wo),
+    put: (k, v) => db.put(k, v, wo),
+    get: (k) => db.get(k),
+    scan: async () => {
+      let n = 0;
+      for await (const _ of db.iterator()) n++;
+      return n;
+    },
+    extra: () => ({}),
+    close: () => db.close(),
+  };
+}
+
+interface SqliteStmt {
+  run(...a: unknown[]): unknown;
+  get(...a: unknown[]): { v: Buffer } | undefined;
+  iterate(...a: unknown[]): Iterable<unknown>;
+}
+interface SqliteDb {
+  pragma(s: string): unknown;
+  exec(s: string): void;
+  prepare(s: string): SqliteStmt;
+  transaction<A extends unknown[]>(fn: (...a: A) => void): (...a: A) => void;
+  close(): void;
+}
+
+async function sqlite(o: EngineOptions): Promise<Engine> {
+  const mod = (await import('better-sqlite3')) as unknown as { default: new (file: string) => SqliteDb };
+  const db = new mod.default(path.join(o.dir, 'db.sqlite'));
+  db.pragma('journal_mode = WAL');
+  // In WAL mode, FULL syncs the WAL at every commit: the same durability as the others.
+  db.pragma(`synchronous = ${o.sync ? 'FULL' : 'OFF'}`);
+  db.pragma(`cache_size = ${-Math.floor(o.cacheSize / 1024)}`);
+  db.exec('CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID');
+  const put = db.prepare('INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)');
+  const del = db.prepare('DELETE FROM kv WHERE k = ?');
+  const get = db.prepare('SELECT v FROM kv WHERE k = ?');
+  const all = db.prepare('SELECT k, v FROM kv ORDER BY k');
+  const txn = db.transaction((ops: KV[]) => {
+    for (const op of ops) {
+      if (op.value === null) del.run(op.key);
+      else put.run(op.key, op.value);
+    }
+  });
+  return {
+    name: 'sqlite',
+    // better-sqlite3 is synchronous: each call commits before it returns.
+    write: async (ops) => txn(ops),
+    put: async (k, v) => {
+      put.run(k, v);
+    },
+    get: (k) => get.get(k)?.v,
+    scan: async () => {
+      let n = 0;
+      for (const _ of all.iterate()) n++;
+      return n;
+    },
+    extra: () => ({}),
+    close: async () => db.close(),
+  };
+}
+
+/** Opens an engine, or returns why it cannot be (a peer that is not installed). */
+export async function openEngine(name: EngineName, o: EngineOptions): Promise<Engine | { missing: string }> {
+  try {
+    switch (name) {
+      case 'birchdb':
+        return await birch(o);
+      case 'lmdb':
+        return await lmdb(o);
+      case 'level':
+        return await level(o);
+      case 'sqlite':
+        return await sqlite(o);
+    }
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (name !== 'birchdb' && (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND')) return { missing: `${name} is not installed (${INSTALL_HINT[name]})` };
+    throw err;
+  }
+}

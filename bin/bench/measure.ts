@@ -1,0 +1,177 @@
+// Measuring one workload on one engine, inside the child process that runs it.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Engine, KV } from './engines.js';
+import { keyMaker, prng, valueMaker, type BenchOptions, type Workload } from './workloads.js';
+
+export interface BenchResult {
+  workload: string;
+  engine: string;
+  /** Operations in the timed phase. */
+  ops: number;
+  seconds: number;
+  opsPerSec: number;
+  /** Latency per transaction (per operation for reads and the concurrent workload), ms. */
+  p50Ms: number;
+  p99Ms: number;
+  userBytes: number;
+  diskBytesWritten: number | null;
+  writeAmplification: number | null;
+  fileBytes: number;
+  peakRssBytes: number;
+  extra: Record<string, number>;
+  /** Samples over time: [seconds since start, ops done, rss bytes, file bytes]. */
+  timeline: [number, number, number, number][];
+}
+
+/** Bytes this process has caused to be written to storage (Linux /proc/self/io), or null. */
+export function diskWriteBytes(): number | null {
+  try {
+    const m = /^write_bytes:\s*(\d+)/m.exec(fs.readFileSync('/proc/self/io', 'utf8'));
+    return m === null ? null : Number(m[1]);
+  } catch {
+    return null;
+  }
+}
+
+export function dirBytes(dir: string): number {
+  let total = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    total += e.isDirectory() ? dirBytes(p) : fs.statSync(p).size;
+  }
+  return total;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number);
+}
+
+/** Fills `count` items in transactions of `batch`, untimed (the set-up of the read/overwrite/delete workloads). */
+async function prefill(engine: Engine, w: Workload, o: BenchOptions): Promise<void> {
+  const key = keyMaker(w.keys, o);
+  const value = valueMaker(o);
+  for (let t = 0; t < o.txns; t++) {
+    const ops: KV[] = [];
+    for (let i = 0; i < o.batch; i++) ops.push({ key: key(t * o.batch + i), value: value() });
+    await engine.write(ops);
+  }
+}
+
+export async function measure(engine: Engine, w: Workload, o: BenchOptions, dir: string, progress: (done: number, total: number) => void): Promise<BenchResult> {
+  const total = o.txns * o.batch;
+  if (w.kind !== 'fill' && w.kind !== 'concurrent') await prefill(engine, w, o);
+  const latencies: number[] = [];
+  const timeline: BenchResult['timeline'] = [];
+  let done = 0;
+  let lastSample = 0;
+  const t0 = performance.now();
+  const sample = (force = false): void => {
+    const now = performance.now();
+    if (!force && now - lastSample < 250) return;
+    lastSample = now;
+    timeline.push([(now - t0) / 1000, done, process.memoryUsage().rss, dirBytes(dir)]);
+    progress(done, total);
+  };
+  const io0 = diskWriteBytes();
+  let userBytes = 0;
+  const rand = prng(o.seed ^ 0x0bad);
+  const pick = (): number => Math.floor(rand() * total);
+  const seqKey = keyMaker('seq', o);
+  switch (w.kind) {
+    case 'fill':
+    case 'overwrite':
+    case 'delete': {
+      const key = keyMaker(w.keys, o);
+      const value = valueMaker(o);
+      // Deletes visit every key once, in a seeded random order.
+      const order = w.kind === 'delete' ? Array.from({ length: total }, (_, i) => i) : [];
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = Math.floor(rand() * (i + 1));
+        [order[i], order[j]] = [order[j] as number, order[i] as number];
+      }
+      for (let t = 0; t < o.txns; t++) {
+        const ops: KV[] = [];
+        for (let i = 0; i < o.batch; i++) {
+          const n = t * o.batch + i;
+          if (w.kind === 'fill') ops.push({ key: key(n), value: value() });
+          else if (w.kind === 'overwrite') ops.push({ key: seqKey(pick()), value: value() });
+          else ops.push({ key: seqKey(order[n] as number), value: null });
+        }
+        userBytes += ops.reduce((s, op) => s + op.key.length + (op.value?.length ?? 0), 0);
+        const c0 = performance.now();
+        await engine.write(ops);
+        latencies.push(performance.now() - c0);
+        done += ops.length;
+        sample();
+      }
+      break;
+    }
+    case 'readrandom': {
+      for (let n = 0; n < total; n++) {
+        const c0 = performance.now();
+        const v = await engine.get(seqKey(pick()));
+        latencies.push(performance.now() - c0);
+        if (v === undefined) throw new Error(`${engine.name}: a key written by the fill is missing`);
+        done++;
+        if ((n & 1023) === 0) sample();
+      }
+      break;
+    }
+    case 'readseq': {
+      // Enough passes to read as many entries as the other workloads operate on, at least one.
+      for (let pass = 0; pass < 5; pass++) {
+        const c0 = performance.now();
+        const n = await engine.scan();
+        latencies.push(performance.now() - c0);
+        if (n !== total) throw new Error(`${engine.name}: scan found ${n} entries, expected ${total}`);
+        done += n;
+        sample();
+      }
+      break;
+    }
+    case 'concurrent': {
+      const key = keyMaker('random', o);
+      const value = valueMaker(o);
+      const keys = Array.from({ length: total }, () => key(0));
+      const values = Array.from({ length: total }, () => value());
+      userBytes = total * (o.keySize + o.valueSize);
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: o.callers }, async () => {
+          for (let i = next++; i < total; i = next++) {
+            const c0 = performance.now();
+            await engine.put(keys[i] as Buffer, values[i] as Buffer);
+            latencies.push(performance.now() - c0);
+            done++;
+            if ((i & 255) === 0) sample();
+          }
+        }),
+      );
+      break;
+    }
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  sample(true);
+  const extra = engine.extra();
+  await engine.close();
+  const io1 = diskWriteBytes();
+  latencies.sort((a, b) => a - b);
+  const disk = io0 !== null && io1 !== null ? io1 - io0 : null;
+  return {
+    workload: w.name,
+    engine: engine.name,
+    ops: done,
+    seconds,
+    opsPerSec: done / seconds,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    userBytes,
+    diskBytesWritten: disk,
+    writeAmplification: disk === null || userBytes === 0 ? null : disk / userBytes,
+    fileBytes: dirBytes(dir),
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    extra,
+    timeline,
+  };
+}

@@ -1,0 +1,132 @@
+// The parent of `birch bench`: runs each workload on each engine in a child process of its own,
+// in a fresh directory, one at a time (so engines never compete for the machine), then prints
+// one table per workload with every engine's figures and its ratio to birchdb.
+import { fork } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import cliProgress from 'cli-progress';
+import type { ChildMessage, ChildPlan } from './child.js';
+import type { EngineName } from './engines.js';
+import type { BenchResult } from './measure.js';
+import { WORKLOADS, type BenchOptions } from './workloads.js';
+
+const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'child.js');
+
+export interface RunPlan {
+  workloads: { name: string; options: BenchOptions }[];
+  engines: EngineName[];
+  /** Keep databases under this directory instead of a temporary one. */
+  dir?: string;
+  progress: boolean;
+  log: (line: string) => void;
+}
+
+export interface RunOutcome {
+  results: BenchResult[];
+  skipped: string[];
+}
+
+function runChild(plan: ChildPlan, onProgress: (done: number, total: number) => void): Promise<ChildMessage> {
+  return new Promise((resolve, reject) => {
+    const child = fork(CHILD, [JSON.stringify(plan)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let outcome: ChildMessage | undefined;
+    child.on('message', (m: ChildMessage) => {
+      if (m.kind === 'progress') onProgress(m.done, m.total);
+      else outcome = m;
+    });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (outcome !== undefined) resolve(outcome);
+      else reject(new Error(`the ${plan.engine} ${plan.workload} run exited (${signal ?? code}) without a result`));
+    });
+  });
+}
+
+export async function runBench(plan: RunPlan): Promise<RunOutcome> {
+  const base = plan.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'birch-bench-'));
+  const results: BenchResult[] = [];
+  const skipped = new Set<string>();
+  const missing = new Set<EngineName>();
+  try {
+    for (const { name, options } of plan.workloads) {
+      for (const engine of plan.engines) {
+        if (missing.has(engine)) continue;
+        const dir = path.join(base, `${name}-${engine}`);
+        fs.rmSync(dir, { recursive: true, force: true });
+        const bar = plan.progress ? new cliProgress.SingleBar({ format: `  ${name} ${engine.padEnd(7)} [{bar}] {percentage}% {value}/{total} ops`, hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic) : undefined;
+        bar?.start(1, 0);
+        try {
+          const m = await runChild({ engine, workload: name, options, dir }, (done, total) => {
+            bar?.setTotal(total);
+            bar?.update(done);
+          });
+          if (m.kind === 'result') results.push(m.result);
+          else if (m.kind === 'missing') {
+            missing.add(engine);
+            skipped.add(m.why);
+          } else if (m.kind === 'error') throw new Error(`${engine} ${name}: ${m.message}`);
+        } finally {
+          bar?.stop();
+          if (plan.dir === undefined) fs.rmSync(dir, { recursive: true, force: true });
+        }
+      }
+    }
+  } finally {
+    if (plan.dir === undefined) fs.rmSync(base, { recursive: true, force: true });
+  }
+  return { results, skipped: [...skipped] };
+}
+
+export function fmt(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+function mib(bytes: number): string {
+  return `${fmt(bytes / 1048576, 1)} MiB`;
+}
+function ms(x: number): string {
+  return x < 0.1 ? `${fmt(x * 1000, 1)} us` : `${fmt(x, 2)} ms`;
+}
+
+export function describeWorkload(name: string, o: BenchOptions): string {
+  const w = WORKLOADS[name];
+  const shape = w?.kind === 'concurrent' ? `${o.callers} callers, ${fmt(o.txns * o.batch)} single-op puts` : w?.kind === 'readrandom' || w?.kind === 'readseq' ? `${fmt(o.txns * o.batch)} keys` : `${fmt(o.txns)} txns x ${o.batch} ops`;
+  const extra = name === 'streams' ? `, ${o.streams} streams` : name === 'fillseq' && o.desc ? ', descending' : '';
+  return `${name}: ${shape}${extra}, ${o.keySize} B keys, ${o.valueSize} B values, sync ${o.sync ? 'on' : 'off'}, seed ${o.seed}`;
+}
+
+/** One table per workload: a column per engine, and each engine's ops/s as a ratio to birchdb's. */
+export function formatTables(results: BenchResult[], workloads: { name: string; options: BenchOptions }[]): string[] {
+  const lines: string[] = [];
+  for (const { name, options } of workloads) {
+    const rs = results.filter((r) => r.workload === name);
+    if (rs.length === 0) continue;
+    const birch = rs.find((r) => r.engine === 'birchdb');
+    const kind = WORKLOADS[name]?.kind;
+    const latencyOf = kind === 'readrandom' || kind === 'concurrent' ? 'op' : kind === 'readseq' ? 'scan' : 'txn';
+    const extra = (key: string, digits: number, suffix = ''): ((r: BenchResult) => string) => (r) => (r.extra[key] === undefined ? 'n/a' : `${fmt(r.extra[key] as number, digits)}${suffix}`);
+    const rows: [string, (r: BenchResult) => string][] = [
+      ['ops/s', (r) => fmt(r.opsPerSec)],
+      ['  vs birchdb', (r) => (birch === undefined ? '' : `${fmt(r.opsPerSec / birch.opsPerSec, 2)}x`)],
+      [`latency p50 (per ${latencyOf})`, (r) => ms(r.p50Ms)],
+      [`latency p99 (per ${latencyOf})`, (r) => ms(r.p99Ms)],
+      ['user bytes written', (r) => (r.userBytes === 0 ? '-' : mib(r.userBytes))],
+      ['disk bytes written', (r) => (r.diskBytesWritten === null ? 'n/a' : mib(r.diskBytesWritten))],
+      ['write amplification', (r) => (r.writeAmplification === null ? '-' : `${fmt(r.writeAmplification, 1)}x`)],
+      ['journal compression', extra('compressionRatio', 2, 'x')],
+      ['pages per commit', extra('pagesPerCommit', 1)],
+      ['write runs per flush', extra('writeRunsPerFlush', 1)],
+      ['batches per commit', extra('batchesPerCommit', 1)],
+      ['final file size', (r) => mib(r.fileBytes)],
+      ['peak memory (RSS)', (r) => mib(r.peakRssBytes)],
+    ];
+    const header = ['', ...rs.map((r) => r.engine)];
+    const table = [header, ...rows.map(([label, f]) => [label, ...rs.map(f)])];
+    const widths = header.map((_, c) => Math.max(...table.map((row) => (row[c] ?? '').length)));
+    lines.push(describeWorkload(name, options));
+    for (const row of table) lines.push(row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  '));
+    lines.push('');
+  }
+  return lines;
+}
