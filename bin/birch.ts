@@ -3,7 +3,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
+import path from 'node:path';
+import readline from 'node:readline';
 import { BirchError, Database } from '../engine/index.js';
+import { DUMP_HEADER, decodeTreeName, dumpLine, parseDumpLine, type DumpEntry } from './dump-format.js';
+import { inspectJournal } from './inspect.js';
 import { DEFAULTS, WORKLOADS, type BenchOptions, type Workload } from './bench/workloads.js';
 import { formatTables, runBench } from './bench/run.js';
 import type { EngineName } from './bench/engines.js';
@@ -88,16 +92,30 @@ program
     if (flags.json !== undefined) fs.writeFileSync(flags.json, JSON.stringify({ machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memBytes: os.totalmem(), release: os.release(), node: process.version }, workloads: plans, results }, null, 2));
   });
 
+/** Exit status for a database that cannot be used at all: missing, locked or unreadable. */
+const EXIT_UNUSABLE = 2;
+
+function fail(message: string): never {
+  console.error(`birch: ${message}`);
+  process.exit(EXIT_UNUSABLE);
+}
+
+function describeError(err: unknown): string {
+  return err instanceof BirchError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
+}
+
+function assertDatabaseDir(dir: string): void {
+  if (!fs.existsSync(dir)) fail(`${dir} does not exist`);
+  if (!fs.statSync(dir).isDirectory()) fail(`${dir} is not a directory`);
+  if (!fs.existsSync(path.join(dir, 'data.birch'))) fail(`${dir} is not a birchdb database (no data.birch)`);
+}
+
 function openExisting(dir: string): Database {
-  if (!fs.existsSync(dir) || !fs.existsSync(`${dir}/data.birch`)) {
-    console.error(`birch: ${dir} is not a birchdb database directory`);
-    process.exit(2);
-  }
+  assertDatabaseDir(dir);
   try {
     return Database.open(dir);
   } catch (err) {
-    console.error(`birch: cannot open ${dir}: ${err instanceof BirchError ? `${err.code}: ${err.message}` : String(err)}`);
-    process.exit(2);
+    fail(`cannot open ${dir}: ${describeError(err)}`);
   }
 }
 
@@ -107,24 +125,129 @@ program
   .argument('<dir>', 'database directory')
   .action((dir: string) => {
     const db = openExisting(dir);
-    const r = db.check();
-    db.close();
+    let r;
+    try {
+      r = db.check();
+    } finally {
+      db.close();
+    }
     console.log(`txn ${r.txnId}, ${r.pageCount} pages: ${r.pages.reachable} in use (${r.pages.leaf} leaf, ${r.pages.branch} branch, ${r.pages.overflow} overflow, ${r.pages.freeList} free-list), ${r.pages.free} free, ${r.trees} trees`);
     if (r.ok) console.log('clean');
     else {
       for (const e of r.errors) console.log(`error: ${e}`);
+      console.log(`${r.errors.length} problem(s) found`);
       process.exitCode = 1;
     }
   });
 
 program
   .command('stat')
-  .description('print the database statistics as JSON')
+  .description('print the database statistics (trees, depth, fill, pages, free pages, journal) as JSON')
   .argument('<dir>', 'database directory')
   .action((dir: string) => {
     const db = openExisting(dir);
-    console.log(JSON.stringify(db.stats(), null, 2));
+    try {
+      console.log(JSON.stringify(db.stats(), null, 2));
+    } finally {
+      db.close();
+    }
+  });
+
+program
+  .command('dump')
+  .description(`write every key and value as text (format: bin/dump-format.ts, header "${DUMP_HEADER}")`)
+  .argument('<dir>', 'database directory')
+  .option('--tree <name>', 'only this tree ("-" for the default tree)')
+  .action((dir: string, opts: { tree?: string }) => {
+    const db = openExisting(dir);
+    try {
+      db.read((r) => {
+        const trees: (string | undefined)[] = opts.tree === undefined ? [undefined, ...r.trees()] : [decodeTreeName(opts.tree)];
+        for (const t of trees) if (t !== undefined && !r.hasTree(t)) fail(`there is no tree named "${t}"`);
+        const out: string[] = [DUMP_HEADER];
+        const flush = (): void => {
+          fs.writeSync(1, `${out.join('\n')}\n`);
+          out.length = 0;
+        };
+        for (const t of trees) {
+          for (const [k, v] of r.range({}, t)) {
+            out.push(dumpLine(t, k, v));
+            if (out.length >= 4096) flush();
+          }
+        }
+        flush();
+      });
+    } finally {
+      db.close();
+    }
+  });
+
+program
+  .command('load')
+  .description('read a dump (birch dump) and write its entries, 1,000 per transaction')
+  .argument('<dir>', 'database directory (created if missing)')
+  .option('--file <path>', 'read this file instead of standard input')
+  .action(async (dir: string, opts: { file?: string }) => {
+    let db: Database;
+    try {
+      db = Database.open(dir);
+    } catch (err) {
+      fail(`cannot open ${dir}: ${describeError(err)}`);
+    }
+    const input = opts.file === undefined ? process.stdin : fs.createReadStream(opts.file);
+    const lines = readline.createInterface({ input, crlfDelay: Infinity });
+    let lineNo = 0;
+    let pending: DumpEntry[] = [];
+    let loaded = 0;
+    const commit = (): void => {
+      const batch = pending;
+      pending = [];
+      db.write((w) => {
+        for (const e of batch) w.put(e.key, e.value, e.tree);
+      });
+      loaded += batch.length;
+    };
+    try {
+      for await (const line of lines) {
+        lineNo++;
+        if (lineNo === 1) {
+          if (line !== DUMP_HEADER) throw new Error(`line 1: expected "${DUMP_HEADER}", found "${line.slice(0, 40)}"`);
+          continue;
+        }
+        if (line === '') continue;
+        pending.push(parseDumpLine(line, lineNo));
+        if (pending.length >= 1000) commit();
+      }
+      if (lineNo === 0) throw new Error('the input is empty: expected a dump');
+      commit();
+      console.error(`loaded ${loaded} entries`);
+    } catch (err) {
+      db.close();
+      fail(`load stopped: ${describeError(err)} (${loaded} entries before it were committed)`);
+    }
     db.close();
+  });
+
+program
+  .command('journal')
+  .description("list the journal's records (txn, pages, sizes, checksum status) without changing anything")
+  .argument('<dir>', 'database directory')
+  .action((dir: string) => {
+    assertDatabaseDir(dir);
+    let listing: ReturnType<typeof inspectJournal>;
+    try {
+      listing = inspectJournal(dir);
+    } catch (err) {
+      fail(`cannot read ${dir}: ${describeError(err)}`);
+    }
+    console.log(`data file holds txn ${listing.dataFileTxn}; records up to it are applied, later intact ones would be replayed on open`);
+    for (const seg of listing.segments) {
+      console.log(`${seg.segment} (seq ${seg.seq}): ${seg.records.length} valid record(s)${seg.stop === '' ? '' : `; scan stopped: ${seg.stop}`}`);
+      for (const r of seg.records) {
+        const h = r.header;
+        console.log(`  txn ${h.txnId}  offset ${r.offset}  ${h.pageCount} pages  ${h.rawBytes} B raw, ${h.compressedBytes} B ${h.flags === 0 ? 'LZ4' : 'stored'}  checksums ok  ${h.txnId <= listing.dataFileTxn ? 'applied' : 'to replay'}`);
+      }
+    }
   });
 
 await program.parseAsync();

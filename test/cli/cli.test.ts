@@ -1,0 +1,156 @@
+// The birch command line, run as a user runs it: a separate process, checked by exit status and output.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Database } from '../../engine/index.js';
+import { PAGE_SIZE } from '../../pager/page-format.js';
+import { rmDir, tmpDir } from '../helpers/index.js';
+
+const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'birch.js');
+
+function birch(args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', input, maxBuffer: 64 << 20 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function smallDb(dir: string): void {
+  const db = Database.open(dir);
+  db.write((w) => {
+    for (let i = 0; i < 300; i++) w.put(`key${String(i).padStart(4, '0')}`, `value ${i}\twith a tab`);
+    w.put(Buffer.from([0, 255, 10, 13, 9]), Buffer.from([1, 2, 3, 0]), 'odd\tname%');
+    w.put('empty', '', 'albums');
+    w.put('big', Buffer.alloc(20000, 7), 'albums');
+  });
+  db.write((w) => w.del('key0007'));
+  db.close();
+}
+
+describe('cli: birch', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = tmpDir('birch-cli');
+    smallDb(dir);
+  });
+  afterEach(() => rmDir(dir));
+
+  it('rejects bad arguments with a message and a non-zero status', () => {
+    for (const args of [['bench', 'nosuch'], ['bench', '--txns', '0'], ['bench', '--compare', 'mysql'], ['bench', '--batch', 'x'], ['frobnicate'], ['check']]) {
+      const r = birch(args);
+      assert.notEqual(r.status, 0, args.join(' '));
+      assert.match(r.stderr, /error|unknown|invalid|missing/i, args.join(' '));
+    }
+  });
+
+  it('check: exit 0 and "clean" for a sound database', () => {
+    const r = birch(['check', dir]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /clean/);
+  });
+
+  it('check: exit 1 with a readable report for a corrupt page', () => {
+    const file = path.join(dir, 'data.birch');
+    const data = fs.readFileSync(file);
+    // Damage every leaf page (kind byte at offset 8 is 3) in the middle: the file still opens,
+    // and the verifier must find the reachable ones.
+    let damaged = 0;
+    for (let p = 3; (p + 1) * PAGE_SIZE <= data.length; p++) {
+      if (data[p * PAGE_SIZE + 8] === 3) {
+        data[p * PAGE_SIZE + 2000] = (data[p * PAGE_SIZE + 2000] as number) ^ 0xff;
+        damaged++;
+      }
+    }
+    assert.ok(damaged > 0);
+    fs.writeFileSync(file, data);
+    const r = birch(['check', dir]);
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /error: .*checksum mismatch/);
+    assert.match(r.stdout, /problem\(s\) found/);
+  });
+
+  it('every tool: a clear message and status 2 for a missing directory, a non-database and a locked database', () => {
+    const empty = tmpDir('birch-empty');
+    try {
+      for (const tool of ['check', 'stat', 'dump', 'journal']) {
+        let r = birch([tool, path.join(dir, 'missing')]);
+        assert.equal(r.status, 2, tool);
+        assert.match(r.stderr, /does not exist/);
+        r = birch([tool, empty]);
+        assert.equal(r.status, 2, tool);
+        assert.match(r.stderr, /not a birchdb database/);
+      }
+      const db = Database.open(dir);
+      try {
+        for (const tool of ['check', 'stat', 'dump', 'journal']) {
+          const r = birch([tool, dir]);
+          assert.equal(r.status, 2, tool);
+          assert.match(r.stderr, /DB_LOCKED/, tool);
+        }
+      } finally {
+        db.close();
+      }
+    } finally {
+      rmDir(empty);
+    }
+  });
+
+  it('stat prints the statistics as JSON', () => {
+    const r = birch(['stat', dir]);
+    assert.equal(r.status, 0, r.stderr);
+    const s = JSON.parse(r.stdout) as { txnId: number; trees: { name: string | null; entries: number }[] };
+    assert.equal(s.txnId, 2);
+    assert.deepEqual(s.trees.map((t) => [t.name, t.entries]), [[null, 299], ['albums', 2], ['odd\tname%', 1]]);
+  });
+
+  it('dump and load round-trip every key and value of every tree', () => {
+    const dump = birch(['dump', dir]);
+    assert.equal(dump.status, 0, dump.stderr);
+    assert.equal(dump.stdout.split('\n')[0], 'birchdb-dump 1');
+    assert.equal(dump.stdout.trim().split('\n').length, 1 + 299 + 2 + 1);
+    const copy = path.join(tmpDir('birch-copy'), 'db');
+    try {
+      const load = birch(['load', copy], dump.stdout);
+      assert.equal(load.status, 0, load.stderr);
+      const again = birch(['dump', copy]);
+      assert.equal(again.stdout, dump.stdout);
+      const db = Database.open(copy);
+      assert.deepEqual(db.read((r) => r.get(Buffer.from([0, 255, 10, 13, 9]), 'odd\tname%')), Buffer.from([1, 2, 3, 0]));
+      assert.ok(db.read((r) => r.get('big', 'albums'))?.equals(Buffer.alloc(20000, 7)));
+      db.close();
+      const one = birch(['dump', dir, '--tree', 'albums']);
+      assert.equal(one.stdout.trim().split('\n').length, 3);
+    } finally {
+      rmDir(path.dirname(copy));
+    }
+  });
+
+  it('load refuses malformed input with the line number, keeping what it committed before', () => {
+    const copy = tmpDir('birch-bad');
+    try {
+      const r = birch(['load', copy], 'birchdb-dump 1\n-\t6161\t6262\n-\tnot-hex\t00\n');
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /line 3/);
+      assert.equal(birch(['load', copy], 'something else\n').status, 2);
+    } finally {
+      rmDir(copy);
+    }
+  });
+
+  it('journal lists the records and says which are applied', () => {
+    const r = birch(['journal', dir]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /data file holds txn 2/);
+    assert.match(r.stdout, /txn 1 .* applied/);
+    assert.match(r.stdout, /txn 2 .* applied/);
+  });
+
+  it('bench runs a tiny workload on every installed engine and prints one table', function () {
+    this.timeout(120_000);
+    const r = birch(['bench', 'fillseq', 'readrandom', '--txns', '3', '--batch', '10']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /fillseq: 3 txns x 10 ops/);
+    assert.match(r.stdout, /ops\/s/);
+    assert.match(r.stdout, /vs birchdb\s+1\.00x/);
+  });
+});
