@@ -10,6 +10,7 @@ import { DUMP_HEADER, decodeTreeName, dumpLine, parseDumpLine, type DumpEntry } 
 import { inspectJournal } from './inspect.js';
 import { DEFAULTS, WORKLOADS, type BenchOptions, type Workload } from './bench/workloads.js';
 import { formatTables, runBench } from './bench/run.js';
+import { htmlReport } from './bench/report.js';
 import type { EngineName } from './bench/engines.js';
 
 function positiveInt(name: string): (v: string) => number {
@@ -41,6 +42,7 @@ interface BenchFlags {
   seed: number;
   dir?: string;
   json?: string;
+  report?: string;
   compare?: EngineName[];
 }
 
@@ -65,6 +67,7 @@ program
   .option('--seed <n>', 'random seed: same keys and values for every engine', positiveInt('--seed'), 42)
   .option('--dir <path>', 'keep the databases under this directory instead of a temporary one')
   .option('--json <file>', 'also write every figure, with samples over time, to this JSON file')
+  .option('--report <file>', 'also write an HTML page with the tables and plots over time (ops/s, memory, file size)')
   .action(async (workloads: string[], flags: BenchFlags) => {
     for (const w of workloads) if (WORKLOADS[w] === undefined) program.error(`birch: unknown workload "${w}"; choose from ${Object.keys(WORKLOADS).join(', ')}`);
     const plans = workloads.map((name) => {
@@ -83,12 +86,14 @@ program
       };
       return { name, options };
     });
-    console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}, node ${process.version}`);
+    const machine = `machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}, node ${process.version}`;
+    console.log(machine);
     const engines: EngineName[] = ['birchdb', ...(flags.compare ?? PEERS)];
     const { results, skipped } = await runBench({ workloads: plans, engines, ...(flags.dir !== undefined ? { dir: flags.dir } : {}), progress: process.stderr.isTTY === true, log: (l) => console.log(l) });
     for (const s of skipped) console.log(`skipped: ${s}`);
     console.log('');
     for (const line of formatTables(results, plans)) console.log(line);
+    if (flags.report !== undefined) fs.writeFileSync(flags.report, htmlReport(results, plans, machine));
     if (flags.json !== undefined) fs.writeFileSync(flags.json, JSON.stringify({ machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memBytes: os.totalmem(), release: os.release(), node: process.version }, workloads: plans, results }, null, 2));
   });
 

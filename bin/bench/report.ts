@@ -1,0 +1,95 @@
+// `birch bench --report FILE.html`: one self-contained page (inline SVG, no scripts, nothing
+// fetched) with each workload's table and, per workload, plots over time of throughput, memory and
+// file size, one line per engine.
+import type { BenchResult } from './measure.js';
+import { describeWorkload, formatTables } from './run.js';
+import type { BenchOptions } from './workloads.js';
+
+const COLORS: Record<string, string> = { birchdb: '#2e7d32', lmdb: '#1565c0', level: '#ef6c00', sqlite: '#6a1b9a' };
+
+function esc(s: string): string {
+  return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
+}
+
+function niceMax(v: number): number {
+  if (v <= 0) return 1;
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
+function shortNum(v: number): string {
+  if (v >= 1e9) return `${+(v / 1e9).toFixed(1)}G`;
+  if (v >= 1e6) return `${+(v / 1e6).toFixed(1)}M`;
+  if (v >= 1e3) return `${+(v / 1e3).toFixed(1)}k`;
+  return `${+v.toFixed(1)}`;
+}
+
+/** A line chart of series (x: seconds) with axes, ticks and a legend. */
+function chart(title: string, unit: string, series: { name: string; points: [number, number][] }[]): string {
+  const W = 420;
+  const H = 240;
+  const L = 56;
+  const R = 12;
+  const T = 28;
+  const B = 40;
+  const xMax = niceMax(Math.max(0.001, ...series.flatMap((s) => s.points.map((p) => p[0]))));
+  const yMax = niceMax(Math.max(0, ...series.flatMap((s) => s.points.map((p) => p[1]))));
+  const x = (v: number): number => L + (v / xMax) * (W - L - R);
+  const y = (v: number): number => H - B - (v / yMax) * (H - T - B);
+  const parts: string[] = [`<svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(title)}">`];
+  parts.push(`<text x="${L}" y="16" class="t">${esc(title)}</text>`);
+  for (let i = 0; i <= 4; i++) {
+    const v = (yMax * i) / 4;
+    parts.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" class="g"/>`, `<text x="${L - 6}" y="${y(v) + 4}" class="yl">${shortNum(v)}</text>`);
+    const xv = (xMax * i) / 4;
+    parts.push(`<text x="${x(xv)}" y="${H - B + 16}" class="xl">${+xv.toFixed(2)}</text>`);
+  }
+  parts.push(`<text x="${(L + W - R) / 2}" y="${H - 6}" class="xl">seconds</text>`, `<text x="12" y="${(T + H - B) / 2}" class="yl" transform="rotate(-90 12 ${(T + H - B) / 2})">${esc(unit)}</text>`);
+  parts.push(`<line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" class="a"/><line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" class="a"/>`);
+  for (const s of series) {
+    if (s.points.length === 0) continue;
+    const color = COLORS[s.name] ?? '#555';
+    const d = s.points.map((p, i) => `${i === 0 ? 'M' : 'L'}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ');
+    parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2"/>`);
+    for (const p of s.points) parts.push(`<circle cx="${x(p[0]).toFixed(1)}" cy="${y(p[1]).toFixed(1)}" r="2.5" fill="${color}"/>`);
+  }
+  parts.push('</svg>');
+  return parts.join('');
+}
+
+/** Throughput between consecutive samples, in ops/s. */
+function rate(timeline: BenchResult['timeline']): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = 1; i < timeline.length; i++) {
+    const [t0, n0] = timeline[i - 1] as [number, number, number, number];
+    const [t1, n1] = timeline[i] as [number, number, number, number];
+    if (t1 > t0) out.push([t1, (n1 - n0) / (t1 - t0)]);
+  }
+  return out;
+}
+
+export function htmlReport(results: BenchResult[], workloads: { name: string; options: BenchOptions }[], machine: string): string {
+  const sections: string[] = [];
+  for (const { name, options } of workloads) {
+    const rs = results.filter((r) => r.workload === name);
+    if (rs.length === 0) continue;
+    const table = formatTables(rs, [{ name, options }]).slice(1).join('\n');
+    const legend = rs.map((r) => `<span class="k" style="background:${COLORS[r.engine] ?? '#555'}"></span>${esc(r.engine)}`).join(' ');
+    sections.push(`<section><h2>${esc(describeWorkload(name, options))}</h2><p class="legend">${legend}</p><div class="charts">
+${chart('throughput', 'ops/s', rs.map((r) => ({ name: r.engine, points: rate(r.timeline) })))}
+${chart('memory (RSS)', 'MiB', rs.map((r) => ({ name: r.engine, points: r.timeline.map((p) => [p[0], p[2] / 1048576] as [number, number]) })))}
+${chart('file size', 'MiB', rs.map((r) => ({ name: r.engine, points: r.timeline.map((p) => [p[0], p[3] / 1048576] as [number, number]) })))}
+</div><pre>${esc(table)}</pre></section>`);
+  }
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>birch bench report</title><style>
+body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1340px}
+h1{font-size:20px}h2{font-size:16px;margin-top:28px}pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:12px}
+.charts{display:flex;flex-wrap:wrap;gap:8px}svg{background:#fff;border:1px solid #ddd}
+.t{font-size:13px;font-weight:600}.g{stroke:#eee}.a{stroke:#888}.yl{font-size:10px;text-anchor:end;fill:#555}.xl{font-size:10px;text-anchor:middle;fill:#555}
+.legend{margin:4px 0}.k{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:-1px}
+</style></head><body><h1>birch bench</h1><p>${esc(machine)}. Each engine ran alone, in its own process and directory, on the same seeded workload with the same durability. Samples every 250 ms.</p>
+${sections.join('\n')}
+</body></html>
+`;
+}
