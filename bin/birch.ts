@@ -8,7 +8,7 @@ import readline from 'node:readline';
 import { BirchError, Database } from '../engine/index.js';
 import { DUMP_HEADER, decodeTreeName, dumpLine, parseDumpLine, type DumpEntry } from './dump-format.js';
 import { inspectJournal } from './inspect.js';
-import { DEFAULTS, WORKLOADS, type BenchOptions, type Workload } from './bench/workloads.js';
+import { DEFAULTS, WORKLOADS, parseStores, type BenchOptions, type StoreSpec, type Workload } from './bench/workloads.js';
 import { formatTables, runBench } from './bench/run.js';
 import { htmlReport } from './bench/report.js';
 import type { EngineName } from './bench/engines.js';
@@ -38,6 +38,7 @@ interface BenchFlags {
   streams?: number;
   cache?: number;
   desc?: boolean;
+  stores?: StoreSpec[];
   sync: boolean;
   seed: number;
   dir?: string;
@@ -54,13 +55,20 @@ program
   .description('run workloads on birchdb and, side by side, on the engines you would otherwise pick')
   .argument('[workloads...]', `workloads to run: ${Object.keys(WORKLOADS).join(', ')}`, ['fillseq', 'fillrandom'])
   .option('--compare <engines>', `peers to run too, comma-separated (default: every installed one of ${PEERS.join(', ')})`, engineList)
-  .option('--txns <n>', 'transactions (or, for reads, keys / batch)', positiveInt('--txns'))
+  .option('--txns <n>', 'transactions (versions: versions; reads: keys / batch)', positiveInt('--txns'))
   .option('--batch <n>', 'operations per transaction', positiveInt('--batch'))
   .option('--key-size <bytes>', 'key size', positiveInt('--key-size'))
   .option('--value-size <bytes>', 'value size', positiveInt('--value-size'))
   .option('--callers <n>', 'concurrent async callers (concurrent)', positiveInt('--callers'))
   .option('--streams <n>', 'interleaved streams (streams)', positiveInt('--streams'))
   .option('--desc', 'descending keys (fillseq)')
+  .option('--stores <spec>', 'versions: name:keyMean:keySpread:valueMean:valueSpread:changes:deleteFraction,... (default: accounts, events, index)', (v: string) => {
+    try {
+      return parseStores(v);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  })
   .option('--cache <bytes>', 'page cache size, for engines that have one', positiveInt('--cache'))
   .option('--sync', 'make every commit durable before it returns (the default)', true)
   .option('--no-sync', 'do not sync commits (every engine alike)')
@@ -83,6 +91,7 @@ program
         sync: flags.sync,
         seed: flags.seed,
         cacheSize: flags.cache ?? d.cacheSize,
+        stores: flags.stores ?? d.stores,
       };
       return { name, options };
     });

@@ -9,6 +9,12 @@ export interface KV {
   key: Buffer;
   /** null: delete. */
   value: Buffer | null;
+  /** A named store: birchdb's named tree; the peers prefix the key with the name and a 0 byte. */
+  store?: string;
+}
+
+function prefixed(op: KV): Buffer {
+  return op.store === undefined ? op.key : Buffer.concat([Buffer.from(op.store), Buffer.from([0]), op.key]);
 }
 
 export interface Engine {
@@ -45,7 +51,10 @@ async function birch(o: EngineOptions): Promise<Engine> {
   const db: Birch = await openBirch(o.dir, { sync: o.sync, cacheSize: o.cacheSize });
   return {
     name: 'birchdb',
-    write: (ops) => db.batch(ops.map((op) => (op.value === null ? { type: 'del', key: op.key } : { type: 'put', key: op.key, value: op.value }))),
+    write: (ops) => db.batch(ops.map((op) => {
+      const tree = op.store === undefined ? {} : { tree: op.store };
+      return op.value === null ? { type: 'del', key: op.key, ...tree } : { type: 'put', key: op.key, value: op.value, ...tree };
+    })),
     put: (k, v) => db.put(k, v),
     get: (k) => db.get(k),
     scan: async () => {
@@ -85,8 +94,8 @@ async function lmdb(o: EngineOptions): Promise<Engine> {
     write: async (ops) => {
       await db.batch(() => {
         for (const op of ops) {
-          if (op.value === null) void db.remove(op.key);
-          else void db.put(op.key, op.value);
+          if (op.value === null) void db.remove(prefixed(op));
+          else void db.put(prefixed(op), op.value);
         }
       });
     },
@@ -120,7 +129,7 @@ async function level(o: EngineOptions): Promise<Engine> {
   const wo = { sync: o.sync };
   return {
     name: 'level',
-    write: (ops) => db.batch(ops.map((op) => (op.value === null ? { type: 'del', key: op.key } : { type: 'put', key: op.key, value: op.value })), wo),
+    write: (ops) => db.batch(ops.map((op) => (op.value === null ? { type: 'del', key: prefixed(op) } : { type: 'put', key: prefixed(op), value: op.value })), wo),
     put: (k, v) => db.put(k, v, wo),
     get: (k) => db.get(k),
     scan: async () => {
@@ -160,8 +169,8 @@ async function sqlite(o: EngineOptions): Promise<Engine> {
   const all = db.prepare('SELECT k, v FROM kv ORDER BY k');
   const txn = db.transaction((ops: KV[]) => {
     for (const op of ops) {
-      if (op.value === null) del.run(op.key);
-      else put.run(op.key, op.value);
+      if (op.value === null) del.run(prefixed(op));
+      else put.run(prefixed(op), op.value);
     }
   });
   return {

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Engine, KV } from './engines.js';
-import { keyMaker, prng, valueMaker, type BenchOptions, type Workload } from './workloads.js';
+import { keyMaker, prng, valueMaker, versionMaker, type BenchOptions, type Workload } from './workloads.js';
 
 export interface BenchResult {
   workload: string;
@@ -136,6 +136,19 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
         latencies.push(performance.now() - c0);
         if (n !== total) throw new Error(`${engine.name}: scan found ${n} entries, expected ${total}`);
         done += n;
+        sample();
+      }
+      break;
+    }
+    case 'versions': {
+      const next = versionMaker(o);
+      for (let t = 0; t < o.txns; t++) {
+        const ops: KV[] = next().map((c) => ({ key: c.key, value: c.value, store: c.store }));
+        userBytes += ops.reduce((s, op) => s + op.key.length + (op.value?.length ?? 0), 0);
+        const c0 = performance.now();
+        await engine.write(ops);
+        latencies.push(performance.now() - c0);
+        done += ops.length;
         sample();
       }
       break;

@@ -91,6 +91,10 @@ function ms(x: number): string {
 
 export function describeWorkload(name: string, o: BenchOptions): string {
   const w = WORKLOADS[name];
+  if (w?.kind === 'versions') {
+    const stores = o.stores.map((s) => `${s.name} (keys ${s.keyMean}+-${s.keySpread} B, values ${s.valueMean}+-${s.valueSpread} B, ${s.changes} changes, ${Math.round(s.deleteFraction * 100)}% deletes)`).join('; ');
+    return `${name}: ${fmt(o.txns)} versions over ${o.stores.length} stores: ${stores}; sync ${o.sync ? 'on' : 'off'}, seed ${o.seed}`;
+  }
   const shape = w?.kind === 'concurrent' ? `${o.callers} callers, ${fmt(o.txns * o.batch)} single-op puts` : w?.kind === 'readrandom' || w?.kind === 'readseq' ? `${fmt(o.txns * o.batch)} keys` : `${fmt(o.txns)} txns x ${o.batch} ops`;
   const extra = name === 'streams' ? `, ${o.streams} streams` : name === 'fillseq' && o.desc ? ', descending' : '';
   return `${name}: ${shape}${extra}, ${o.keySize} B keys, ${o.valueSize} B values, sync ${o.sync ? 'on' : 'off'}, seed ${o.seed}`;
@@ -104,7 +108,7 @@ export function formatTables(results: BenchResult[], workloads: { name: string; 
     if (rs.length === 0) continue;
     const birch = rs.find((r) => r.engine === 'birchdb');
     const kind = WORKLOADS[name]?.kind;
-    const latencyOf = kind === 'readrandom' || kind === 'concurrent' ? 'op' : kind === 'readseq' ? 'scan' : 'txn';
+    const latencyOf = kind === 'readrandom' || kind === 'concurrent' ? 'op' : kind === 'readseq' ? 'scan' : kind === 'versions' ? 'version' : 'txn';
     const extra = (key: string, digits: number, suffix = ''): ((r: BenchResult) => string) => (r) => (r.extra[key] === undefined ? 'n/a' : `${fmt(r.extra[key] as number, digits)}${suffix}`);
     const rows: [string, (r: BenchResult) => string][] = [
       ['ops/s', (r) => fmt(r.opsPerSec)],

@@ -16,9 +16,43 @@ export interface BenchOptions {
   seed: number;
   /** Page cache in bytes, for engines that have one. */
   cacheSize: number;
+  /** The stores of the versions workload. */
+  stores: StoreSpec[];
 }
 
-export type WorkloadKind = 'fill' | 'overwrite' | 'delete' | 'readrandom' | 'readseq' | 'concurrent';
+/** One store of the versions workload: its own key and value sizes, churn and deletes. */
+export interface StoreSpec {
+  name: string;
+  keyMean: number;
+  keySpread: number;
+  valueMean: number;
+  valueSpread: number;
+  /** Changes (puts and deletes) per version. */
+  changes: number;
+  /** Fraction of changes that delete an existing key. */
+  deleteFraction: number;
+}
+
+export const DEFAULT_STORES: StoreSpec[] = [
+  { name: 'accounts', keyMean: 24, keySpread: 8, valueMean: 200, valueSpread: 100, changes: 20, deleteFraction: 0.05 },
+  { name: 'events', keyMean: 32, keySpread: 4, valueMean: 600, valueSpread: 400, changes: 50, deleteFraction: 0 },
+  { name: 'index', keyMean: 48, keySpread: 16, valueMean: 16, valueSpread: 8, changes: 100, deleteFraction: 0.2 },
+];
+
+/** Parses `name:keyMean:keySpread:valueMean:valueSpread:changes:deleteFraction,...`. */
+export function parseStores(spec: string): StoreSpec[] {
+  return spec.split(',').map((part) => {
+    const f = part.split(':');
+    const nums = f.slice(1).map(Number);
+    if (f.length !== 7 || f[0] === '' || nums.some((n) => !Number.isFinite(n) || n < 0) || (nums[5] as number) > 1 || (nums[0] as number) < 1) {
+      throw new Error(`bad store "${part}": expected name:keyMean:keySpread:valueMean:valueSpread:changes:deleteFraction (deleteFraction <= 1, keyMean >= 1)`);
+    }
+    const [keyMean, keySpread, valueMean, valueSpread, changes, deleteFraction] = nums as [number, number, number, number, number, number];
+    return { name: f[0] as string, keyMean, keySpread, valueMean, valueSpread, changes, deleteFraction };
+  });
+}
+
+export type WorkloadKind = 'fill' | 'overwrite' | 'delete' | 'readrandom' | 'readseq' | 'concurrent' | 'versions';
 
 export interface Workload {
   name: string;
@@ -31,6 +65,7 @@ export interface Workload {
 
 export const DEFAULTS: BenchOptions = {
   txns: 1000, batch: 100, keySize: 16, valueSize: 100, callers: 64, streams: 8, desc: false, sync: true, seed: 42, cacheSize: 64 * 1024 * 1024,
+  stores: DEFAULT_STORES,
 };
 
 export const WORKLOADS: Record<string, Workload> = {
@@ -42,7 +77,57 @@ export const WORKLOADS: Record<string, Workload> = {
   readrandom: { name: 'readrandom', kind: 'readrandom', keys: 'seq', describe: 'random point reads (after an untimed fill)', defaults: { valueSize: 100 } },
   readseq: { name: 'readseq', kind: 'readseq', keys: 'seq', describe: 'a full ordered scan, repeated (after an untimed fill)', defaults: { valueSize: 100 } },
   concurrent: { name: 'concurrent', kind: 'concurrent', keys: 'random', describe: '--callers async callers, each awaiting single-op puts of random keys', defaults: { txns: 640, valueSize: 100 } },
+  versions: { name: 'versions', kind: 'versions', keys: 'random', describe: 'application versions: one transaction each, changing several --stores with their own size distributions and delete fractions', defaults: { txns: 1000 } },
 };
+
+/** A size drawn uniformly from mean +- spread, at least `min`. */
+function sized(rand: () => number, mean: number, spread: number, min: number): number {
+  return Math.max(min, Math.round(mean - spread + rand() * 2 * spread));
+}
+
+export interface VersionChange {
+  store: string;
+  key: Buffer;
+  /** null: delete. */
+  value: Buffer | null;
+}
+
+/**
+ * The versions workload's generator: version after version, each store's changes are new keys,
+ * updates of live keys, or (deleteFraction of them) deletes of live keys. Deterministic per seed.
+ */
+export function versionMaker(o: BenchOptions): () => VersionChange[] {
+  const rand = prng(o.seed ^ 0x7e55);
+  const live = o.stores.map(() => [] as Buffer[]);
+  return () => {
+    const out: VersionChange[] = [];
+    o.stores.forEach((st, s) => {
+      const keys = live[s] as Buffer[];
+      for (let c = 0; c < st.changes; c++) {
+        const r = rand();
+        if (keys.length > 0 && r < st.deleteFraction) {
+          const i = Math.floor(rand() * keys.length);
+          const key = keys[i] as Buffer;
+          keys[i] = keys[keys.length - 1] as Buffer;
+          keys.pop();
+          out.push({ store: st.name, key, value: null });
+          continue;
+        }
+        let key: Buffer;
+        if (keys.length > 0 && rand() < 0.5) key = keys[Math.floor(rand() * keys.length)] as Buffer;
+        else {
+          key = Buffer.alloc(Math.min(1024, sized(rand, st.keyMean, st.keySpread, 1)));
+          fillRandomBytes(key, rand);
+          keys.push(key);
+        }
+        const value = Buffer.alloc(sized(rand, st.valueMean, st.valueSpread, 0));
+        fillRandomBytes(value, rand);
+        out.push({ store: st.name, key, value });
+      }
+    });
+    return out;
+  };
+}
 
 /** mulberry32, seeded. */
 export function prng(seed: number): () => number {

@@ -36,7 +36,7 @@ describe('cli: birch', () => {
   afterEach(() => rmDir(dir));
 
   it('rejects bad arguments with a message and a non-zero status', () => {
-    for (const args of [['bench', 'nosuch'], ['bench', '--txns', '0'], ['bench', '--compare', 'mysql'], ['bench', '--batch', 'x'], ['frobnicate'], ['check']]) {
+    for (const args of [['bench', 'versions', '--stores', 'a:1:2'], ['bench', 'nosuch'], ['bench', '--txns', '0'], ['bench', '--compare', 'mysql'], ['bench', '--batch', 'x'], ['frobnicate'], ['check']]) {
       const r = birch(args);
       assert.notEqual(r.status, 0, args.join(' '));
       assert.match(r.stderr, /error|unknown|invalid|missing/i, args.join(' '));
