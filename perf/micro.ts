@@ -4,7 +4,7 @@ import { checksum } from '../pager/checksum.js';
 import { PAGE_SIZE, PageKind, initPage, sealPage } from '../pager/page-format.js';
 import { pageNo } from '../pager/ids.js';
 import { compress } from '../journal/codec.js';
-import { initNode, insertCell, makeLeafCell, searchLeaf } from '../engine/node.js';
+import { cellOffset, compareAt, initNode, insertCell, keyAt, keyStart, makeLeafCell, searchLeaf } from '../engine/node.js';
 
 function fullLeaf(keyBytes: number): { page: Buffer; keys: Buffer[] } {
   const page = Buffer.alloc(PAGE_SIZE);
@@ -23,10 +23,13 @@ export function microBenches(): Promise<string[]> {
   const suite = new Benchmark.Suite('birchdb hot paths');
   const page = Buffer.alloc(PAGE_SIZE, 7);
   for (const len of [8, 16, 64, 256]) {
-    const a = Buffer.alloc(len, 1);
-    const b = Buffer.alloc(len, 1);
-    b[len - 1] = 2;
-    suite.add(`key compare, ${len} B keys`, () => Buffer.compare(a, b));
+    // The key in a page, compared as search does it: against slot 0 of a one-cell leaf.
+    const { page: one } = fullLeaf(len);
+    const probe = Buffer.from(keyAt(one, 0, true));
+    probe[len - 1] = (probe[len - 1] as number) + 1;
+    suite.add(`key compare in a page, ${len} B keys (compareAt)`, () => compareAt(one, 0, probe, true));
+    const start = keyStart(cellOffset(one, 0), true);
+    suite.add(`key compare in a page, ${len} B keys (Buffer#compare)`, () => probe.compare(one, start, start + len));
   }
   for (const len of [16, 64]) {
     const { page: leaf, keys } = fullLeaf(len);
