@@ -1,7 +1,7 @@
 // Child process for the async SIGKILL test: CALLERS concurrent callers, each committing batches
 // of two puts (its next item and its counter) and reporting every resolved batch on stdout,
 // synchronously, before the next one.
-import fs from 'node:fs';
+import { reportSync } from './report.js';
 import { open } from '../../engine/index.js';
 
 const dir = process.argv[2] as string;
@@ -15,7 +15,7 @@ const caller = async (c: number): Promise<void> => {
       { type: 'put', key: `c${c}-item-${String(seq).padStart(8, '0')}`, value: `payload ${c}/${seq} `.repeat(1 + (seq % 7)) },
       { type: 'put', key: `c${c}-count`, value: String(seq) },
     ]);
-    fs.writeSync(1, `ACK ${c} ${seq}\n`);
+    reportSync(`ACK ${c} ${seq}\n`);
   }
 };
 await Promise.all(Array.from({ length: CALLERS }, (_, c) => caller(c)));

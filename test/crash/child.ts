@@ -1,7 +1,7 @@
 // Child process for the SIGKILL test: commits transactions forever and reports each one on
 // stdout, synchronously, as soon as commit() returns (i.e. once it is durable).
 // Transaction t writes 20 keys `t<t>-<i>`, deletes the 20 keys of transaction t-10, sets `last`.
-import fs from 'node:fs';
+import { reportSync } from './report.js';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Database } from '../../engine/index.js';
 
@@ -15,7 +15,7 @@ for (;;) {
     if (t > 10) for (let i = 0; i < 20; i++) w.del(`t${t - 10}-${String(i).padStart(2, '0')}`);
     w.put('last', String(t));
   });
-  fs.writeSync(1, `ACK ${t}\n`);
+  reportSync(`ACK ${t}\n`);
   // Let background data-file flushes make progress, so that kills also land inside them.
   await yieldToLoop();
 }

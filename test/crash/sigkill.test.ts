@@ -67,7 +67,7 @@ describe('crash: SIGKILL during commits and flushes', () => {
           db.close();
         }
       }
-      console.log(`      ${CYCLES} kills, ${totalAcked} acknowledged commits checked`);
+      console.log(`      ${CYCLES} kills, ${totalAcked} acknowledged commits, each checked after every later kill`);
     } finally {
       rmDir(dir);
     }
