@@ -264,4 +264,10 @@ program
     }
   });
 
-await program.parseAsync();
+try {
+  await program.parseAsync();
+} catch (err) {
+  // A database that fails mid-way (a corrupt page met while dumping, say): one clear line, no stack.
+  if (err instanceof BirchError) fail(describeError(err));
+  throw err;
+}

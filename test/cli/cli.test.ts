@@ -67,6 +67,13 @@ describe('cli: birch', () => {
     assert.equal(r.status, 1, r.stdout + r.stderr);
     assert.match(r.stdout, /error: .*checksum mismatch/);
     assert.match(r.stdout, /problem\(s\) found/);
+    // The other tools stop with one clear line naming the page, not a stack trace.
+    for (const tool of ['stat', 'dump']) {
+      const t = birch([tool, dir]);
+      assert.equal(t.status, 2, tool);
+      assert.match(t.stderr, /^birch: CORRUPTION: .*page \d+/m, tool);
+      assert.doesNotMatch(t.stderr, /\n\s+at /, tool);
+    }
   });
 
   it('every tool: a clear message and status 2 for a missing directory, a non-database and a locked database', () => {
