@@ -307,7 +307,7 @@ export class Database {
    */
   async checkpoint(): Promise<TxnId> {
     this.#assertWritable();
-    try {
+    return this.#poisonOnIoFailure(async () => {
       this.#journal.sync(); // write-ahead: the journal is durable before the data file changes
       const journalBytes = this.#journal.stats.bytesWritten;
       const t = await this.#pager.flushAsync();
@@ -317,9 +317,23 @@ export class Database {
         this.#observer.onFlush?.(t);
       }
       return t;
-    } catch (err) {
+    });
+  }
+
+  /**
+   * Runs an I/O step; a FatalIoError from it poisons the handle (every later write refuses) before
+   * it propagates. Works for synchronous and asynchronous steps alike.
+   */
+  #poisonOnIoFailure<T>(step: () => T): T {
+    const poison = (err: unknown): never => {
       if (err instanceof FatalIoError) this.#fatal = err;
       throw err;
+    };
+    try {
+      const r = step();
+      return (r instanceof Promise ? r.catch(poison) : r) as T;
+    } catch (err) {
+      return poison(err);
     }
   }
 
@@ -330,29 +344,19 @@ export class Database {
    */
   async syncJournal(): Promise<void> {
     this.#assertWritable();
-    try {
-      await this.#journal.syncAsync();
-    } catch (err) {
-      if (err instanceof FatalIoError) this.#fatal = err;
-      throw err;
-    }
+    return this.#poisonOnIoFailure(() => this.#journal.syncAsync());
   }
 
   /** The same as syncJournal(), blocking: cheaper when there is nothing to do meanwhile. */
   syncJournalNow(): void {
     this.#assertWritable();
-    try {
-      this.#journal.sync();
-    } catch (err) {
-      if (err instanceof FatalIoError) this.#fatal = err;
-      throw err;
-    }
+    this.#poisonOnIoFailure(() => this.#journal.sync());
   }
 
   /** The same as checkpoint(), blocking. */
   checkpointSync(): TxnId {
     this.#assertWritable();
-    try {
+    return this.#poisonOnIoFailure(() => {
       this.#journal.sync();
       const journalBytes = this.#journal.stats.bytesWritten;
       const t = this.#pager.flushSync();
@@ -360,10 +364,7 @@ export class Database {
       this.#journalBytesAtFlush = journalBytes;
       this.#observer.onFlush?.(t);
       return t;
-    } catch (err) {
-      if (err instanceof FatalIoError) this.#fatal = err;
-      throw err;
-    }
+    });
   }
 
   /** Runs `fn` in a write transaction: committed if it returns, aborted if it throws. */

@@ -88,6 +88,15 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
   const rand = prng(o.seed ^ 0x0bad);
   const pick = (): number => Math.floor(rand() * total);
   const seqKey = keyMaker('seq', o);
+  /** One timed transaction: its latency, bytes and operations counted. */
+  const timedWrite = async (ops: KV[]): Promise<void> => {
+    userBytes += ops.reduce((s, op) => s + op.key.length + (op.value?.length ?? 0), 0);
+    const c0 = performance.now();
+    await engine.write(ops);
+    latencies.push(performance.now() - c0);
+    done += ops.length;
+    sample();
+  };
   switch (w.kind) {
     case 'fill':
     case 'overwrite':
@@ -108,12 +117,7 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
           else if (w.kind === 'overwrite') ops.push({ key: seqKey(pick()), value: value() });
           else ops.push({ key: seqKey(order[n] as number), value: null });
         }
-        userBytes += ops.reduce((s, op) => s + op.key.length + (op.value?.length ?? 0), 0);
-        const c0 = performance.now();
-        await engine.write(ops);
-        latencies.push(performance.now() - c0);
-        done += ops.length;
-        sample();
+        await timedWrite(ops);
       }
       break;
     }
@@ -142,15 +146,7 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
     }
     case 'versions': {
       const next = versionMaker(o);
-      for (let t = 0; t < o.txns; t++) {
-        const ops: KV[] = next().map((c) => ({ key: c.key, value: c.value, store: c.store }));
-        userBytes += ops.reduce((s, op) => s + op.key.length + (op.value?.length ?? 0), 0);
-        const c0 = performance.now();
-        await engine.write(ops);
-        latencies.push(performance.now() - c0);
-        done += ops.length;
-        sample();
-      }
+      for (let t = 0; t < o.txns; t++) await timedWrite(next().map((c) => ({ key: c.key, value: c.value, store: c.store })));
       break;
     }
     case 'concurrent': {
