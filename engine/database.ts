@@ -179,7 +179,10 @@ export class Database {
       journal?.close();
       pager?.close();
       lock.release();
-      throw err;
+      // An I/O failure while opening (creating the file, reading the journal) is reported typed;
+      // nothing was acknowledged through this handle, so it is not FATAL_IO: opening again may work.
+      if (err instanceof BirchError) throw err;
+      throw new BirchError('IO', `opening ${backend.path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
   }
 

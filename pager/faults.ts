@@ -11,6 +11,8 @@ export interface FaultPlan {
   n: number;
   /** Keep failing every later operation of that kind. */
   sticky: boolean;
+  /** The errno to fail with (default EIO). */
+  code?: 'EIO' | 'ENOSPC';
 }
 
 export class FaultyDirectory implements DirectoryBackend {
@@ -37,8 +39,9 @@ export class FaultyDirectory implements DirectoryBackend {
     if (f === undefined || f.op !== op) return;
     const nth = this.counts[op] - f.base;
     if (nth === f.n || (f.sticky && nth > f.n)) {
-      const err = new Error(`injected EIO on ${op} #${this.counts[op]}`) as NodeJS.ErrnoException;
-      err.code = 'EIO';
+      const code = f.code ?? 'EIO';
+      const err = new Error(`injected ${code} on ${op} #${this.counts[op]}`) as NodeJS.ErrnoException;
+      err.code = code;
       throw err;
     }
   }
