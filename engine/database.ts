@@ -172,7 +172,8 @@ export class Database {
       if (last !== undefined) {
         // Bring the data file up to date now, so every journal segment can be reused and the
         // rejected tail (if any) is never read again.
-        journal.release(pager.flushSync());
+        pager.flushSync();
+        journal.release(pager.olderMetaTxn);
       }
       return new Database(backend, lock, pager, journal, opts, options.observer ?? {});
     } catch (err) {
@@ -315,7 +316,7 @@ export class Database {
       const journalBytes = this.#journal.stats.bytesWritten;
       const t = await this.#pager.flushAsync();
       if (!this.#closed && this.#pager.flushedState.txnId >= t) {
-        this.#journal.release(t);
+        this.#journal.release(this.#pager.olderMetaTxn);
         this.#journalBytesAtFlush = Math.max(this.#journalBytesAtFlush, journalBytes);
         this.#observer.onFlush?.(t);
       }
@@ -363,7 +364,7 @@ export class Database {
       this.#journal.sync();
       const journalBytes = this.#journal.stats.bytesWritten;
       const t = this.#pager.flushSync();
-      this.#journal.release(t);
+      this.#journal.release(this.#pager.olderMetaTxn);
       this.#journalBytesAtFlush = journalBytes;
       this.#observer.onFlush?.(t);
       return t;
@@ -459,7 +460,8 @@ export class Database {
       this.#writer?.abort();
       if (this.#fatal === undefined) {
         this.#journal.sync();
-        this.#journal.release(this.#pager.flushSync());
+        this.#pager.flushSync();
+        this.#journal.release(this.#pager.olderMetaTxn);
       }
     } finally {
       this.#closed = true;

@@ -62,12 +62,19 @@ export class Pager {
   fileBytes: number;
   readonly flushStats: FlushStats = { flushes: 0, pagesFlushed: 0, writeRuns: 0, lastWriteRuns: 0, lastPages: 0 };
   #metaSlot: number;
+  /**
+   * The txn of the older of the two metas. The journal must keep every record after it: if the
+   * newest meta is ever found damaged, opening falls back to the older one and replays from there,
+   * and that replay also rewrites every page a later flush may have overwritten.
+   */
+  olderMetaTxn: number;
   #flushing: Promise<void> | undefined;
   /** Bumped by every flush; a background flush that finds it changed after an await stops there. */
   #generation = 0;
   #closed = false;
 
-  private constructor(dir: DirectoryBackend, file: FileBackend, opts: PagerOptions, state: DbState, metaSlot: number) {
+  private constructor(dir: DirectoryBackend, file: FileBackend, opts: PagerOptions, state: DbState, metaSlot: number, olderMetaTxn: number) {
+    this.olderMetaTxn = olderMetaTxn;
     this.dir = dir;
     this.file = file;
     this.cache = new PageCache(opts.cacheBytes);
@@ -88,18 +95,22 @@ export class Pager {
       file.read(0, header);
       checkFileHeader(header, DATA_FILE);
       let best: { state: DbState; slot: number } | undefined;
+      let older = 0;
       const problems: string[] = [];
       for (let slot = 0; slot < 2; slot++) {
         const buf = Buffer.alloc(PAGE_SIZE);
         file.read(pageOffsetBytes(META_PAGES[slot] as number), buf);
         const meta = decodeMeta(buf, META_PAGES[slot] as PageNo, DATA_FILE);
         if (meta instanceof CorruptionError) problems.push(meta.message);
-        else if (best === undefined || meta.txnId > best.state.txnId) best = { state: meta, slot };
+        else if (best === undefined || meta.txnId > best.state.txnId) {
+          if (best !== undefined) older = best.state.txnId;
+          best = { state: meta, slot };
+        } else older = meta.txnId;
       }
       if (best === undefined) throw new CorruptionError(`neither meta page is valid: ${problems.join('; ')}`, { file: DATA_FILE });
       // The free list is not read here: until the journal is replayed, the data file may hold
       // pages of an interrupted flush over pages the meta's free list used (see loadFreeList).
-      return new Pager(dir, file, opts, best.state, best.slot);
+      return new Pager(dir, file, opts, best.state, best.slot, older);
     } catch (err) {
       file.close();
       throw err;
@@ -320,6 +331,8 @@ export class Pager {
     } catch (err) {
       throw new FatalIoError(`writing the meta page of ${DATA_FILE} failed`, err);
     }
+    // The slot written last now holds `state`; the other keeps the meta that was newest until now.
+    this.olderMetaTxn = this.flushedState.txnId;
     this.#metaSlot = slot;
   }
 
