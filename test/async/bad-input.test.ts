@@ -1,0 +1,108 @@
+// The catalogue of wrong calls at the public API: each maps to a typed error with a stable code,
+// and nothing is written.
+import assert from 'node:assert/strict';
+import { BirchError, MAX_KEY_BYTES, MAX_VALUE_BYTES, open, type Birch, type BirchOptions } from '../../engine/index.js';
+import { rmDir, tmpDir } from '../helpers/index.js';
+
+const code = (c: string) => (e: unknown): boolean => e instanceof BirchError && e.code === c;
+
+describe('bad input at the public API: a typed error with a stable code, nothing written', () => {
+  let dir: string;
+  let db: Birch;
+  beforeEach(async () => {
+    dir = tmpDir('birch-bad');
+    db = await open(dir);
+    await db.put('keep', 'me');
+  });
+  afterEach(async () => {
+    await db.close();
+    rmDir(dir);
+  });
+
+  it('refuses every wrong write with its code and writes nothing', async () => {
+    const cases: [string, () => Promise<unknown>, string][] = [
+      ['a number key', () => db.put(42 as unknown as string, 'v'), 'KEY_INVALID'],
+      ['a null key', () => db.put(null as unknown as string, 'v'), 'KEY_INVALID'],
+      ['an object key', () => db.put({} as unknown as string, 'v'), 'KEY_INVALID'],
+      ['an empty key', () => db.put('', 'v'), 'KEY_INVALID'],
+      [`a ${MAX_KEY_BYTES + 1}-byte key`, () => db.put(Buffer.alloc(MAX_KEY_BYTES + 1, 1), 'v'), 'KEY_INVALID'],
+      ['a number value', () => db.put('k', 7 as unknown as string), 'VALUE_INVALID'],
+      ['an undefined value', () => db.put('k', undefined as unknown as string), 'VALUE_INVALID'],
+      ['a value over the limit', () => db.put('k', Buffer.alloc(MAX_VALUE_BYTES + 1)), 'VALUE_INVALID'],
+      ['batch of a non-array', () => db.batch({} as unknown as []), 'BAD_OPTION'],
+      ['an op of an unknown type', () => db.batch([{ type: 'merge', key: 'k' } as unknown as { type: 'del'; key: string }]), 'BAD_OPTION'],
+      ['a bad key inside a batch', () => db.batch([{ type: 'put', key: 'ok', value: 'v' }, { type: 'put', key: '', value: 'v' }]), 'KEY_INVALID'],
+      ['ifMatch that is not an array', () => db.batch([], { ifMatch: 3 as unknown as [] }), 'BAD_OPTION'],
+      ['an empty tree name', () => db.put('k', 'v', { tree: '' }), 'TREE_NAME_INVALID'],
+      ['a tree name that is not a string', () => db.put('k', 'v', { tree: 5 as unknown as string }), 'TREE_NAME_INVALID'],
+      ['a 256-byte tree name', () => db.put('k', 'v', { tree: 'x'.repeat(256) }), 'TREE_NAME_INVALID'],
+      ['dropping a tree that does not exist', () => db.dropTree('nope'), 'TREE_NOT_FOUND'],
+    ];
+    const before = db.txnId;
+    for (const [what, call, expected] of cases) await assert.rejects(call(), code(expected), what);
+    assert.equal(db.txnId, before, 'nothing was committed');
+    assert.equal(db.get('ok'), undefined, 'the good op of a batch with a bad one was not written');
+  });
+
+  it('refuses wrong options to open()', async () => {
+    const bad: [unknown, string][] = [
+      [{ sync: 'yes' }, 'BAD_OPTION'],
+      [{ cacheSize: -5 }, 'BAD_OPTION'],
+      [{ maxQueuedBytes: 'lots' }, 'BAD_OPTION'],
+      [{ maxMergeOps: 0 }, 'BAD_OPTION'],
+      ['not an object', 'BAD_OPTION'],
+    ];
+    const other = tmpDir('birch-badopt');
+    try {
+      for (const [opts, expected] of bad) await assert.rejects(open(other, opts as BirchOptions), code(expected), JSON.stringify(opts));
+      await assert.rejects(open(42 as unknown as string), code('BAD_OPTION'));
+      await assert.rejects(open(dir), code('DB_LOCKED'), 'the directory is open here already');
+    } finally {
+      rmDir(other);
+    }
+  });
+
+  it('use after close, close twice, concurrent close, a snapshot after release', async () => {
+    const snap = db.snapshot();
+    snap.release();
+    assert.throws(() => snap.get('keep'), code('TXN_CLOSED'));
+    snap.release(); // twice is harmless
+    const it = db.range();
+    it.next();
+    const [a, b] = [db.close(), db.close()];
+    assert.equal(a, b, 'concurrent close() calls share one promise');
+    await Promise.all([a, b]);
+    await db.close();
+    assert.throws(() => db.get('keep'), code('DB_CLOSED'));
+    assert.throws(() => [...db.range()], code('DB_CLOSED'));
+    assert.throws(() => db.snapshot(), code('DB_CLOSED'));
+    assert.throws(() => it.next(), code('DB_CLOSED'), 'an iteration open across close() stops with DB_CLOSED');
+    await assert.rejects(db.put('k', 'v'), code('DB_CLOSED'));
+    await assert.rejects(db.batch([]), code('DB_CLOSED'));
+    await assert.rejects(db.dropTree('x'), code('DB_CLOSED'));
+    assert.throws(() => db.stats(), code('DB_CLOSED'));
+    db = await open(dir); // for afterEach
+    assert.equal(db.get('keep')?.toString(), 'me');
+  });
+
+  it('a caller mutating its buffers after put() changes nothing', async () => {
+    const k = Buffer.from('mut-key');
+    const v = Buffer.from('mut-value');
+    const batchOps = [{ type: 'put' as const, key: Buffer.from('b-key'), value: Buffer.from('b-value') }];
+    const p1 = db.put(k, v);
+    const p2 = db.batch(batchOps);
+    k.fill(0x41);
+    v.fill(0x42);
+    batchOps[0]?.key.fill(0x43);
+    batchOps[0]?.value.fill(0x44);
+    await Promise.all([p1, p2]);
+    assert.equal(db.get('mut-key')?.toString(), 'mut-value');
+    assert.equal(db.get('b-key')?.toString(), 'b-value');
+  });
+
+  it('reads of a tree that was never written behave as an empty tree', () => {
+    assert.equal(db.get('k', { tree: 'never' }), undefined);
+    assert.deepEqual([...db.range({ tree: 'never' })], []);
+    assert.deepEqual(db.trees(), []);
+  });
+});
