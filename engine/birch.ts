@@ -175,6 +175,8 @@ export class Birch {
   #installMs = 0;
   #bytesReceived = 0;
   #closed: Promise<void> | undefined;
+  /** The writer thread is gone (closed, or died): nothing will answer a message any more. */
+  #writerExited = false;
   #onClosed: ((err?: BirchError) => void) | undefined;
 
   readonly #lock: { release(): void };
@@ -206,6 +208,7 @@ export class Birch {
     worker.on('message', (msg: FromWriter) => this.#onMessage(msg));
     worker.on('error', (err) => this.#writerDied(err));
     worker.on('exit', (code) => {
+      this.#writerExited = true;
       if (this.#status !== 'closed' && this.#onClosed === undefined) this.#writerDied(new Error(`writer thread exited (${code})`));
       this.#onClosed?.();
     });
@@ -457,12 +460,16 @@ export class Birch {
     this.#status = 'closing';
     this.#closed = (async () => {
       await this.#queue.whenIdle();
-      const done = new Promise<BirchError | undefined>((resolve) => {
-        this.#onClosed = resolve;
-      });
-      this.#worker.ref();
-      this.#post({ kind: 'close' });
-      const err = await done;
+      // A writer that already died cannot answer: do not wait for it (its writes were rejected).
+      let err: BirchError | undefined;
+      if (!this.#writerExited) {
+        const done = new Promise<BirchError | undefined>((resolve) => {
+          this.#onClosed = resolve;
+        });
+        this.#worker.ref();
+        this.#post({ kind: 'close' });
+        err = await done;
+      }
       this.#status = 'closed';
       this.#pins.clear();
       this.#view.close();
