@@ -254,7 +254,9 @@ port.on('message', (msg: ToWriter) => {
       post({ kind: 'rejected', rejected: batches.map((b) => ({ id: b.id, error: fatal as WireError })) });
       return;
     }
-    queue.push(...batches);
+    // Not queue.push(...batches): one message may carry a million batches, and spreading them as
+    // call arguments overflows the stack and kills this thread.
+    for (const b of batches) queue.push(b);
     void run();
   } else if (msg.kind === 'close') {
     closing = true;

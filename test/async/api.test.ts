@@ -206,3 +206,20 @@ describe('async API: a failed journal write or sync is fatal for the handle', ()
     });
   }
 });
+
+describe('regressions', () => {
+  it('regression: a turn of 1,000,000 batches reaches the writer in one message without overflowing its stack (queue.push(...batches) killed the writer)', async function () {
+    this.timeout(120_000);
+    const dir = tmpDir('birch-many');
+    const db = await open(dir);
+    try {
+      const writes: Promise<void>[] = [];
+      for (let i = 0; i < 1_000_000; i++) writes.push(db.put(`k${i}`, 'v'));
+      await Promise.all(writes);
+      assert.equal(db.get('k999999')?.toString(), 'v');
+    } finally {
+      await db.close();
+      rmDir(dir);
+    }
+  });
+});
