@@ -97,11 +97,8 @@ function encodeOps(ops: unknown, opts: unknown): { ops: EncodedOp[]; conds: Enco
       }
     }
   }
-  // Copy the caller's bytes now: the batch is encoded later in this turn, and the caller may reuse its buffers.
-  for (const o of out) {
-    if (o.key !== undefined) o.key = Buffer.from(o.key);
-    if (o.value !== undefined) o.value = Buffer.from(o.value);
-  }
+  // No copy here: WriteQueue.submit encodes the batch into a buffer of its own before it returns,
+  // so a caller that reuses its buffers after put() cannot change what is written.
   return { ops: out, conds };
 }
 
