@@ -166,6 +166,8 @@ export class Birch {
   /** txn id -> pins and when the oldest was taken. */
   readonly #pins = new Map<number, { count: number; since: number }>();
   readonly #host: TxnHost;
+  /** For reads that pin nothing (get, trees): releasing them has nothing to undo. */
+  readonly #unpinnedHost: TxnHost;
   #batches = 0;
   #commits = 0;
   /** Main-thread cost of the commit messages: time installing them, and their page bytes. */
@@ -202,6 +204,7 @@ export class Birch {
       },
       endWrite: () => undefined,
     };
+    this.#unpinnedHost = { ...this.#host, releaseSnapshot: () => undefined };
     worker.on('message', (msg: FromWriter) => this.#onMessage(msg));
     worker.on('error', (err) => this.#writerDied(err));
     worker.on('exit', (code) => {
@@ -271,7 +274,7 @@ export class Birch {
     this.#assertReadable();
     const t = this.#view.state.txnId;
     if (pinned) this.#pin(t);
-    return new ReadTxn(pinned ? this.#host : { ...this.#host, releaseSnapshot: () => undefined }, t, this.#roots);
+    return new ReadTxn(pinned ? this.#host : this.#unpinnedHost, t, this.#roots);
   }
 
   /** The value of `key` in the newest installed commit. Never waits for the writer. */
