@@ -28,7 +28,8 @@ export interface FileBackend {
 /** A directory of named files: the data file, journal segments and the lock file. */
 export interface DirectoryBackend {
   readonly path: string;
-  open(name: string, opts: { create: boolean }): FileBackend;
+  /** readOnly: the caller only reads (a reader thread's view); implementations may ignore it. */
+  open(name: string, opts: { create: boolean; readOnly?: boolean }): FileBackend;
   exists(name: string): boolean;
   list(): string[];
   remove(name: string): void;
@@ -108,8 +109,9 @@ export class NodeDirectory implements DirectoryBackend {
     this.path = path.resolve(dir);
     fs.mkdirSync(this.path, { recursive: true });
   }
-  open(name: string, opts: { create: boolean }): FileBackend {
-    const fd = fs.openSync(path.join(this.path, name), opts.create ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDWR, 0o644);
+  open(name: string, opts: { create: boolean; readOnly?: boolean }): FileBackend {
+    const mode = opts.readOnly === true ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
+    const fd = fs.openSync(path.join(this.path, name), opts.create ? mode | fs.constants.O_CREAT : mode, 0o644);
     return new NodeFile(fd);
   }
   exists(name: string): boolean {

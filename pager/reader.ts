@@ -7,23 +7,23 @@
 // Safety rests on the writer's free list: it reuses a page only after this view's published
 // floor (pages.ts: snapshotFloor) has passed the txn that freed it, so a page this view may read
 // is never rewritten under it.
-import fs from 'node:fs';
-import path from 'node:path';
+import { NodeDirectory, type FileBackend } from './backend.js';
 import { BirchError } from './errors.js';
 import { PageCache } from './cache.js';
 import type { PageNo } from './ids.js';
 import type { DbState } from './meta-format.js';
-import { PAGE_SIZE, pageOffsetBytes, verifyPage } from './page-format.js';
-import { DATA_FILE } from './pager.js';
+import { verifyPage } from './page-format.js';
+import { DATA_FILE, readVerifiedPage } from './pager.js';
 
 export class ReadView {
   state: DbState;
   readonly cache: PageCache;
   readonly #recent = new Map<number, { buf: Buffer; txn: number }>();
-  #fd: number;
+  readonly #file: FileBackend;
+  #closed = false;
 
   constructor(dir: string, cacheBytes: number, state: DbState) {
-    this.#fd = fs.openSync(path.join(dir, DATA_FILE), 'r');
+    this.#file = new NodeDirectory(dir).open(DATA_FILE, { create: false, readOnly: true });
     this.cache = new PageCache(cacheBytes);
     this.state = state;
   }
@@ -47,23 +47,8 @@ export class ReadView {
   }
 
   readFromDisk(no: PageNo): Buffer {
-    if (this.#fd < 0) throw new BirchError('DB_CLOSED', 'the database is closed');
-    const buf = Buffer.allocUnsafe(PAGE_SIZE);
-    let done = 0;
-    try {
-      while (done < PAGE_SIZE) {
-        const n = fs.readSync(this.#fd, buf, done, PAGE_SIZE - done, pageOffsetBytes(no) + done);
-        if (n === 0) {
-          buf.fill(0, done);
-          break;
-        }
-        done += n;
-      }
-    } catch (err) {
-      throw new BirchError('IO', `cannot read page ${no} of ${DATA_FILE}`, { cause: err });
-    }
-    verifyPage(buf, no, DATA_FILE);
-    return buf;
+    if (this.#closed) throw new BirchError('DB_CLOSED', 'the database is closed');
+    return readVerifiedPage(this.#file, no);
   }
 
   /** A commit reported by the writer: its pages become the newest images. */
@@ -92,8 +77,8 @@ export class ReadView {
   }
 
   close(): void {
-    if (this.#fd >= 0) fs.closeSync(this.#fd);
-    this.#fd = -1;
+    if (!this.#closed) this.#file.close();
+    this.#closed = true;
     this.#recent.clear();
     this.cache.clear();
   }
