@@ -2,6 +2,7 @@
 // journal's record headers, read under the directory lock, with nothing replayed or written.
 import { NodeDirectory } from '../pager/backend.js';
 import { Pager } from '../pager/pager.js';
+import { pageNo } from '../pager/ids.js';
 import { DEFAULT_ALLOCATION } from '../pager/freelist.js';
 import { Journal } from '../journal/journal.js';
 
@@ -11,7 +12,11 @@ export function inspectJournal(dir: string): { dataFileTxn: number; segments: Re
   try {
     const pager = Pager.open(backend, { cacheBytes: 1 << 20, allocation: DEFAULT_ALLOCATION });
     try {
-      const journal = Journal.open(backend, { segmentBytes: 1 << 20, sync: false }, pager.state.txnId, () => undefined);
+      // Records are rebuilt (and so checked) as recovery would, but nothing is installed or written.
+      const replayed = new Map<number, Buffer>();
+      const journal = Journal.open(backend, { segmentBytes: 1 << 20, sync: false }, pager.state.txnId, (rec) => {
+        for (const [no, img] of rec.pages) replayed.set(no, img);
+      }, (no) => replayed.get(no) ?? pager.readPageFromDisk(pageNo(no)));
       try {
         return { dataFileTxn: pager.state.txnId, segments: journal.listRecords() };
       } finally {

@@ -14,10 +14,10 @@
 import { BirchError, FatalIoError } from '../pager/errors.js';
 import { NodeDirectory, type DirectoryBackend } from '../pager/backend.js';
 import { DEFAULT_ALLOCATION, type AllocationOptions } from '../pager/freelist.js';
-import { txnId, type PageNo, type TxnId } from '../pager/ids.js';
+import { pageNo, txnId, type PageNo, type TxnId } from '../pager/ids.js';
 import { STATE_SIZE, decodeState, encodeState, type DbState } from '../pager/meta-format.js';
 import { Pager, type PageTxn } from '../pager/pager.js';
-import { verifyPage } from '../pager/page-format.js';
+import { PAGE_SIZE, verifyPage } from '../pager/page-format.js';
 import { Journal } from '../journal/journal.js';
 import type { ReadPage } from './btree.js';
 import { decodeRoots, encodeRoots, type Roots } from './roots-format.js';
@@ -56,10 +56,10 @@ export interface OpenOptions {
  */
 export interface CommitObserver {
   /**
-   * After a commit is durable and published: its encoded state, and its journal body: `count`
-   * page numbers (u32) then `count` page images, ascending, in a buffer owned by the observer.
+   * After a commit is durable and published: its encoded state and its page images, ascending.
+   * The images are committed: never modify them.
    */
-  onCommit?(txnId: TxnId, state: Buffer, body: Buffer, count: number): void;
+  onCommit?(txnId: TxnId, state: Buffer, pages: ReadonlyMap<number, Buffer>): void;
   /** After a data-file flush: the data file now holds every page of every txn up to `txnId`. */
   onFlush?(txnId: TxnId): void;
   /** The oldest txn that readers outside this handle may still read. */
@@ -163,18 +163,20 @@ export class Database {
       pager = Pager.open(backend, { cacheBytes: opts.cacheSize, allocation: opts.allocation });
       const replayed = new Map<number, Buffer>();
       let last: DbState | undefined;
+      const p = pager;
       journal = Journal.open(backend, { segmentBytes: opts.journalSegmentSize, sync: opts.sync }, pager.state.txnId, (rec) => {
         for (const [no, img] of rec.pages) replayed.set(no, img);
         last = decodeState(rec.state, 0);
-      });
+      }, (no) => replayed.get(no) ?? p.readPageFromDisk(pageNo(no)));
       if (last !== undefined) pager.installRecovered(last, replayed);
       pager.loadFreeList();
       if (last !== undefined) {
         // Bring the data file up to date now, so every journal segment can be reused and the
         // rejected tail (if any) is never read again.
         pager.flushSync();
-        journal.release(pager.olderMetaTxn);
       }
+      pager.settleMetas();
+      journal.release(pager.olderMetaTxn);
       return new Database(backend, lock, pager, journal, opts, options.observer ?? {});
     } catch (err) {
       journal?.close();
@@ -226,7 +228,8 @@ export class Database {
   beginWrite(): WriteTxn {
     this.#assertWritable();
     if (this.#writer !== undefined) throw new BirchError('WRITE_TXN_ACTIVE', 'a write transaction is already open on this handle');
-    this.#pager.freeList.release(this.oldestSnapshot());
+    // Pages freed after the older meta may be delta bases for a recovery: not reusable yet.
+    this.#pager.freeList.release(txnId(Math.min(this.oldestSnapshot(), this.#pager.olderMetaTxn)));
     const pt = this.#pager.beginTxn(txnId(this.#pager.state.txnId + 1));
     const w = new WriteTxn(this.#host, pt, this.#roots);
     this.#writer = w;
@@ -243,7 +246,6 @@ export class Database {
     let state: DbState;
     let stateBuf: Buffer;
     let pages: Map<number, Buffer>;
-    let body: Buffer;
     try {
       const freeRoot = pt.writeFreeList();
       state = {
@@ -256,7 +258,7 @@ export class Database {
       pages = pt.sealAll();
       stateBuf = Buffer.alloc(STATE_SIZE);
       encodeState(state, stateBuf, 0);
-      body = this.#journal.append(state.txnId, stateBuf, pages);
+      this.#journal.append(state.txnId, stateBuf, pages, pt.bases);
       this.#pager.install(state, pages, pt.freed, pt.newFreeListPages);
       pt.releaseLocal();
       this.#counters.commits++;
@@ -268,7 +270,7 @@ export class Database {
       throw err;
     }
     // Published: from here on the commit stands, whatever an observer does.
-    this.#observer.onCommit?.(state.txnId, stateBuf, body, pages.size);
+    this.#observer.onCommit?.(state.txnId, stateBuf, pages);
     this.#maybeFlush();
     return state.txnId;
   }
@@ -279,7 +281,13 @@ export class Database {
    * over and over, so the journal can run far ahead while the unflushed set stays small).
    */
   #backlogBytes(): number {
-    return Math.max(this.#pager.unflushedBytes, this.#journal.stats.bytesWritten - this.#journalBytesAtFlush);
+    return Math.max(
+      this.#pager.unflushedBytes,
+      this.#journal.stats.bytesWritten - this.#journalBytesAtFlush,
+      // Freed pages wait for the metas to move past them (beginWrite): without flushes they
+      // would never be reused and the file would grow.
+      this.#pager.freeList.pendingAfter(this.#pager.olderMetaTxn) * PAGE_SIZE,
+    );
   }
 
   #maybeFlush(): void {
@@ -314,7 +322,7 @@ export class Database {
     return this.#poisonOnIoFailure(async () => {
       this.#journal.sync(); // write-ahead: the journal is durable before the data file changes
       const journalBytes = this.#journal.stats.bytesWritten;
-      const t = await this.#pager.flushAsync();
+      const t = await this.#pager.flushAsync(this.oldestSnapshot());
       if (!this.#closed && this.#pager.flushedState.txnId >= t) {
         this.#journal.release(this.#pager.olderMetaTxn);
         this.#journalBytesAtFlush = Math.max(this.#journalBytesAtFlush, journalBytes);
@@ -363,7 +371,7 @@ export class Database {
     return this.#poisonOnIoFailure(() => {
       this.#journal.sync();
       const journalBytes = this.#journal.stats.bytesWritten;
-      const t = this.#pager.flushSync();
+      const t = this.#pager.flushSync(this.oldestSnapshot());
       this.#journal.release(this.#pager.olderMetaTxn);
       this.#journalBytesAtFlush = journalBytes;
       this.#observer.onFlush?.(t);

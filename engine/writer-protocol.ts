@@ -157,7 +157,7 @@ export type FromWriter =
       kind: 'committed';
       txnId: number;
       state: Uint8Array;
-      /** pageNo u32 x pageCount | images (the journal body, transferred, not copied) */
+      /** encodePages: pageNo u32 x pageCount | images (transferred, not copied) */
       pages: ArrayBuffer;
       pageCount: number;
       ids: number[];
@@ -169,7 +169,24 @@ export type FromWriter =
   | { kind: 'fatal'; error: WireError }
   | { kind: 'closed'; error?: WireError };
 
-/** The page images of a commit body (the journal's uncompressed record body: numbers, then images). */
+/**
+ * A commit's page images for the main thread, in one buffer of their own (transferred, not
+ * copied): `count` page numbers (u32), then the `count` images in the same order.
+ */
+export function encodePages(pages: ReadonlyMap<number, Buffer>): ArrayBuffer {
+  const count = pages.size;
+  // Its own, unpooled memory (transferable), not zero-filled: every byte is written below.
+  const buf = Buffer.allocUnsafeSlow(count * (4 + PAGE_SIZE));
+  let i = 0;
+  for (const [no, img] of pages) {
+    buf.writeUInt32LE(no, i * 4);
+    img.copy(buf, count * 4 + i * PAGE_SIZE);
+    i++;
+  }
+  return buf.buffer as ArrayBuffer;
+}
+
+/** The page images of a commit message (encodePages). */
 export function decodePages(ab: ArrayBuffer, count: number): [number, Buffer][] {
   const buf = Buffer.from(ab);
   const out: [number, Buffer][] = [];

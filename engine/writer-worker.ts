@@ -15,7 +15,7 @@ import { NodeDirectory } from '../pager/backend.js';
 import { FaultyDirectory } from '../pager/faults.js';
 import type { WriteTxn } from './txn.js';
 import {
-  OP_DEL, OP_DROP_TREE, OP_PUT, decodeBatches, toWireError,
+  OP_DEL, OP_DROP_TREE, OP_PUT, decodeBatches, encodePages, toWireError,
   type DecodedBatch, type FromWriter, type ToWriter, type WireError, type WriterInit,
 } from './writer-protocol.js';
 
@@ -38,8 +38,8 @@ try {
     ...(init.options.journalSegmentSize !== undefined ? { journalSegmentSize: init.options.journalSegmentSize } : {}),
     ...(init.options.checkpointBytes !== undefined ? { checkpointBytes: init.options.checkpointBytes } : {}),
     observer: {
-      onCommit: (txnId, state, body, count) => {
-        lastCommit = { txnId, state, pages: body.buffer as ArrayBuffer, count };
+      onCommit: (txnId, state, pages) => {
+        lastCommit = { txnId, state, pages: encodePages(pages), count: pages.size };
       },
       onFlush: (txnId) => post({ kind: 'flushed', txnId }),
       snapshotFloor: () => Number(Atomics.load(floor, 0)),

@@ -23,19 +23,41 @@
 //   LZ4-compressed, unless flags has REC_FLAG_STORED: then it is stored as is (compressed ==
 //   rawBytes), for commits whose pages do not compress (journal.ts: adaptive compression).
 //   hdr sum = xxh32(header[8, RECORD_HEADER_SIZE)); bodySum = xxh32(body as written).
-//   Body before compression: `pages` u32 page numbers, ascending, then `pages` page images.
+//   rawBytes is the body's size before compression.
+//
+// Record body (before compression): `pages` delta entries, ascending by page number, each one
+// page image described as its differences from a base image (delta.ts):
+//   0        4        8          12
+//   +--------+--------+----------+-------------------------------------------+
+//   | pageNo | baseNo | runBytes | runs (runBytes bytes)                     |
+//   +--------+--------+----------+-------------------------------------------+
+//   run:  0        2        4
+//         +--------+--------+----------------+
+//         | offset | length | length bytes   |   the image's bytes [offset, offset + length)
+//         +--------+--------+----------------+
+//   Bytes no run covers equal the base's. baseNo = DELTA_NO_BASE: the base is a page of zeros;
+//   otherwise it is page baseNo as of the transaction before this record's (the committed page
+//   that this one was copied from). Every rebuilt image must verify (page-format.ts checksum).
+//
+// Why a base is still intact when recovery needs it: recovery replays records after a meta of
+// the data file, in order, rebuilding each image from the images replayed before it or, failing
+// that, from the data file. A page freed by txn T is the base of records up to T only, and it is
+// reused (so possibly overwritten by a flush) only once both metas of the data file are at or past
+// T (engine/database.ts, beginWrite), so no recovery that still replays T can find it overwritten.
 //
 // Invariants: txn ids of the records that recovery accepts are consecutive; a record is valid
 // only if its magic, both checksums, its seq, its sizes and its state's txn id all agree.
 import { readU32, readU64, writeU32, writeU64 } from '../pager/bytes.js';
 import { checksum } from '../pager/checksum.js';
+import { BirchError } from '../pager/errors.js';
 import { PAGE_SIZE } from '../pager/page-format.js';
 import { STATE_SIZE } from '../pager/meta-format.js';
 
 export const JOURNAL_SEED = 0x4a524e4c;
 export const SEGMENT_MAGIC = 0x4c4e4a42; // "BJNL"
 export const RECORD_MAGIC = 0x43455242; // "BREC"
-export const JOURNAL_VERSION = 1;
+/** 2: record bodies are page deltas (1: whole page images, no longer read). */
+export const JOURNAL_VERSION = 2;
 
 export const SEG_CHECKSUM_OFFSET = 0;
 export const SEG_MAGIC_OFFSET = SEG_CHECKSUM_OFFSET + 4;
@@ -56,6 +78,16 @@ export const REC_BODY_SUM_OFFSET = REC_COMPRESSED_OFFSET + 4;
 export const REC_LENGTH_OFFSET = REC_BODY_SUM_OFFSET + 4;
 export const REC_FLAGS_OFFSET = REC_LENGTH_OFFSET + 4;
 export const REC_STATE_OFFSET = REC_FLAGS_OFFSET + 4;
+export const DELTA_ENTRY_PAGE_OFFSET = 0;
+export const DELTA_ENTRY_BASE_OFFSET = DELTA_ENTRY_PAGE_OFFSET + 4;
+export const DELTA_ENTRY_RUN_BYTES_OFFSET = DELTA_ENTRY_BASE_OFFSET + 4;
+export const DELTA_ENTRY_HEADER_SIZE = DELTA_ENTRY_RUN_BYTES_OFFSET + 4;
+export const DELTA_RUN_OFFSET_OFFSET = 0;
+export const DELTA_RUN_LENGTH_OFFSET = DELTA_RUN_OFFSET_OFFSET + 2;
+export const DELTA_RUN_HEADER_SIZE = DELTA_RUN_LENGTH_OFFSET + 2;
+/** baseNo of an entry whose base is a page of zeros (a page number the file can never reach). */
+export const DELTA_NO_BASE = 0xffff_ffff;
+
 /** The body is stored uncompressed. */
 export const REC_FLAG_STORED = 1;
 export const RECORD_HEADER_SIZE = REC_STATE_OFFSET + STATE_SIZE;
@@ -84,11 +116,18 @@ export function encodeSegmentHeader(seq: number): Buffer {
   return buf;
 }
 
-/** The segment's seq, or undefined if the header is not intact. */
-export function decodeSegmentHeader(buf: Buffer): number | undefined {
+/**
+ * The segment's seq, or undefined if the header is not intact; throws FORMAT_UNSUPPORTED for an
+ * intact header of another version (its records may be needed, so it must not be reused).
+ */
+export function decodeSegmentHeader(buf: Buffer, name = 'journal segment'): number | undefined {
   if (buf.length < SEGMENT_HEADER_END) return undefined;
-  if (readU32(buf, SEG_MAGIC_OFFSET) !== SEGMENT_MAGIC || readU32(buf, SEG_VERSION_OFFSET) !== JOURNAL_VERSION) return undefined;
+  if (readU32(buf, SEG_MAGIC_OFFSET) !== SEGMENT_MAGIC) return undefined;
   if (readU32(buf, SEG_CHECKSUM_OFFSET) !== checksum(buf, SEG_MAGIC_OFFSET, SEGMENT_HEADER_END, JOURNAL_SEED)) return undefined;
+  const version = readU32(buf, SEG_VERSION_OFFSET);
+  if (version !== JOURNAL_VERSION) {
+    throw new BirchError('FORMAT_UNSUPPORTED', `${name} has journal format version ${version}; this build reads version ${JOURNAL_VERSION}`);
+  }
   return readU64(buf, SEG_SEQ_OFFSET);
 }
 
@@ -136,7 +175,7 @@ export function decodeRecordHeader(buf: Buffer): RecordHeader | string {
     flags: readU32(buf, REC_FLAGS_OFFSET),
     state: Buffer.from(buf.subarray(REC_STATE_OFFSET, REC_STATE_OFFSET + STATE_SIZE)),
   };
-  if (h.rawBytes !== h.pageCount * (4 + PAGE_SIZE)) return 'record page count and size disagree';
+  if (h.rawBytes < h.pageCount * DELTA_ENTRY_HEADER_SIZE) return 'record page count and size disagree';
   if (h.length !== alignUp4K(RECORD_HEADER_SIZE + h.compressedBytes)) return 'record length disagrees with its sizes';
   if ((h.flags & ~REC_FLAG_STORED) !== 0) return `record has unknown flags ${h.flags}`;
   if ((h.flags & REC_FLAG_STORED) !== 0 && h.compressedBytes !== h.rawBytes) return 'stored record body has the wrong size';

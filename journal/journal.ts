@@ -13,7 +13,8 @@ import { BirchError, CorruptionError, FatalIoError } from '../pager/errors.js';
 import type { DirectoryBackend, FileBackend } from '../pager/backend.js';
 import { readU32, readU64 } from '../pager/bytes.js';
 import { STATE_TXN_ID } from '../pager/meta-format.js';
-import { PAGE_SIZE, verifyPage } from '../pager/page-format.js';
+import { verifyPage } from '../pager/page-format.js';
+import { MAX_DELTA_ENTRY_BYTES, applyDelta, encodeDelta, readDeltaEntry } from './delta.js';
 import { checksum } from '../pager/checksum.js';
 import { compress, decompress } from './codec.js';
 import {
@@ -33,6 +34,12 @@ export interface JournalRecord {
   state: Buffer;
   /** Page number -> image, ascending. */
   pages: Map<number, Buffer>;
+}
+
+/** The committed page a new page was copied from: a delta's base. */
+export interface PageBase {
+  no: number;
+  img: Buffer;
 }
 
 export interface JournalStats {
@@ -110,6 +117,8 @@ export class Journal {
     segments: 0, segmentsCreated: 0, segmentsRecycled: 0, recoveredRecords: 0, recoveryStop: '', storedRecords: 0,
   };
   readonly #compressor = new AdaptiveCompressor();
+  /** Where each record body is built (grown as needed, reused). */
+  #scratch = Buffer.allocUnsafeSlow(0);
 
   private constructor(dir: DirectoryBackend, opts: JournalOptions) {
     this.#dir = dir;
@@ -118,9 +127,11 @@ export class Journal {
 
   /**
    * Opens the journal in `dir` and hands every intact record after `afterTxn`, in order, to
-   * `replay`. Writing starts later, in a fresh segment, on the first append.
+   * `replay`. `readBase(no)` is page `no` as of the last record replayed (or the data file's
+   * meta, before the first): the base of a delta that is not in the same record. Writing starts
+   * later, in a fresh segment, on the first append.
    */
-  static open(dir: DirectoryBackend, opts: JournalOptions, afterTxn: number, replay: (rec: JournalRecord) => void): Journal {
+  static open(dir: DirectoryBackend, opts: JournalOptions, afterTxn: number, replay: (rec: JournalRecord) => void, readBase: (no: number) => Buffer): Journal {
     const j = new Journal(dir, opts);
     j.#flushedTxn = afterTxn;
     for (const name of dir.list().sort()) {
@@ -131,7 +142,7 @@ export class Journal {
       file.read(0, header);
       // A segment whose header is not intact never had an acknowledged record (the header is
       // synced before the first record); it is reused like any spent segment.
-      const seq = decodeSegmentHeader(header) ?? 0;
+      const seq = decodeSegmentHeader(header, name) ?? 0;
       j.#segments.push({ name, seq, file, size: file.length(), lastTxn: 0 });
     }
     j.#segments.sort((a, b) => a.seq - b.seq);
@@ -142,7 +153,7 @@ export class Journal {
       const stop = j.#scanSegment(seg, (h, offset) => {
         if (h.txnId < expected) return 'skip';
         if (h.txnId > expected) return `gap: found txn ${h.txnId}, expected ${expected}`;
-        const rec = j.#readBody(seg, offset, h);
+        const rec = j.#readBody(seg, offset, h, readBase);
         if (typeof rec === 'string') return rec;
         replay(rec);
         j.stats.recoveredRecords++;
@@ -178,43 +189,58 @@ export class Journal {
     return '';
   }
 
-  #readBody(seg: Segment, offset: number, h: RecordHeader): JournalRecord | string {
+  #readBody(seg: Segment, offset: number, h: RecordHeader, readBase: (no: number) => Buffer): JournalRecord | string {
     const compressed = Buffer.alloc(h.compressedBytes);
     seg.file.read(offset + RECORD_HEADER_SIZE, compressed);
     if (checksum(compressed) !== h.bodySum) return 'record body checksum mismatch';
     const raw = (h.flags & REC_FLAG_STORED) !== 0 ? compressed : decompress(compressed, h.rawBytes);
     if (raw === undefined) return 'record body does not decompress';
-    const pages = new Map<number, Buffer>();
-    const imagesAt = h.pageCount * 4;
-    for (let i = 0; i < h.pageCount; i++) {
-      const no = readU32(raw, i * 4);
-      const img = Buffer.from(raw.subarray(imagesAt + i * PAGE_SIZE, imagesAt + (i + 1) * PAGE_SIZE));
-      try {
-        verifyPage(img, no);
-      } catch (err) {
-        return (err as CorruptionError).message;
-      }
-      pages.set(no, img);
-    }
     if (readU64(h.state, STATE_TXN_ID) !== h.txnId) return 'record state names another txn';
+    const pages = new Map<number, Buffer>();
+    let at = 0;
+    for (let i = 0; i < h.pageCount; i++) {
+      const e = readDeltaEntry(raw, at);
+      if (typeof e === 'string') return e;
+      // The body passed its checksum, so it is what was written: a base that does not rebuild a
+      // verifying image is damage in the data file, not a torn record, and is reported as such.
+      // A base is never a page of the same record: a commit's pages are all newly allocated.
+      const img = applyDelta(raw, e, e.baseNo === undefined ? undefined : readBase(e.baseNo));
+      if (typeof img === 'string') return img;
+      try {
+        verifyPage(img, e.no);
+      } catch (err) {
+        // The body passed its checksum, so it is what was written: an image that does not verify
+        // means its base in the data file is damaged. Stopping here would silently drop this and
+        // every later acknowledged commit, so it is reported instead.
+        throw new CorruptionError(
+          `journal record of txn ${h.txnId} does not rebuild page ${e.no}${e.baseNo === undefined ? '' : ` from page ${e.baseNo}`}`,
+          { file: seg.name, offset, pageNo: e.no },
+          { cause: err },
+        );
+      }
+      pages.set(e.no, img);
+      at = e.runsEnd;
+    }
+    if (at !== raw.length) return 'record body is longer than its entries';
     return { txnId: h.txnId, state: h.state, pages };
   }
 
   /**
    * Appends one commit record and, with `sync`, makes it durable. Throws FatalIoError on failure.
-   * Returns the uncompressed body (page numbers, then images), in a buffer of its own that the
-   * caller may keep or transfer to another thread.
+   * `pages` are the commit's sealed images, ascending; `bases` names, for a page copied from a
+   * committed one, that page and its committed image: the record stores only the differences.
    */
-  append(txnId: number, state: Buffer, pages: Map<number, Buffer>): Buffer {
+  append(txnId: number, state: Buffer, pages: Map<number, Buffer>, bases: ReadonlyMap<number, PageBase>): void {
     const count = pages.size;
-    // Its own, unpooled memory (transferable), not zero-filled: every byte is written below.
-    const raw = Buffer.allocUnsafeSlow(count * (4 + PAGE_SIZE));
-    let i = 0;
+    const need = count * MAX_DELTA_ENTRY_BYTES;
+    if (this.#scratch.length < need) this.#scratch = Buffer.allocUnsafeSlow(Math.max(need, 2 * this.#scratch.length));
+    let end = 0;
     for (const [no, img] of pages) {
-      raw.writeUInt32LE(no, i * 4);
-      img.copy(raw, count * 4 + i * PAGE_SIZE);
-      i++;
+      const base = bases.get(no);
+      end = encodeDelta(this.#scratch, end, no, img, base?.no, base?.img);
     }
+    // The scratch buffer is reused by the next append: backends copy what they are given.
+    const raw = this.#scratch.subarray(0, end);
     const body = this.#compressor.encode(raw);
     const stored = body === raw;
     const length = alignUp4K(RECORD_HEADER_SIZE + body.length);
@@ -241,7 +267,6 @@ export class Journal {
     this.stats.compressedBytes += body.length;
     if (stored) this.stats.storedRecords++;
     this.stats.bytesWritten += length;
-    return raw;
   }
 
   /** Makes every appended record durable. */

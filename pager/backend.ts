@@ -13,6 +13,7 @@ import { BirchError } from './errors.js';
 export interface FileBackend {
   /** Reads exactly `buf.length` bytes at `position`; bytes past the end of the file read as zero. */
   read(position: number, buf: Buffer): void;
+  /** Writes `buf` at `position`. Like writev, it keeps no reference: the caller may reuse `buf`. */
   write(position: number, buf: Buffer): void;
   /** Writes the buffers back to back starting at `position`, as one vectored write where supported. */
   writev(position: number, bufs: readonly Buffer[]): void;

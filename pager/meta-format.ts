@@ -31,7 +31,8 @@ import { GENERIC_HEADER_SIZE, PAGE_SIZE, PageKind, initPage, pageKind, sealPage,
 import { pageNo, txnId, type PageNo, type TxnId } from './ids.js';
 
 export const MAGIC = Buffer.from('BIRCHDB\0', 'latin1');
-export const FORMAT_VERSION = 1;
+/** 2: the free list is a bitmap (freelist.ts); 1 stored it as runs. */
+export const FORMAT_VERSION = 2;
 
 export const MAGIC_OFFSET = GENERIC_HEADER_SIZE;
 export const VERSION_OFFSET = MAGIC_OFFSET + 8;

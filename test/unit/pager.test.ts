@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readU64, writeU64 } from '../../pager/bytes.js';
-import { RunSet, FreeList, encodeFreeList, decodeFreeList, FREELIST_RUNS_PER_PAGE } from '../../pager/freelist.js';
+import { RunSet, FreeList, decodeFreeList, initBitmapPage, markPages, setBitmapNext, BITMAP_BITS_PER_PAGE } from '../../pager/freelist.js';
 import { PAGE_SIZE, PageKind, initPage, sealPage, verifyPage } from '../../pager/page-format.js';
 import { META_PAGES, encodeMeta, decodeMeta, ROOTS_SIZE } from '../../pager/meta-format.js';
 import { pageNo, txnId, type PageNo } from '../../pager/ids.js';
@@ -116,16 +116,31 @@ describe('pager: RunSet and free list', () => {
     for (const p of [9, 4, 30]) fl.free.add(p);
     assert.equal(fl.take(1, 100), 4);
   });
-  it('serialises runs across a chain of pages and reads them back', () => {
-    const runs = new RunSet();
-    for (let i = 0; i < FREELIST_RUNS_PER_PAGE * 2 + 3; i++) runs.add(1000 + i * 2);
-    const pages = [50, 51, 52].map((n) => ({ no: pageNo(n), buf: Buffer.alloc(PAGE_SIZE) }));
-    encodeFreeList(runs, pages);
-    for (const p of pages) sealPage(p.buf);
-    const byNo = new Map(pages.map((p) => [p.no as number, p.buf]));
-    const back = decodeFreeList(pageNo(50), 100000, (no) => byNo.get(no) as Buffer);
-    assert.deepEqual([...back.runs.runs()], [...runs.runs()]);
+  it('keeps the free-space bitmap across a chain of pages and reads it back as runs', () => {
+    const pageCount = BITMAP_BITS_PER_PAGE * 2 + 100;
+    const chain = [50, 51, 52].map((n, k) => {
+      const buf = Buffer.alloc(PAGE_SIZE);
+      initBitmapPage(buf, pageNo(n), k);
+      return { no: pageNo(n), buf };
+    });
+    setBitmapNext(chain[0]!.buf, pageNo(51));
+    setBitmapNext(chain[1]!.buf, pageNo(52));
+    const bufs = chain.map((c) => c.buf);
+    const expected = new RunSet();
+    // Single pages, a run across a page boundary, a run of whole bytes, and one cleared again.
+    for (let i = 0; i < 300; i++) expected.add(1000 + i * 3);
+    expected.addRun(BITMAP_BITS_PER_PAGE - 5, 17);
+    expected.addRun(BITMAP_BITS_PER_PAGE * 2 + 8, 64);
+    for (const [start, len] of expected.runs()) markPages(bufs, start, len, true);
+    markPages(bufs, 3000, 1, true);
+    markPages(bufs, 3000, 1, false);
+    for (const c of chain) sealPage(c.buf);
+    const byNo = new Map(chain.map((c) => [c.no as number, c.buf]));
+    const back = decodeFreeList(pageNo(50), pageCount, (no) => byNo.get(no) as Buffer);
+    assert.deepEqual([...back.runs.runs()], [...expected.runs()]);
     assert.deepEqual(back.pages, [50, 51, 52]);
+    assert.throws(() => decodeFreeList(pageNo(50), BITMAP_BITS_PER_PAGE * 2 + 70, (no) => byNo.get(no) as Buffer), /past the end of the file/);
+    assert.throws(() => decodeFreeList(pageNo(51), pageCount, (no) => byNo.get(no) as Buffer), /claims to start/);
   });
 });
 
