@@ -1,12 +1,16 @@
 // Child process for the async SIGKILL test: CALLERS concurrent callers, each committing batches
 // of two puts (its next item and its counter) and reporting every resolved batch on stdout,
-// synchronously, before the next one.
+// synchronously, before the next one. A small checkpointBytes keeps data-file flushes frequent,
+// so that kills also land in the middle of one.
 import { reportSync } from './report.js';
 import { open } from '../../engine/index.js';
 
 const dir = process.argv[2] as string;
 const CALLERS = 32;
+// OPENING/OPEN let the test kill this process while it recovers the previous one's crash.
+reportSync('OPENING\n');
 const db = await open(dir, { checkpointBytes: 512 * 1024, journalSegmentSize: 1 << 20 });
+reportSync('OPEN\n');
 const caller = async (c: number): Promise<void> => {
   let seq = Number(db.get(`c${c}-count`)?.toString() ?? '0');
   for (;;) {

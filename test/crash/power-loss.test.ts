@@ -8,7 +8,7 @@ import { Database, type MemoryDirectory } from '../../engine/index.js';
 import { CrashDirectory, type CrashOp } from '../helpers/crash-dir.js';
 import { rng } from '../helpers/index.js';
 
-const COMMITS = Number(process.env.BIRCH_POWER_COMMITS ?? 60);
+const COMMITS = Number(process.env.BIRCH_POWER_COMMITS ?? 120);
 const OPTS = { journalSegmentSize: 64 * 1024, checkpointBytes: 48 * 1024 };
 const keyOf = (t: number, i: number): string => `t${t}-${String(i).padStart(2, '0')}`;
 const valueOf = (t: number, i: number): string => `value of ${t}/${i} `.repeat(1 + ((t + i) % 6));

@@ -8,7 +8,7 @@ import { Database } from '../../engine/index.js';
 import { assertClean, rmDir, rng, tmpDir } from '../helpers/index.js';
 
 const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'child.js');
-const CYCLES = Number(process.env.BIRCH_KILL_CYCLES ?? 12);
+const CYCLES = Number(process.env.BIRCH_KILL_CYCLES ?? 24);
 
 function runAndKill(dir: string, afterMs: number, whileRunning?: () => void): Promise<{ last: number; count: number }> {
   return new Promise((resolve, reject) => {

@@ -184,7 +184,7 @@ function run(ops: Op[]): void {
 describe('property: the core against a Map model', () => {
   it('agrees with the model over random operation sequences with crashes and reopens', function () {
     this.timeout(600_000);
-    const numRuns = Number(process.env.BIRCH_MODEL_RUNS ?? 200);
+    const numRuns = Number(process.env.BIRCH_MODEL_RUNS ?? 500);
     fc.assert(fc.property(fc.array(opArb, { minLength: 1, maxLength: 150, size: 'max' }), run), { numRuns });
   });
 });
