@@ -4,7 +4,8 @@
 //
 // Why: a commit of random keys copies ~70 pages to change a few hundred bytes in each (a leaf's
 // new cell and slot, a branch's child pointer). Whole images made each record ~290 KiB and its
-// fdatasync the largest part of a commit; deltas make it ~20x smaller.
+// fdatasync the largest part of a commit; deltas made it ~10x smaller (286 -> 27 MB of journal
+// for 1,000 such commits, concurrent benchmark).
 //
 // Runs are found a 32-bit word at a time (offsets and lengths are multiples of 4), and two runs
 // one equal word apart are merged, since a run header costs as much as that word.

@@ -225,8 +225,8 @@ export class FreeList {
   }
 
   /**
-   * Free and pending pages together, as runs: what the on-disk list records. Linear in runs plus
-   * pages (after sorting the pending ones): it runs at every commit, with thousands of each.
+   * Free and pending pages together, as runs: what the on-disk bitmap records (for stats and
+   * check). Linear in runs plus pages, after sorting the pending ones.
    */
   allRuns(extra: Iterable<number>): RunSet {
     const loose: number[] = [];
