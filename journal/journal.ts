@@ -133,38 +133,51 @@ export class Journal {
    */
   static open(dir: DirectoryBackend, opts: JournalOptions, afterTxn: number, replay: (rec: JournalRecord) => void, readBase: (no: number) => Buffer): Journal {
     const j = new Journal(dir, opts);
-    j.#flushedTxn = afterTxn;
-    for (const name of dir.list().sort()) {
+    try {
+      j.#recover(afterTxn, replay, readBase);
+    } catch (err) {
+      // A refused segment, a damaged base or a failed read: no handle may stay open behind it.
+      j.close();
+      throw err;
+    }
+    return j;
+  }
+
+  #recover(afterTxn: number, replay: (rec: JournalRecord) => void, readBase: (no: number) => Buffer): void {
+    this.#flushedTxn = afterTxn;
+    for (const name of this.#dir.list().sort()) {
       const seqFromName = parseSegmentName(name);
       if (seqFromName === undefined) continue;
-      const file = dir.open(name, { create: false });
+      const file = this.#dir.open(name, { create: false });
+      // Owned by the journal (closed with it) before anything below can throw.
+      const seg: Segment = { name, seq: 0, file, size: 0, lastTxn: 0 };
+      this.#segments.push(seg);
+      seg.size = file.length();
       const header = Buffer.alloc(SEGMENT_DATA_OFFSET);
       file.read(0, header);
       // A segment whose header is not intact never had an acknowledged record (the header is
       // synced before the first record); it is reused like any spent segment.
-      const seq = decodeSegmentHeader(header, name) ?? 0;
-      j.#segments.push({ name, seq, file, size: file.length(), lastTxn: 0 });
+      seg.seq = decodeSegmentHeader(header, name) ?? 0;
     }
-    j.#segments.sort((a, b) => a.seq - b.seq);
+    this.#segments.sort((a, b) => a.seq - b.seq);
     let expected = afterTxn + 1;
     const stops: string[] = [];
-    for (const seg of j.#segments) {
+    for (const seg of this.#segments) {
       if (seg.seq === 0) continue;
-      const stop = j.#scanSegment(seg, (h, offset) => {
+      const stop = this.#scanSegment(seg, (h, offset) => {
         if (h.txnId < expected) return 'skip';
         if (h.txnId > expected) return `gap: found txn ${h.txnId}, expected ${expected}`;
-        const rec = j.#readBody(seg, offset, h, readBase);
+        const rec = this.#readBody(seg, offset, h, readBase);
         if (typeof rec === 'string') return rec;
         replay(rec);
-        j.stats.recoveredRecords++;
+        this.stats.recoveredRecords++;
         expected++;
         return 'take';
       });
       if (stop !== '') stops.push(`${seg.name}: ${stop}`);
     }
-    j.stats.recoveryStop = stops.join('; ');
-    j.stats.segments = j.#segments.length;
-    return j;
+    this.stats.recoveryStop = stops.join('; ');
+    this.stats.segments = this.#segments.length;
   }
 
   /**

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { Database, MemoryDirectory } from '../../engine/index.js';
-import type { MemoryFile } from '../../pager/backend.js';
+import type { DirectoryBackend, FileBackend, MemoryFile } from '../../pager/backend.js';
+import { BirchError } from '../../pager/errors.js';
+import { checksum } from '../../pager/checksum.js';
 import {
-  DELTA_ENTRY_HEADER_SIZE, DELTA_NO_BASE, DELTA_RUN_HEADER_SIZE, REC_FLAG_STORED, RECORD_HEADER_SIZE, alignUp4K, decodeRecordHeader, encodeRecordHeader,
+  DELTA_ENTRY_HEADER_SIZE, DELTA_NO_BASE, DELTA_RUN_HEADER_SIZE, JOURNAL_SEED, REC_FLAG_STORED, SEG_CHECKSUM_OFFSET, SEG_MAGIC_OFFSET,
+  SEG_VERSION_OFFSET, SEGMENT_DATA_OFFSET, SEGMENT_HEADER_END, RECORD_HEADER_SIZE, alignUp4K, decodeRecordHeader, encodeRecordHeader,
 } from '../../journal/format.js';
 import { MAX_DELTA_ENTRY_BYTES, applyDelta, encodeDelta, readDeltaEntry } from '../../journal/delta.js';
 import { PAGE_SIZE } from '../../pager/page-format.js';
@@ -173,6 +176,48 @@ describe('journal: recovery', () => {
     db2.close();
   });
 });
+
+describe('journal: a refused journal', () => {
+  it('regression: opening a journal of another format version fails typed and leaves no file open (handles leaked)', () => {
+    const dir = new MemoryDirectory();
+    const db = Database.open('v', { backend: dir, journalSegmentSize: 128 * 1024, checkpointBytes: 2 ** 40 });
+    db.write((w) => w.put(key(1), 'one'));
+    const segment = dir.list().find((n) => n.startsWith('journal-')) as string;
+    db.close();
+    // The segment header as an older build wrote it: intact, version 1.
+    const file = dir.open(segment, { create: false });
+    const header = Buffer.alloc(SEGMENT_DATA_OFFSET);
+    file.read(0, header);
+    header.writeUInt32LE(1, SEG_VERSION_OFFSET);
+    header.writeUInt32LE(checksum(header, SEG_MAGIC_OFFSET, SEGMENT_HEADER_END, JOURNAL_SEED), SEG_CHECKSUM_OFFSET);
+    file.write(0, header);
+    let open = 0;
+    const counting: DirectoryBackend = {
+      path: dir.path,
+      open: (name, opts) => {
+        const f = dir.open(name, opts);
+        open++;
+        return { ...bindAll(f), close: () => { open--; f.close(); } };
+      },
+      exists: (name) => dir.exists(name),
+      list: () => dir.list(),
+      remove: (name) => dir.remove(name),
+      rename: (from, to) => dir.rename(from, to),
+      syncDirectory: () => dir.syncDirectory(),
+      lock: () => dir.lock(),
+    };
+    assert.throws(() => Database.open('v', { backend: counting }), (e: unknown) => e instanceof BirchError && e.code === 'FORMAT_UNSUPPORTED');
+    assert.equal(open, 0, 'every file opened while refusing was closed');
+  });
+});
+
+/** The methods of `f`, bound to it, as an object that can be spread. */
+function bindAll(f: FileBackend): FileBackend {
+  return {
+    read: (p, b) => f.read(p, b), write: (p, b) => f.write(p, b), writev: (p, b) => f.writev(p, b), sync: () => f.sync(),
+    syncAsync: () => f.syncAsync(), length: () => f.length(), setLength: (n) => f.setLength(n), close: () => f.close(),
+  };
+}
 
 describe('journal: adaptive compression', () => {
   it('stores incompressible commits uncompressed, recovers them, and detects damage to them', () => {
