@@ -167,7 +167,7 @@ export class Database {
       journal = Journal.open(backend, { segmentBytes: opts.journalSegmentSize, sync: opts.sync }, pager.state.txnId, (rec) => {
         for (const [no, img] of rec.pages) replayed.set(no, img);
         last = decodeState(rec.state, 0);
-      }, (no) => replayed.get(no) ?? p.readPageFromDisk(pageNo(no)));
+      }, (no) => p.readPageFromDisk(pageNo(no)));
       if (last !== undefined) pager.installRecovered(last, replayed);
       pager.loadFreeList();
       if (last !== undefined) {

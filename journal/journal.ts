@@ -127,14 +127,14 @@ export class Journal {
 
   /**
    * Opens the journal in `dir` and hands every intact record after `afterTxn`, in order, to
-   * `replay`. `readBase(no)` is page `no` as of the last record replayed (or the data file's
-   * meta, before the first): the base of a delta that is not in the same record. Writing starts
-   * later, in a fresh segment, on the first append.
+   * `replay`. A delta's base is the newest image an earlier replayed record holds or, if none
+   * does, `readDataFilePage(no)`: page `no` of the data file, verified. Writing starts later, in
+   * a fresh segment, on the first append.
    */
-  static open(dir: DirectoryBackend, opts: JournalOptions, afterTxn: number, replay: (rec: JournalRecord) => void, readBase: (no: number) => Buffer): Journal {
+  static open(dir: DirectoryBackend, opts: JournalOptions, afterTxn: number, replay: (rec: JournalRecord) => void, readDataFilePage: (no: number) => Buffer): Journal {
     const j = new Journal(dir, opts);
     try {
-      j.#recover(afterTxn, replay, readBase);
+      j.#recover(afterTxn, replay, readDataFilePage);
     } catch (err) {
       // A refused segment, a damaged base or a failed read: no handle may stay open behind it.
       j.close();
@@ -143,8 +143,11 @@ export class Journal {
     return j;
   }
 
-  #recover(afterTxn: number, replay: (rec: JournalRecord) => void, readBase: (no: number) => Buffer): void {
+  #recover(afterTxn: number, replay: (rec: JournalRecord) => void, readDataFilePage: (no: number) => Buffer): void {
     this.#flushedTxn = afterTxn;
+    // The newest image of each page replayed so far: the state before the record being read.
+    const replayed = new Map<number, Buffer>();
+    const readBase = (no: number): Buffer => replayed.get(no) ?? readDataFilePage(no);
     for (const name of this.#dir.list().sort()) {
       const seqFromName = parseSegmentName(name);
       if (seqFromName === undefined) continue;
@@ -169,6 +172,7 @@ export class Journal {
         if (h.txnId > expected) return `gap: found txn ${h.txnId}, expected ${expected}`;
         const rec = this.#readBody(seg, offset, h, readBase);
         if (typeof rec === 'string') return rec;
+        for (const [no, img] of rec.pages) replayed.set(no, img);
         replay(rec);
         this.stats.recoveredRecords++;
         expected++;
