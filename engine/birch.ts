@@ -152,6 +152,11 @@ export class Tree {
 }
 
 type Status = 'open' | 'closing' | 'closed';
+type CommittedMsg = Extract<FromWriter, { kind: 'committed' }>;
+interface StagedCommit {
+  msg: CommittedMsg;
+  state: DbState | undefined;
+}
 
 export class Birch {
   readonly path: string;
@@ -173,6 +178,8 @@ export class Birch {
   /** Main-thread cost of the commit messages: time installing them, and their page bytes. */
   #installMs = 0;
   #bytesReceived = 0;
+  /** Commits written but not yet synced (staged in the view), oldest first. */
+  readonly #staged: StagedCommit[] = [];
   #closed: Promise<void> | undefined;
   /** The writer thread is gone (closed, or died): nothing will answer a message any more. */
   #writerExited = false;
@@ -368,21 +375,21 @@ export class Birch {
   #onMessage(msg: FromWriter): void {
     switch (msg.kind) {
       case 'committed': {
-        if (msg.state.length > 0) {
-          const t0 = performance.now();
-          const state: DbState = decodeState(Buffer.from(msg.state.buffer, msg.state.byteOffset, msg.state.byteLength), 0);
-          this.#view.install(state, decodePages(msg.pages, msg.pageCount));
-          this.#installMs += performance.now() - t0;
-          this.#bytesReceived += msg.pages.byteLength;
-          this.#roots = decodeRoots(state.roots);
-          this.#commits++;
-          this.#publishFloor();
+        // Staged commits are published in order: one that needs no sync (nothing changed) may
+        // not overtake one still waiting for its sync.
+        if (!msg.synced || this.#staged.length > 0) {
+          this.#staged.push({ msg, state: this.#stage(msg) });
+          break;
         }
-        this.#counters = msg.counters;
-        this.#batches += msg.ids.length;
-        this.#queue.settle(msg.ids, msg.rejected.map((r) => ({ id: r.id, error: fromWireError(r.error) })));
+        this.#publish(msg, this.#stage(msg));
         break;
       }
+      case 'synced':
+        while (this.#staged.length > 0 && (this.#staged[0] as StagedCommit).msg.txnId <= msg.txnId) {
+          const c = this.#staged.shift() as StagedCommit;
+          this.#publish(c.msg, c.state);
+        }
+        break;
       case 'rejected':
         this.#queue.settle([], msg.rejected.map((r) => ({ id: r.id, error: fromWireError(r.error) })));
         break;
@@ -390,6 +397,8 @@ export class Birch {
         this.#view.flushed(msg.txnId);
         break;
       case 'fatal':
+        // Staged commits never became durable: their batches reject with the rest.
+        this.#staged.length = 0;
         this.#fatal = fromWireError(msg.error);
         this.#queue.failAll(this.#fatal);
         break;
@@ -400,6 +409,30 @@ export class Birch {
       case 'openFailed':
         break;
     }
+  }
+
+  /** Installs a commit's pages where no snapshot reaches them yet; returns its decoded state. */
+  #stage(msg: CommittedMsg): DbState | undefined {
+    if (msg.state.length === 0) return undefined;
+    const t0 = performance.now();
+    const state: DbState = decodeState(Buffer.from(msg.state.buffer, msg.state.byteOffset, msg.state.byteLength), 0);
+    this.#view.stage(state.txnId, decodePages(msg.pages, msg.pageCount));
+    this.#installMs += performance.now() - t0;
+    this.#bytesReceived += msg.pages.byteLength;
+    return state;
+  }
+
+  /** A durable commit: readers see it from now on, and its batches settle. */
+  #publish(msg: CommittedMsg, state: DbState | undefined): void {
+    if (state !== undefined) {
+      this.#view.state = state;
+      this.#roots = decodeRoots(state.roots);
+      this.#commits++;
+      this.#publishFloor();
+    }
+    this.#counters = msg.counters;
+    this.#batches += msg.ids.length;
+    this.#queue.settle(msg.ids, msg.rejected.map((r) => ({ id: r.id, error: fromWireError(r.error) })));
   }
 
   #writerDied(err: Error): void {

@@ -163,7 +163,15 @@ export type FromWriter =
       ids: number[];
       rejected: { id: number; error: WireError }[];
       counters: WriterCounters;
+      /**
+       * false: written to the journal, not yet synced. The main thread stages the pages (no
+       * snapshot can reach them yet) and publishes the commit, settling its batches, only on the
+       * 'synced' message that covers its txnId. The writer sends that message before any later
+       * report, so reports are still handled in commit order.
+       */
+      synced: boolean;
     }
+  | { kind: 'synced'; txnId: number }
   | { kind: 'rejected'; rejected: { id: number; error: WireError }[] }
   | { kind: 'flushed'; txnId: number }
   | { kind: 'fatal'; error: WireError }

@@ -51,13 +51,17 @@ export class ReadView {
     return readVerifiedPage(this.#file, no);
   }
 
-  /** A commit reported by the writer: its pages become the newest images. */
-  install(state: DbState, pages: Iterable<[number, Buffer]>): void {
+  /**
+   * The pages of commit `txn` (a reported commit), staged before the commit is published by
+   * setting `state`. Safe while readers run: a page
+   * number the writer reuses was freed by a txn at or below the published floor, so no snapshot
+   * this view can serve still reaches its old image.
+   */
+  stage(txn: number, pages: Iterable<[number, Buffer]>): void {
     for (const [no, buf] of pages) {
-      this.#recent.set(no, { buf, txn: state.txnId });
+      this.#recent.set(no, { buf, txn });
       this.cache.delete(no);
     }
-    this.state = state;
   }
 
   /**

@@ -191,6 +191,11 @@ describe('async API: a failed journal write or sync is fatal for the handle', ()
         for (const r of rejected) assert.ok(isCode('FATAL_IO')((r as PromiseRejectedResult).reason), String((r as PromiseRejectedResult).reason));
         await assert.rejects(db.put('after', 'x'), isCode('FATAL_IO'));
         assert.equal(db.get('before19')?.toString(), 'v', 'reads go on');
+        // The writer reports a commit before its sync (the main thread stages it meanwhile): one
+        // whose sync failed must never become visible.
+        outcomes.forEach((o, i) => {
+          if (o.status === 'rejected') assert.equal(db.get(`during${i}`), undefined, `rejected write ${i} is visible`);
+        });
         await db.close();
         db = await open(dir);
         for (let i = 0; i < 20; i++) assert.equal(db.get(`before${i}`)?.toString(), 'v');
@@ -205,6 +210,30 @@ describe('async API: a failed journal write or sync is fatal for the handle', ()
       }
     });
   }
+});
+
+describe('async API: a write is acknowledged only once its commit is synced', () => {
+  it('with every sync failing from the first commit on, no write resolves and none becomes visible', async () => {
+    const dir = tmpDir('birch-unsynced');
+    try {
+      let db = await open(dir);
+      await db.put('seed', 'v');
+      await db.close();
+      // Counted from the open: syncs 1 and 2 open the database and switch the journal segment; 3
+      // is the first commit record's (the message check below pins that down).
+      db = await open(dir, { faults: { op: 'sync', n: 3, sticky: true } });
+      const outcomes = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => db.put(`k${i}`, 'v')));
+      outcomes.forEach((o, i) => {
+        assert.equal(o.status, 'rejected', `write ${i} resolved though no commit was ever synced`);
+        const reason = (o as PromiseRejectedResult).reason as Error;
+        assert.ok(isCode('FATAL_IO')(reason) && /syncing the journal/.test(reason.message), reason.message);
+        assert.equal(db.get(`k${i}`), undefined, `unsynced write ${i} is visible`);
+      });
+      await db.close(); // releases the handle; the failure was reported to every write
+    } finally {
+      rmDir(dir);
+    }
+  });
 });
 
 describe('regressions', () => {
