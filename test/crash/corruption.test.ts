@@ -7,6 +7,7 @@ import type { MemoryFile } from '../../pager/backend.js';
 import { PAGE_SIZE, PAGE_KIND_NAMES } from '../../pager/page-format.js';
 import { RECORD_HEADER_SIZE } from '../../journal/format.js';
 import { key } from '../helpers/index.js';
+import { reliabilityRow } from '../helpers/reliability.js';
 
 type Model = Map<string, Map<string, Buffer>>;
 const TREES = [undefined, 'albums', 'artists'] as const;
@@ -97,9 +98,11 @@ describe('crash: corruption of every page kind and journal record', () => {
   // Every header field of every page kind, then a spread over the rest of the page.
   const HEADER_OFFSETS = [0, 2, 5, 8, 9, 11, 13, 15, 17, 19, 21, 24, 32, 40, 64, 100];
   const SPREAD = Number(process.env.BIRCH_CORRUPT_STRIDE ?? 43);
+  const JOURNAL_STRIDE = Number(process.env.BIRCH_JOURNAL_CORRUPT_STRIDE ?? 5);
   const OFFSETS = [...HEADER_OFFSETS, ...Array.from({ length: Math.floor((PAGE_SIZE - 101) / SPREAD) }, (_, i) => 101 + i * SPREAD), PAGE_SIZE - 1];
 
-  it('a flipped bit anywhere in the data file: detected or harmless, never a wrong value', () => {
+  it('a flipped bit anywhere in the data file: detected or harmless, never a wrong value', function () {
+    const row = reliabilityRow(this, 'corruption');
     const outcomes = { refused: 0, detected: 0, clean: 0 };
     const kinds = new Map<string, number>();
     for (let p = 0; p < pages; p++) {
@@ -110,13 +113,15 @@ describe('crash: corruption of every page kind and journal record', () => {
         const f = d.files.get('data.birch') as MemoryFile;
         f.data[p * PAGE_SIZE + off] = (f.data[p * PAGE_SIZE + off] as number) ^ 0x10;
         outcomes[probe(d, model, `page ${p} (${kind}) byte ${off}`)]++;
+        row.cases++;
       }
     }
     console.log(`      ${pages * OFFSETS.length} flips over ${pages} pages (${[...kinds].map(([k, n]) => `${n} ${k}`).join(', ')}): ${outcomes.refused} refused to open, ${outcomes.detected} detected, ${outcomes.clean} harmless (free pages, or a meta that fell back to the other one)`);
     assert.ok(outcomes.detected + outcomes.refused > 0);
   });
 
-  it('a flipped bit in any journal record still to be replayed: recovery to the last intact commit', () => {
+  it('a flipped bit in any journal record still to be replayed: recovery to the last intact commit', function () {
+    const row = reliabilityRow(this, 'corruption');
     // A crash image: commits after the last flush live only in the journal.
     const dir = base.clone();
     const db = Database.open('c', { ...OPTS, backend: dir });
@@ -130,7 +135,9 @@ describe('crash: corruption of every page kind and journal record', () => {
     db.close();
     let cases = 0;
     for (const r of records) {
-      for (const off of [0, 8, 20, 40, 100, RECORD_HEADER_SIZE + 1, RECORD_HEADER_SIZE + Math.floor(r.header.compressedBytes / 2)]) {
+      // Every byte of the header, then every JOURNAL_STRIDE-th byte of the body.
+      const body = Array.from({ length: Math.ceil(r.header.compressedBytes / JOURNAL_STRIDE) }, (_, i) => RECORD_HEADER_SIZE + i * JOURNAL_STRIDE);
+      for (const off of [...Array.from({ length: RECORD_HEADER_SIZE }, (_, i) => i), ...body]) {
         const d = image.clone();
         const f = d.files.get(r.segment) as MemoryFile;
         f.data[r.offset + off] = (f.data[r.offset + off] as number) ^ 0x01;
@@ -150,6 +157,7 @@ describe('crash: corruption of every page kind and journal record', () => {
           opened.close();
         }
         cases++;
+        row.cases++;
       }
     }
     console.log(`      ${cases} journal record flips: each opened at the commit before the damaged record`);

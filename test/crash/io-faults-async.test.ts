@@ -13,6 +13,7 @@ import path from 'node:path';
 import { BirchError, open, type Birch } from '../../engine/index.js';
 import type { FaultOp } from '../../pager/faults.js';
 import { rmDir, tmpDir } from '../helpers/index.js';
+import { reliabilityRow } from '../helpers/reliability.js';
 
 const CALLERS = Number(process.env.BIRCH_ASYNC_FAULT_CALLERS ?? 8);
 const BATCHES = Number(process.env.BIRCH_ASYNC_FAULT_BATCHES ?? 12);
@@ -124,6 +125,7 @@ async function verifyReopened(dir: string, r: RunResult, where: string): Promise
 describe('crash: an I/O error at every write and sync of the async writer thread', () => {
   it(`settles every promise typed, never retries, and recovers every acknowledged batch (${CALLERS} callers x ${BATCHES} batches)`, async function () {
     this.timeout(900_000);
+    const row = reliabilityRow(this, 'I/O errors (async)');
     const root = tmpDir('birch-async-faults');
     try {
       const template = path.join(root, 'template');
@@ -147,6 +149,8 @@ describe('crash: an I/O error at every write and sync of the async writer thread
             await verifyReopened(dir, r, where);
             rmDir(dir);
             runs++;
+            row.cases++;
+            row.acked += r.acked.reduce((n, s) => n + s.size, 0);
             if (r.failed) surfaced++;
             else if (sticky) pastTheEnd = true;
             else if (process.env.BIRCH_DEBUG_FAULTS) console.log(`      not surfaced: ${where}`);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { BirchError, Database } from '../../engine/index.js';
 import { FaultyDirectory, type FaultOp } from '../../pager/faults.js';
 import { CrashDirectory } from '../helpers/crash-dir.js';
+import { reliabilityRow } from '../helpers/reliability.js';
 
 const COMMITS = Number(process.env.BIRCH_FAULT_COMMITS ?? 25);
 const OPTS = { journalSegmentSize: 64 * 1024, checkpointBytes: 32 * 1024 };
@@ -79,6 +80,7 @@ function verifyAfterCut(sim: CrashDirectory, acked: number, where: string): void
 describe('crash: an I/O error at every write and sync of a workload', () => {
   it(`fails typed, never retries a sync, and recovers every acknowledged commit (${COMMITS} commits)`, function () {
     this.timeout(600_000);
+    const row = reliabilityRow(this, 'I/O errors (core)');
     // Count the operations of a clean run.
     const clean = new FaultyDirectory(new CrashDirectory());
     const db = Database.open('f', { ...OPTS, backend: clean });
@@ -97,6 +99,8 @@ describe('crash: an I/O error at every write and sync of a workload', () => {
           else if (process.env.BIRCH_DEBUG_FAULTS) console.log(`      not surfaced: ${op} #${n} ${sticky ? "sticky" : "once"}`);
           verifyAfterCut(sim, acked, `${op} #${n} (${sticky ? 'from then on' : 'once'}, ${code})`);
           runs++;
+          row.cases++;
+          row.acked += acked;
         }
       }
     }

@@ -7,8 +7,9 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Database, type MemoryDirectory } from '../../engine/index.js';
 import { CrashDirectory, type CrashOp } from '../helpers/crash-dir.js';
 import { rng } from '../helpers/index.js';
+import { reliabilityRow } from '../helpers/reliability.js';
 
-const COMMITS = Number(process.env.BIRCH_POWER_COMMITS ?? 120);
+const COMMITS = Number(process.env.BIRCH_POWER_COMMITS ?? 360);
 const OPTS = { journalSegmentSize: 64 * 1024, checkpointBytes: 48 * 1024 };
 const keyOf = (t: number, i: number): string => `t${t}-${String(i).padStart(2, '0')}`;
 const valueOf = (t: number, i: number): string => `value of ${t}/${i} `.repeat(1 + ((t + i) % 6));
@@ -46,6 +47,7 @@ function verify(image: MemoryDirectory, acked: number, attempted: number, where:
 describe('crash: power loss at every write and sync point (simulated disk)', () => {
   it(`recovers every acknowledged commit, and nothing in part, after a cut at any point of ${COMMITS} commits`, async function () {
     this.timeout(600_000);
+    const row = reliabilityRow(this, 'power loss');
     const seed = Number(process.env.BIRCH_SEED ?? Date.now() % 100000);
     const rand = rng(seed);
     const sim = new CrashDirectory();
@@ -72,6 +74,8 @@ describe('crash: power loss at every write and sync point (simulated disk)', () 
         for (const [name, keep] of variants) {
           verify(sim.crashImage(keep), acked, attempted, `${where}, ${name}`);
           images++;
+          row.cases++;
+          row.acked += acked;
         }
       } catch (err) {
         failure = err;

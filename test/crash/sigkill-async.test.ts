@@ -6,9 +6,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Database } from '../../engine/index.js';
 import { assertClean, rmDir, rng, tmpDir } from '../helpers/index.js';
+import { reliabilityRow } from '../helpers/reliability.js';
 
 const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'child-async.js');
-const CYCLES = Number(process.env.BIRCH_ASYNC_KILL_CYCLES ?? 60);
+const CYCLES = Number(process.env.BIRCH_ASYNC_KILL_CYCLES ?? 120);
 const CALLERS = 32;
 
 interface KillResult {
@@ -49,6 +50,7 @@ function runAndKill(dir: string, afterMs: number, duringOpen = false): Promise<K
 describe('crash: SIGKILL while many async callers write', () => {
   it(`keeps every acknowledged batch, none half-applied, over ${CYCLES} cycles of kills`, async function () {
     this.timeout(600_000);
+    const row = reliabilityRow(this, 'SIGKILL (async)');
     const dir = tmpDir('birch-kill-async');
     const seed = Number(process.env.BIRCH_SEED ?? Date.now() % 100000);
     const rand = rng(seed);
@@ -80,6 +82,8 @@ describe('crash: SIGKILL while many async callers write', () => {
         } finally {
           db.close();
         }
+        row.cases += runs.length;
+        row.acked = [...ackedEver.values()].reduce((a, b) => a + b, 0);
       }
       const acknowledged = [...ackedEver.values()].reduce((a, b) => a + b, 0);
       console.log(`      ${CYCLES} cycles, ${CYCLES + Math.floor(CYCLES / 3)} kills (${killsInOpen} while opening: starting the writer, replaying the journal, flushing), ${acknowledged} acknowledged batches, each checked after every later kill (seed ${seed})`);

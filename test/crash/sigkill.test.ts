@@ -6,9 +6,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Database } from '../../engine/index.js';
 import { assertClean, rmDir, rng, tmpDir } from '../helpers/index.js';
+import { reliabilityRow } from '../helpers/reliability.js';
 
 const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'child.js');
-const CYCLES = Number(process.env.BIRCH_KILL_CYCLES ?? 24);
+const CYCLES = Number(process.env.BIRCH_KILL_CYCLES ?? 40);
 
 function runAndKill(dir: string, afterMs: number, whileRunning?: () => void): Promise<{ last: number; count: number }> {
   return new Promise((resolve, reject) => {
@@ -42,6 +43,7 @@ function runAndKill(dir: string, afterMs: number, whileRunning?: () => void): Pr
 describe('crash: SIGKILL during commits and flushes', () => {
   it(`keeps every acknowledged commit, atomically, over ${CYCLES} kills`, async function () {
     this.timeout(300_000);
+    const row = reliabilityRow(this, 'SIGKILL (core)');
     const dir = tmpDir('birch-kill');
     const rand = rng(Number(process.env.BIRCH_SEED ?? Date.now() % 100000));
     let totalAcked = 0;
@@ -66,6 +68,8 @@ describe('crash: SIGKILL during commits and flushes', () => {
         } finally {
           db.close();
         }
+        row.cases++;
+        row.acked += acked.count;
       }
       console.log(`      ${CYCLES} kills, ${totalAcked} acknowledged commits, each checked after every later kill`);
     } finally {

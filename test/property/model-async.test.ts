@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { BirchError, open, type BatchOp, type Birch, type Snapshot } from '../../engine/index.js';
 import { rmDir, tmpDir } from '../helpers/index.js';
+import { reliabilityRow } from '../helpers/reliability.js';
 
 type Write = { ops: { del: boolean; k: number; v: number; tree: number }[]; cond?: { k: number; v: number | null } };
 type Step = { t: 'writes'; writes: Write[] } | { t: 'reopen' } | { t: 'snap' } | { t: 'release' };
@@ -93,7 +94,12 @@ async function run(steps: Step[]): Promise<void> {
 describe('property: the async API against a Map model, with concurrent callers', () => {
   it('agrees with the model on every outcome and key', async function () {
     this.timeout(600_000);
+    const row = reliabilityRow(this, 'model (async)', 'wrong');
     const numRuns = Number(process.env.BIRCH_ASYNC_MODEL_RUNS ?? 60);
-    await fc.assert(fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 25 }), run), { numRuns });
+    const counted = async (steps: Step[]): Promise<void> => {
+      row.cases++;
+      await run(steps);
+    };
+    await fc.assert(fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 25 }), counted), { numRuns });
   });
 });

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Database, MemoryDirectory, type ReadTxn, type WriteTxn } from '../../engine/index.js';
 import { assertClean } from '../helpers/index.js';
+import { reliabilityRow } from '../helpers/reliability.js';
 
 type Op =
   | { t: 'put'; k: number; size: number; tree: number }
@@ -184,7 +185,12 @@ function run(ops: Op[]): void {
 describe('property: the core against a Map model', () => {
   it('agrees with the model over random operation sequences with crashes and reopens', function () {
     this.timeout(600_000);
+    const row = reliabilityRow(this, 'model (core)', 'wrong');
     const numRuns = Number(process.env.BIRCH_MODEL_RUNS ?? 500);
-    fc.assert(fc.property(fc.array(opArb, { minLength: 1, maxLength: 150, size: 'max' }), run), { numRuns });
+    const counted = (ops: Op[]): void => {
+      row.cases++;
+      run(ops);
+    };
+    fc.assert(fc.property(fc.array(opArb, { minLength: 1, maxLength: 150, size: 'max' }), counted), { numRuns });
   });
 });
