@@ -1,6 +1,6 @@
 // Load: 10,000 concurrent callers keep the writer saturated. Every promise settles, every
-// acknowledged write is readable. The event loop's delay and memory are reported (speed and size
-// goals are reported, not asserted: this machine is shared).
+// acknowledged write is readable, memory stays within the caches, the queue bound and an allowance.
+// The event loop's delay is reported, not asserted (a timing: this machine is shared).
 import assert from 'node:assert/strict';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { open } from '../../engine/index.js';
@@ -9,13 +9,22 @@ import { reliabilityRow } from '../helpers/reliability.js';
 
 const CALLERS = 10_000;
 const SECONDS = Number(process.env.BIRCH_LOAD_SECONDS ?? 8);
+const CACHE = 16 * 2 ** 20;
+const QUEUE = 8 * 2 ** 20;
+// What memory may hold besides the two page caches (the main thread's and the writer's) and the
+// queue bound: two V8 isolates' heaps, unflushed pages (twice checkpointBytes at most), the
+// allocator's arenas. Measured on the 2-core VM, this test alone: +311 MiB in its 8 s, almost all
+// in the first seconds; over 60 s the process then stays between 335 and 397 MiB. Before the
+// journal's own LZ4 codec it climbed past 578 MiB in 60 s (lz4-napi's results were held outside
+// the GC heap), which a soak round of minutes takes past this bound.
+const ALLOWANCE = 512 * 2 ** 20;
 
 describe('load: 10,000 concurrent callers', () => {
   it(`every promise settles and every acknowledged write is readable (${SECONDS} s)`, async function () {
     this.timeout(SECONDS * 1000 + 120_000);
     const row = reliabilityRow(this, 'load (async)');
     const dir = tmpDir('birch-load');
-    const db = await open(dir, { maxQueuedBytes: 8 * 1024 * 1024 });
+    const db = await open(dir, { maxQueuedBytes: QUEUE, cacheSize: CACHE });
     const delay = monitorEventLoopDelay({ resolution: 10 });
     delay.enable();
     const rssStart = process.memoryUsage().rss;
@@ -51,6 +60,8 @@ describe('load: 10,000 concurrent callers', () => {
       const s = db.stats();
       console.log(`      ${settled} batches settled from ${CALLERS} callers in ${SECONDS} s (${Math.round(settled / SECONDS)}/s), ${s.writer.batchesPerCommit.toFixed(0)} batches per commit`);
       console.log(`      event loop delay p50 ${(delay.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(delay.percentile(99) / 1e6).toFixed(1)} ms, max ${(delay.max / 1e6).toFixed(1)} ms; RSS ${(rssStart / 2 ** 20).toFixed(0)} -> peak ${(rssPeak / 2 ** 20).toFixed(0)} MiB`);
+      const bound = 2 * CACHE + QUEUE + ALLOWANCE;
+      assert.ok(rssPeak - rssStart <= bound, `memory grew by ${((rssPeak - rssStart) / 2 ** 20).toFixed(0)} MiB, past its bound of ${(bound / 2 ** 20).toFixed(0)} MiB`);
       assert.ok(db.check().ok);
     } finally {
       clearInterval(sampler);
