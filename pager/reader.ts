@@ -53,9 +53,8 @@ export class ReadView {
 
   /**
    * The pages of commit `txn` (a reported commit), staged before the commit is published by
-   * setting `state`. Safe while readers run: a page
-   * number the writer reuses was freed by a txn at or below the published floor, so no snapshot
-   * this view can serve still reaches its old image.
+   * setting `state`. Safe while readers run: a page number the writer reuses was freed by a txn
+   * at or below the published floor, so no snapshot this view can serve still reaches its old image.
    */
   stage(txn: number, pages: Iterable<[number, Buffer]>): void {
     for (const [no, buf] of pages) {
