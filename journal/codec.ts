@@ -42,6 +42,18 @@ function writeLengthTail(out: Buffer, pos: number, rest: number): number {
   return pos;
 }
 
+/** Reads a length's continuation bytes from `pos`; undefined if they run past the block. */
+function readLengthTail(b: Buffer, pos: number): { value: number; end: number } | undefined {
+  let value = 0;
+  let byte: number;
+  do {
+    if (pos >= b.length) return undefined;
+    byte = b[pos++] as number;
+    value += byte;
+  } while (byte === 255);
+  return { value, end: pos };
+}
+
 /**
  * Compresses `src` into `out` from `at`, using at most `limit` bytes; returns the end offset, or
  * -1 if the encoded form would not fit (the caller then stores `src` as it is).
@@ -111,12 +123,10 @@ export function decompress(compressed: Buffer, rawBytes: number): Buffer | undef
     const token = compressed[pos++] as number;
     let lit = token >>> 4;
     if (lit === 15) {
-      let b: number;
-      do {
-        if (pos >= n) return undefined;
-        b = compressed[pos++] as number;
-        lit += b;
-      } while (b === 255);
+      const tail = readLengthTail(compressed, pos);
+      if (tail === undefined) return undefined;
+      lit += tail.value;
+      pos = tail.end;
     }
     if (pos + lit > n || o + lit > rawBytes) return undefined;
     compressed.copy(out, o, pos, pos + lit);
@@ -129,12 +139,10 @@ export function decompress(compressed: Buffer, rawBytes: number): Buffer | undef
     if (offset === 0 || offset > o) return undefined;
     let len = token & 15;
     if (len === 15) {
-      let b: number;
-      do {
-        if (pos >= n) return undefined;
-        b = compressed[pos++] as number;
-        len += b;
-      } while (b === 255);
+      const tail = readLengthTail(compressed, pos);
+      if (tail === undefined) return undefined;
+      len += tail.value;
+      pos = tail.end;
     }
     len += MIN_MATCH;
     if (o + len > rawBytes) return undefined;

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ReliabilityRow } from './helpers/reliability.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -42,17 +43,8 @@ const SUITES: Suite[] = [
   { file: 'async/load.test.js', env: () => ({ BIRCH_LOAD_SECONDS: '180' }) },
 ];
 
-interface Row {
-  suite: string;
-  rounds: number;
-  cases: number;
-  acked: number;
-  lost: number;
-  halfApplied: number;
-  undetected: number;
-  wrong: number;
-  other: number;
-}
+/** A suite's table row, added up over its rounds. */
+type Row = Omit<ReliabilityRow, 'test' | 'unrecognised'> & { rounds: number };
 
 const totals = new Map<string, Row>();
 const failures: string[] = [];
