@@ -11,7 +11,7 @@
 //   A cond with present 0 requires the key to be absent.
 //
 // Commits come back as a message with the new state and the commit's page images in one
-// transferred buffer, the journal record's uncompressed body: count x pageNo u32 | count x images.
+// transferred buffer (encodePages): count x pageNo u32 | count x images.
 import { BirchError, type ErrorCode } from '../pager/errors.js';
 import { PAGE_SIZE } from '../pager/page-format.js';
 import type { DatabaseStats } from './stats.js';
@@ -88,7 +88,8 @@ export function decodeBatches(buf: Buffer): DecodedBatch[] {
     const opCount = buf.readUInt32LE(off + 4);
     const condCount = buf.readUInt32LE(off + 8);
     off += BATCH_HEADER;
-    const items: { tag: number; tree: Buffer | undefined; key: Buffer | undefined; value: Buffer | undefined }[] = [];
+    const ops: EncodedOp[] = [];
+    const conds: EncodedCond[] = [];
     for (let i = 0; i < opCount + condCount; i++) {
       const tag = buf.readUInt8(off);
       const treeLen = buf.readUInt16LE(off + 1);
@@ -101,15 +102,10 @@ export function decodeBatches(buf: Buffer): DecodedBatch[] {
       off += keyLen;
       const value = buf.subarray(off, off + valueLen);
       off += valueLen;
-      items.push({ tag, tree, key, value });
+      // Ops first, then conds (encodeBatch); a cond's tag says whether it carries a value.
+      if (i < opCount) ops.push({ type: tag as EncodedOp['type'], tree, key, value: tag === OP_PUT ? value : undefined });
+      else conds.push({ tree, key: key as Buffer, value: tag === 1 ? value : undefined });
     }
-    const ops = items.slice(0, opCount).map((it) => ({
-      type: it.tag as EncodedOp['type'],
-      tree: it.tree,
-      key: it.key,
-      value: it.tag === OP_PUT ? it.value : undefined,
-    }));
-    const conds = items.slice(opCount).map((it) => ({ tree: it.tree, key: it.key as Buffer, value: it.tag === 1 ? it.value : undefined }));
     out.push({ id, ops, conds, bytes: off - start });
   }
   return out;
