@@ -169,7 +169,6 @@ export class FreeList {
     this.pendingPages += pages.length;
   }
 
-  /** Moves to `free` every page freed by a txn <= oldestLive: no snapshot can read them any more. */
   /** Pending pages freed by txns after `txn`. */
   pendingAfter(txn: number): number {
     let older = 0;
@@ -180,6 +179,7 @@ export class FreeList {
     return this.pendingPages - older;
   }
 
+  /** Moves to `free` every page freed by a txn <= oldestLive: no snapshot can read them any more. */
   release(oldestLive: TxnId): void {
     for (const [txn, pages] of this.pending) {
       if (txn > oldestLive) break;

@@ -290,11 +290,6 @@ export class Pager {
   }
 
   /**
-   * Writes the images; returns what it took from `unflushed` so that the flush can drop exactly
-   * those. Dead pages (#isDead) are not written, except a few between live ones at consecutive
-   * numbers (one longer write beats two writes).
-   */
-  /**
    * Pages freed by txns up to `upTo` (the flushed state, or the oldest reader if older): pending
    * still, so that the metas can move past them before reuse (journal/format.ts), but no reader
    * can reach them and no recovery reads them from the data file (one that needs the image
@@ -313,6 +308,11 @@ export class Pager {
     return this.#freedUpTo.has(no) || this.freeList.free.has(no);
   }
 
+  /**
+   * Writes the images; returns what it took from `unflushed` so that the flush can drop exactly
+   * those. Dead pages (#isDead) are not written, except a few between live ones at consecutive
+   * numbers (one longer write beats two writes).
+   */
   #writeImages(): [number, Buffer][] {
     const images = [...this.unflushed.entries()].sort((a, b) => a[0] - b[0]);
     const dead = (k: number): boolean => this.#isDead((images[k] as [number, Buffer])[0]);
