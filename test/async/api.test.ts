@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
-import { BirchError, open, type Birch } from '../../engine/index.js';
-import { rmDir, tmpDir } from '../helpers/index.js';
-
-const isCode = (code: string) => (e: unknown): boolean => e instanceof BirchError && e.code === code;
+import { open, type Birch } from '../../engine/index.js';
+import { isCode, rmDir, tmpDir } from '../helpers/index.js';
 
 describe('async API: group commit through the writer thread', () => {
   let dir: string;

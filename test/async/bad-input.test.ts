@@ -1,10 +1,8 @@
 // The catalogue of wrong calls at the public API: each maps to a typed error with a stable code,
 // and nothing is written.
 import assert from 'node:assert/strict';
-import { BirchError, MAX_KEY_BYTES, MAX_VALUE_BYTES, open, type Birch, type BirchOptions } from '../../engine/index.js';
-import { rmDir, tmpDir } from '../helpers/index.js';
-
-const code = (c: string) => (e: unknown): boolean => e instanceof BirchError && e.code === c;
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES, open, type Birch, type BirchOptions } from '../../engine/index.js';
+import { isCode, rmDir, tmpDir } from '../helpers/index.js';
 
 describe('bad input at the public API: a typed error with a stable code, nothing written', () => {
   let dir: string;
@@ -39,7 +37,7 @@ describe('bad input at the public API: a typed error with a stable code, nothing
       ['dropping a tree that does not exist', () => db.dropTree('nope'), 'TREE_NOT_FOUND'],
     ];
     const before = db.txnId;
-    for (const [what, call, expected] of cases) await assert.rejects(call(), code(expected), what);
+    for (const [what, call, expected] of cases) await assert.rejects(call(), isCode(expected), what);
     assert.equal(db.txnId, before, 'nothing was committed');
     assert.equal(db.get('ok'), undefined, 'the good op of a batch with a bad one was not written');
   });
@@ -54,9 +52,9 @@ describe('bad input at the public API: a typed error with a stable code, nothing
     ];
     const other = tmpDir('birch-badopt');
     try {
-      for (const [opts, expected] of bad) await assert.rejects(open(other, opts as BirchOptions), code(expected), JSON.stringify(opts));
-      await assert.rejects(open(42 as unknown as string), code('BAD_OPTION'));
-      await assert.rejects(open(dir), code('DB_LOCKED'), 'the directory is open here already');
+      for (const [opts, expected] of bad) await assert.rejects(open(other, opts as BirchOptions), isCode(expected), JSON.stringify(opts));
+      await assert.rejects(open(42 as unknown as string), isCode('BAD_OPTION'));
+      await assert.rejects(open(dir), isCode('DB_LOCKED'), 'the directory is open here already');
     } finally {
       rmDir(other);
     }
@@ -65,7 +63,7 @@ describe('bad input at the public API: a typed error with a stable code, nothing
   it('use after close, close twice, concurrent close, a snapshot after release', async () => {
     const snap = db.snapshot();
     snap.release();
-    assert.throws(() => snap.get('keep'), code('TXN_CLOSED'));
+    assert.throws(() => snap.get('keep'), isCode('TXN_CLOSED'));
     snap.release(); // twice is harmless
     const it = db.range();
     it.next();
@@ -73,14 +71,14 @@ describe('bad input at the public API: a typed error with a stable code, nothing
     assert.equal(a, b, 'concurrent close() calls share one promise');
     await Promise.all([a, b]);
     await db.close();
-    assert.throws(() => db.get('keep'), code('DB_CLOSED'));
-    assert.throws(() => [...db.range()], code('DB_CLOSED'));
-    assert.throws(() => db.snapshot(), code('DB_CLOSED'));
-    assert.throws(() => it.next(), code('DB_CLOSED'), 'an iteration open across close() stops with DB_CLOSED');
-    await assert.rejects(db.put('k', 'v'), code('DB_CLOSED'));
-    await assert.rejects(db.batch([]), code('DB_CLOSED'));
-    await assert.rejects(db.dropTree('x'), code('DB_CLOSED'));
-    assert.throws(() => db.stats(), code('DB_CLOSED'));
+    assert.throws(() => db.get('keep'), isCode('DB_CLOSED'));
+    assert.throws(() => [...db.range()], isCode('DB_CLOSED'));
+    assert.throws(() => db.snapshot(), isCode('DB_CLOSED'));
+    assert.throws(() => it.next(), isCode('DB_CLOSED'), 'an iteration open across close() stops with DB_CLOSED');
+    await assert.rejects(db.put('k', 'v'), isCode('DB_CLOSED'));
+    await assert.rejects(db.batch([]), isCode('DB_CLOSED'));
+    await assert.rejects(db.dropTree('x'), isCode('DB_CLOSED'));
+    assert.throws(() => db.stats(), isCode('DB_CLOSED'));
     db = await open(dir); // for afterEach
     assert.equal(db.get('keep')?.toString(), 'me');
   });

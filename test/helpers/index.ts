@@ -2,7 +2,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Database, MemoryDirectory, type OpenOptions } from '../../engine/index.js';
+import { BirchError, Database, MemoryDirectory, type OpenOptions } from '../../engine/index.js';
+
+/** An assert.throws/rejects predicate: a BirchError with this stable code. */
+export const isCode = (code: string) => (e: unknown): boolean => e instanceof BirchError && e.code === code;
 
 export function tmpDir(label = 'birch'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `${label}-`));

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BirchError, Database, MAX_VALUE_BYTES } from '../../engine/index.js';
+import { Database, MAX_VALUE_BYTES } from '../../engine/index.js';
 import { FaultyDirectory } from '../helpers/faulty.js';
-import { assertClean, key, rmDir, tmpDir } from '../helpers/index.js';
+import { assertClean, isCode, key, rmDir, tmpDir } from '../helpers/index.js';
 
-const isCode = (code: string) => (e: unknown): boolean => e instanceof BirchError && e.code === code;
 
 describe('failures: a failed journal write or sync is fatal for the handle', () => {
   for (const op of ['write', 'sync'] as const) {
