@@ -253,6 +253,8 @@ export class Birch {
       const first = await new Promise<FromWriter>((resolve, reject) => {
         w.once('message', resolve);
         w.once('error', reject);
+        // A writer that exits without a word (process.exit in the worker) must not leave open() pending.
+        w.once('exit', (code) => reject(new BirchError('IO', `the writer thread exited (code ${code}) before it opened ${dir}`)));
       });
       if (first.kind === 'openFailed') throw fromWireError(first.error);
       if (first.kind !== 'ready') throw new Error(`birchdb assertion failed: writer said ${first.kind} first`);
