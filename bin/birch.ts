@@ -5,7 +5,7 @@ import os from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import path from 'node:path';
 import readline from 'node:readline';
-import { BirchError, Database } from '../engine/index.js';
+import { BirchError, open, type Birch } from '../api/index.js';
 import { DUMP_HEADER, decodeTreeName, dumpLine, parseDumpLine, type DumpEntry } from './dump-format.js';
 import { inspectJournal } from './inspect.js';
 import { DEFAULTS, WORKLOADS, parseStores, type BenchOptions, type StoreSpec, type Workload } from './bench/workloads.js';
@@ -124,10 +124,10 @@ function assertDatabaseDir(dir: string): void {
   if (!fs.existsSync(path.join(dir, 'data.birch'))) fail(`${dir} is not a birchdb database (no data.birch)`);
 }
 
-function openExisting(dir: string): Database {
+async function openExisting(dir: string): Promise<Birch> {
   assertDatabaseDir(dir);
   try {
-    return Database.open(dir);
+    return await open(dir);
   } catch (err) {
     fail(`cannot open ${dir}: ${describeError(err)}`);
   }
@@ -135,17 +135,19 @@ function openExisting(dir: string): Database {
 
 program
   .command('check')
-  .description('verify every page, key order and the free list; exit 0 only if clean')
+  .description('verify every page, key order and the free list (after checkpointing the journal); exit 0 only if clean')
   .argument('<dir>', 'database directory')
-  .action((dir: string) => {
-    const db = openExisting(dir);
+  .action(async (dir: string) => {
+    const db = await openExisting(dir);
     let r;
     try {
+      // Into the trees first, so that the check covers every batch the database holds.
+      await db.checkpoint();
       r = db.check();
     } finally {
-      db.close();
+      await db.close();
     }
-    console.log(`txn ${r.txnId}, ${r.pageCount} pages: ${r.pages.reachable} in use (${r.pages.leaf} leaf, ${r.pages.branch} branch, ${r.pages.overflow} overflow, ${r.pages.freeList} free-list), ${r.pages.free} free, ${r.trees} trees`);
+    console.log(`checkpoint ${r.checkpointId} (batches up to ${r.seq}), ${r.pageCount} pages: ${r.pages.reachable} in use (${r.pages.leaf} leaf, ${r.pages.branch} branch, ${r.pages.overflow} overflow, ${r.pages.freeList} free-list), ${r.pages.free} free, ${r.trees} trees`);
     if (r.ok) console.log('clean');
     else {
       for (const e of r.errors) console.log(`error: ${e}`);
@@ -158,12 +160,12 @@ program
   .command('stat')
   .description('print the database statistics (trees, depth, fill, pages, free pages, journal) as JSON')
   .argument('<dir>', 'database directory')
-  .action((dir: string) => {
-    const db = openExisting(dir);
+  .action(async (dir: string) => {
+    const db = await openExisting(dir);
     try {
       console.log(JSON.stringify(db.stats(), null, 2));
     } finally {
-      db.close();
+      await db.close();
     }
   });
 
@@ -172,27 +174,27 @@ program
   .description(`write every key and value as text (format: bin/dump-format.ts, header "${DUMP_HEADER}")`)
   .argument('<dir>', 'database directory')
   .option('--tree <name>', 'only this tree ("-" for the default tree)')
-  .action((dir: string, opts: { tree?: string }) => {
-    const db = openExisting(dir);
+  .action(async (dir: string, opts: { tree?: string }) => {
+    const db = await openExisting(dir);
+    const snap = db.snapshot();
     try {
-      db.read((r) => {
-        const trees: (string | undefined)[] = opts.tree === undefined ? [undefined, ...r.trees()] : [decodeTreeName(opts.tree)];
-        for (const t of trees) if (t !== undefined && !r.hasTree(t)) fail(`there is no tree named "${t}"`);
-        const out: string[] = [DUMP_HEADER];
-        const flush = (): void => {
-          fs.writeSync(1, `${out.join('\n')}\n`);
-          out.length = 0;
-        };
-        for (const t of trees) {
-          for (const [k, v] of r.range({}, t)) {
-            out.push(dumpLine(t, k, v));
-            if (out.length >= 4096) flush();
-          }
+      const trees: (string | undefined)[] = opts.tree === undefined ? [undefined, ...snap.trees()] : [decodeTreeName(opts.tree)];
+      for (const t of trees) if (t !== undefined && !snap.trees().includes(t)) fail(`there is no tree named "${t}"`);
+      const out: string[] = [DUMP_HEADER];
+      const flush = (): void => {
+        fs.writeSync(1, `${out.join('\n')}\n`);
+        out.length = 0;
+      };
+      for (const t of trees) {
+        for (const [k, v] of snap.range(t === undefined ? {} : { tree: t })) {
+          out.push(dumpLine(t, k, v));
+          if (out.length >= 4096) flush();
         }
-        flush();
-      });
+      }
+      flush();
     } finally {
-      db.close();
+      snap.release();
+      await db.close();
     }
   });
 
@@ -202,9 +204,9 @@ program
   .argument('<dir>', 'database directory (created if missing)')
   .option('--file <path>', 'read this file instead of standard input')
   .action(async (dir: string, opts: { file?: string }) => {
-    let db: Database;
+    let db: Birch;
     try {
-      db = Database.open(dir);
+      db = await open(dir);
     } catch (err) {
       fail(`cannot open ${dir}: ${describeError(err)}`);
     }
@@ -213,12 +215,10 @@ program
     let lineNo = 0;
     let pending: DumpEntry[] = [];
     let loaded = 0;
-    const commit = (): void => {
+    const commit = async (): Promise<void> => {
       const batch = pending;
       pending = [];
-      db.write((w) => {
-        for (const e of batch) w.put(e.key, e.value, e.tree);
-      });
+      await db.batch(batch.map((e) => ({ type: 'put' as const, key: e.key, value: e.value, ...(e.tree === undefined ? {} : { tree: e.tree }) })));
       loaded += batch.length;
     };
     try {
@@ -230,16 +230,16 @@ program
         }
         if (line === '') continue;
         pending.push(parseDumpLine(line, lineNo));
-        if (pending.length >= 1000) commit();
+        if (pending.length >= 1000) await commit();
       }
       if (lineNo === 0) throw new Error('the input is empty: expected a dump');
-      commit();
+      await commit();
       console.error(`loaded ${loaded} entries`);
     } catch (err) {
-      db.close();
+      await db.close();
       fail(`load stopped: ${describeError(err)} (${loaded} entries before it were committed)`);
     }
-    db.close();
+    await db.close();
   });
 
 program
@@ -254,12 +254,14 @@ program
     } catch (err) {
       fail(`cannot read ${dir}: ${describeError(err)}`);
     }
-    console.log(`data file holds txn ${listing.dataFileTxn}; records up to it are applied, later intact ones would be replayed on open`);
+    const { newest, older } = listing.metas;
+    console.log(`data file: checkpoint ${newest.checkpointId} holds batches up to ${newest.seq}${older === undefined ? '' : ` (the other meta: checkpoint ${older.checkpointId}, up to ${older.seq})`}; later intact records would be replayed on open`);
     for (const seg of listing.segments) {
-      console.log(`${seg.segment} (seq ${seg.seq}): ${seg.records.length} valid record(s)${seg.stop === '' ? '' : `; scan stopped: ${seg.stop}`}`);
+      console.log(`${seg.segment} (seq ${seg.segSeq}): ${seg.records.length} valid record(s)${seg.stop === '' ? '' : `; scan stopped: ${seg.stop}`}`);
       for (const r of seg.records) {
         const h = r.header;
-        console.log(`  txn ${h.txnId}  offset ${r.offset}  ${h.pageCount} pages  ${h.rawBytes} B raw, ${h.compressedBytes} B ${h.flags === 0 ? 'LZ4' : 'stored'}  checksums ok  ${h.txnId <= listing.dataFileTxn ? 'applied' : 'to replay'}`);
+        const stored = (h.flags & 1) === 0 ? 'LZ4' : 'stored';
+        console.log(`  batches ${h.firstSeq}..${h.lastSeq}  offset ${r.offset}  ${h.ops} ops  ${h.rawBytes} B raw, ${h.storedBytes} B ${stored}  header ok  ${h.lastSeq <= newest.seq ? 'checkpointed' : 'to replay'}`);
       }
     }
   });

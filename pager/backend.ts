@@ -2,10 +2,11 @@
 // these calls, so tests can swap in the in-memory implementation (and, later, fault-injecting and
 // crash-simulating ones) without touching engine code.
 //
-// All calls are synchronous: the core is driven by one writer thread whose journal write and
-// fsync must finish before a commit is acknowledged anyway. The one exception is `syncAsync`,
-// used only by the background data-file flush so that a slow data-file sync never blocks commits
-// (the lesson: holding the write lock while syncing the data file stalls every writer).
+// All calls are synchronous. Each runs on a thread of its own whose next step waits for it anyway:
+// the writer thread's journal write and fdatasync come before a commit is acknowledged, and the
+// checkpointer thread's data-file writes and syncs before its meta. Neither blocks the other, nor
+// the main thread that serves reads (the lesson: a writer that waits for the data file's sync
+// stalls every commit).
 import fs from 'node:fs';
 import path from 'node:path';
 import { BirchError } from './errors.js';
@@ -19,8 +20,6 @@ export interface FileBackend {
   writev(position: number, bufs: readonly Buffer[]): void;
   /** Makes every completed write durable (fdatasync). */
   sync(): void;
-  /** The same as sync, off the calling thread. */
-  syncAsync(): Promise<void>;
   length(): number;
   setLength(bytes: number): void;
   close(): void;
@@ -83,9 +82,6 @@ class NodeFile implements FileBackend {
   }
   sync(): void {
     fs.fdatasyncSync(this.#fd);
-  }
-  syncAsync(): Promise<void> {
-    return new Promise((resolve, reject) => fs.fdatasync(this.#fd, (err) => (err ? reject(err) : resolve())));
   }
   length(): number {
     return fs.fstatSync(this.#fd).size;
@@ -193,9 +189,6 @@ export class MemoryFile implements FileBackend {
     }
   }
   sync(): void {}
-  syncAsync(): Promise<void> {
-    return Promise.resolve();
-  }
   length(): number {
     return this.size;
   }

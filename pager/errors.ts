@@ -1,9 +1,10 @@
 // Every error birchdb throws, for all layers, in one place. Callers branch on `code`, never on
-// message text. Three classes of failure are kept apart:
+// message text. Four classes of failure are kept apart:
 //  - caller errors (bad keys, closed handles), thrown at the API boundary before anything is written;
 //  - corruption: a page or record that fails its checksum or structure checks (CorruptionError);
 //  - fatal I/O: a failed write or sync poisons the handle until it is reopened (an fsync is never
-//    retried: after a failed fsync the kernel may have dropped the dirty pages it could not write).
+//    retried: after a failed fsync the kernel may have dropped the dirty pages it could not write);
+//  - internal: a bug in birchdb (a broken invariant), never reported as I/O.
 
 export type ErrorCode =
   /** A key is not a Uint8Array or string, is empty, or is longer than MAX_KEY_BYTES. */
@@ -12,12 +13,8 @@ export type ErrorCode =
   | 'VALUE_INVALID'
   /** An option has the wrong type or is out of range. */
   | 'BAD_OPTION'
-  /** The transaction was already committed, aborted or released. */
+  /** The snapshot was already released. */
   | 'TXN_CLOSED'
-  /** A write was attempted through a read-only transaction. */
-  | 'TXN_READ_ONLY'
-  /** A second write transaction was begun while one is open. */
-  | 'WRITE_TXN_ACTIVE'
   /** The database handle is closed. */
   | 'DB_CLOSED'
   /** Another process (or another handle in this process) holds the database directory open. */
@@ -35,46 +32,56 @@ export type ErrorCode =
   /** The file was written by an unsupported format version or page size. */
   | 'FORMAT_UNSUPPORTED'
   /** An I/O operation failed in a way that does not poison the handle (a failed read, open). */
-  | 'IO';
+  | 'IO'
+  /** A bug in birchdb: an invariant did not hold. The handle refuses further writes. */
+  | 'INTERNAL';
+
+/** Where an error happened: a file, a page, a byte offset, the thread that met it. */
+export interface ErrorSite {
+  readonly file?: string;
+  readonly pageNo?: number;
+  readonly offset?: number;
+  readonly thread?: 'main' | 'writer' | 'checkpointer';
+}
+
+export function describeSite(site: ErrorSite): string {
+  return [
+    site.file !== undefined ? `file ${site.file}` : '',
+    site.pageNo !== undefined ? `page ${site.pageNo}` : '',
+    site.offset !== undefined ? `offset ${site.offset}` : '',
+  ].filter((s) => s !== '').join(', ');
+}
 
 export class BirchError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  readonly site: ErrorSite;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; site?: ErrorSite }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
+    this.site = options?.site ?? {};
     this.name = 'BirchError';
   }
 }
 
 /** What was found corrupt, and where: a page number, or a file and byte offset. */
-export interface CorruptionSite {
-  readonly file?: string;
-  readonly pageNo?: number;
-  readonly offset?: number;
-}
+export type CorruptionSite = ErrorSite;
 
 export class CorruptionError extends BirchError {
-  readonly site: CorruptionSite;
   constructor(what: string, site: CorruptionSite, options?: { cause?: unknown }) {
-    const where = [
-      site.file !== undefined ? `file ${site.file}` : '',
-      site.pageNo !== undefined ? `page ${site.pageNo}` : '',
-      site.offset !== undefined ? `offset ${site.offset}` : '',
-    ].filter((s) => s !== '').join(', ');
-    super('CORRUPTION', `corruption: ${what}${where === '' ? '' : ` (${where})`}`, options);
+    const where = describeSite(site);
+    super('CORRUPTION', `corruption: ${what}${where === '' ? '' : ` (${where})`}`, { ...options, site });
     this.name = 'CorruptionError';
-    this.site = site;
   }
 }
 
 export class FatalIoError extends BirchError {
-  constructor(what: string, cause?: unknown) {
-    super('FATAL_IO', `${what}: the database refuses writes until it is reopened`, { cause });
+  constructor(what: string, cause?: unknown, site?: ErrorSite) {
+    super('FATAL_IO', `${what}: the database refuses writes until it is reopened`, { cause, ...(site === undefined ? {} : { site }) });
     this.name = 'FatalIoError';
   }
 }
 
 /** Always-on, O(1) invariant check for hot paths. A failure is a bug in birchdb, not bad input. */
 export function assert(cond: unknown, msg: string): asserts cond {
-  if (!cond) throw new Error(`birchdb assertion failed: ${msg}`);
+  if (!cond) throw new BirchError('INTERNAL', `birchdb assertion failed: ${msg}`);
 }

@@ -1,6 +1,7 @@
-// A directory whose files fail on command, for tests of I/O failure (and, later, the sweep of
-// issue 5): the Nth write/writev or sync (counted across all files) throws EIO, once or from
-// then on. It wraps any DirectoryBackend, real or in memory.
+// A directory whose files fail on command, for tests of I/O failure: the Nth write/writev or sync
+// (counted across all files) throws EIO or ENOSPC, once or from then on. It wraps any
+// DirectoryBackend, real or in memory. The counters may live in shared memory, so that the writer
+// and checkpointer threads of one database count together: "the Nth write" is the database's.
 import type { DirectoryBackend, FileBackend } from './backend.js';
 
 export type FaultOp = 'write' | 'sync';
@@ -15,38 +16,52 @@ export interface FaultPlan {
   code?: 'EIO' | 'ENOSPC';
 }
 
+const WRITES = 0;
+const SYNCS = 1;
+/** Where the plan's count starts (the op's counter when the plan was set). */
+const BASE = 2;
+export const FAULT_COUNTERS_BYTES = 3 * 4;
+
 export class FaultyDirectory implements DirectoryBackend {
   readonly inner: DirectoryBackend;
-  readonly counts = { write: 0, sync: 0 };
-  #plan: (FaultPlan & { base: number }) | undefined;
+  readonly #counters: Int32Array;
+  #plan: FaultPlan | undefined;
 
-  constructor(inner: DirectoryBackend, plan?: FaultPlan) {
+  /** `counters`: FAULT_COUNTERS_BYTES of (shared) memory, zeroed; a fresh one if omitted. */
+  constructor(inner: DirectoryBackend, plan?: FaultPlan, counters: SharedArrayBuffer | ArrayBuffer = new ArrayBuffer(FAULT_COUNTERS_BYTES)) {
     this.inner = inner;
-    if (plan !== undefined) this.setPlan(plan);
+    this.#counters = new Int32Array(counters);
+    this.#plan = plan;
   }
 
   get path(): string {
     return this.inner.path;
   }
 
+  /** Operations so far, of each kind (across every directory sharing the counters). */
+  get counts(): { write: number; sync: number } {
+    return { write: Atomics.load(this.#counters, WRITES), sync: Atomics.load(this.#counters, SYNCS) };
+  }
+
   setPlan(plan: FaultPlan | undefined): void {
-    this.#plan = plan === undefined ? undefined : { ...plan, base: this.counts[plan.op] };
+    this.#plan = plan;
+    if (plan !== undefined) Atomics.store(this.#counters, BASE, Atomics.load(this.#counters, plan.op === 'write' ? WRITES : SYNCS));
   }
 
   #maybeFail(op: FaultOp): void {
-    this.counts[op]++;
+    const count = Atomics.add(this.#counters, op === 'write' ? WRITES : SYNCS, 1) + 1;
     const f = this.#plan;
     if (f === undefined || f.op !== op) return;
-    const nth = this.counts[op] - f.base;
+    const nth = count - Atomics.load(this.#counters, BASE);
     if (nth === f.n || (f.sticky && nth > f.n)) {
       const code = f.code ?? 'EIO';
-      const err = new Error(`injected ${code} on ${op} #${this.counts[op]}`) as NodeJS.ErrnoException;
+      const err = new Error(`injected ${code} on ${op} #${count}`) as NodeJS.ErrnoException;
       err.code = code;
       throw err;
     }
   }
 
-  open(name: string, opts: { create: boolean }): FileBackend {
+  open(name: string, opts: { create: boolean; readOnly?: boolean }): FileBackend {
     const inner = this.inner.open(name, opts);
     const fail = (op: FaultOp): void => this.#maybeFail(op);
     return {
@@ -62,10 +77,6 @@ export class FaultyDirectory implements DirectoryBackend {
       sync: () => {
         fail('sync');
         inner.sync();
-      },
-      syncAsync: async () => {
-        fail('sync');
-        await inner.syncAsync();
       },
       length: () => inner.length(),
       setLength: (n) => inner.setLength(n),

@@ -1,11 +1,11 @@
 // The free-page list: which pages may be allocated now, which wait for old snapshots to end, and
 // how the list is stored in the data file.
 //
-// Deferral: a page freed by transaction T was reachable in every state before T, so a snapshot
-// taken at txn S < T may still read it, and a recovery that replays T may rebuild a page from
-// it (journal/format.ts). It waits in `pending[T]` until `release` is given a txn of at least T
-// (the oldest live snapshot and the older meta of the data file, whichever is older); only then
-// does it join `free`.
+// Deferral: a page freed by checkpoint C was reachable from the trees of checkpoint C-1, so a
+// snapshot that reads those trees may still read it, and so may an opening that finds the meta of
+// C damaged and falls back to the meta of C-1. It waits in `pending[C]` until `release` is given
+// a checkpoint of at least C (the oldest checkpoint a snapshot reads, and the older of the two
+// metas, whichever is older); only then does it join `free`.
 //
 // Allocation policy (AllocationPolicy): the cost of a data-file flush is the number of separate
 // write runs (seeks), not bytes, so allocation prefers to hand out pages that are contiguous:
@@ -20,7 +20,7 @@
 // On disk the list is a bitmap: a chain of FreeList pages, page k of the chain covering data-file
 // pages [k * BITMAP_BITS_PER_PAGE, (k + 1) * BITMAP_BITS_PER_PAGE). A set bit marks a page not in
 // use: free and pending pages alike (after a reopen no snapshot is live, and both metas are
-// brought to the reopened state (Pager.settleMetas), so every pending page is free).
+// brought to the reopened state (DataFile.settle), so every pending page is free).
 //
 //   12          16           20                                     PAGE_SIZE
 //   +-----------+------------+--------------------------------------+
@@ -30,13 +30,11 @@
 //
 // Invariants: first page = k * BITMAP_BITS_PER_PAGE for the k-th page of the chain; the chain has
 // exactly bitmapPagesFor(pageCount) pages; bits for pages at or past pageCount are zero.
-// Why a bitmap, not a list of runs: each commit copies the bitmap pages and flips the bits of the
-// pages it took and freed, so the work and the journal delta per commit follow the commit's size.
-// A sorted run list shifted on every change: rebuilt each commit, it cost ~0.7 ms and ~30 KiB of
-// journal per commit of 64 random puts once thousands of pages were pending (measured).
+// Why a bitmap: its size is fixed by the file's (one page per 128 MiB of data file), whatever
+// the number of free runs, and a checkpoint rewrites it whole at the cost of a few page writes.
 import { readU32, writeU32 } from './bytes.js';
 import { CorruptionError } from './errors.js';
-import { pageNo, type PageNo, type TxnId } from './ids.js';
+import { pageNo, type PageNo } from './ids.js';
 import { GENERIC_HEADER_SIZE, PAGE_SIZE, PageKind, initPage, pageKind } from './page-format.js';
 
 export const BITMAP_NEXT_OFFSET = GENERIC_HEADER_SIZE;
@@ -145,8 +143,8 @@ export class RunSet {
 
 export class FreeList {
   readonly free = new RunSet();
-  /** txn id -> pages that txn freed; insertion (and so txn) order. */
-  readonly pending = new Map<TxnId, PageNo[]>();
+  /** checkpoint id -> pages that checkpoint freed; insertion (and so checkpoint) order. */
+  readonly pending = new Map<number, PageNo[]>();
   pendingPages = 0;
   #cursor = -1;
   /** False once a scan found no run of minRunPages; set again whenever pages are freed. */
@@ -163,30 +161,35 @@ export class FreeList {
     this.#longRunsMaybe = true;
   }
 
-  addPending(txn: TxnId, pages: PageNo[]): void {
+  addPending(checkpoint: number, pages: PageNo[]): void {
     if (pages.length === 0) return;
-    this.pending.set(txn, pages);
+    this.pending.set(checkpoint, pages);
     this.pendingPages += pages.length;
   }
 
-  /** Pending pages freed by txns after `txn`. */
-  pendingAfter(txn: number): number {
-    let older = 0;
-    for (const [t, pages] of this.pending) {
-      if (t > txn) break;
-      older += pages.length;
-    }
-    return this.pendingPages - older;
-  }
-
-  /** Moves to `free` every page freed by a txn <= oldestLive: no snapshot can read them any more. */
-  release(oldestLive: TxnId): void {
-    for (const [txn, pages] of this.pending) {
-      if (txn > oldestLive) break;
+  /** Moves to `free` every page freed by a checkpoint <= upTo: nothing can read them any more. */
+  release(upTo: number): void {
+    for (const [c, pages] of this.pending) {
+      if (c > upTo) break;
       for (const p of pages) this.addFree(p, 1);
       this.pendingPages -= pages.length;
-      this.pending.delete(txn);
+      this.pending.delete(c);
     }
+  }
+
+  /**
+   * Removes the free run that ends at `pageCount` (the end of the file), if any, and returns the
+   * file's new end: a file gives back its free tail instead of only growing.
+   */
+  trimTail(pageCount: number): number {
+    const f = this.free;
+    const last = f.starts.length - 1;
+    if (last < 0) return pageCount;
+    const start = f.starts[last] as number;
+    if (start + (f.lens[last] as number) !== pageCount) return pageCount;
+    f.takeFrom(last, f.lens[last] as number);
+    if (this.#cursor >= start) this.#cursor = -1;
+    return start;
   }
 
   /**

@@ -6,33 +6,34 @@
 //   | magic (8)    | version | pageSize|
 //   +--------------+---------+---------+
 //
-// Meta page (after the generic header):
-//   12             20        24        32             40        44          48 ... 112
-//   +--------------+---------+---------+--------------+---------+-----------+--------------+
-//   | magic (8)    | version | txnId   | journalTxnId | pageCnt | freeRoot  | roots (64)   |
-//   +--------------+---------+---------+--------------+---------+-----------+--------------+
+// Meta page (after the generic header), one per checkpoint:
+//   12             20        24             32        40        44          48 ... 112
+//   +--------------+---------+--------------+---------+---------+-----------+--------------+
+//   | magic (8)    | version | checkpointId | seq     | pageCnt | freeRoot  | roots (64)   |
+//   +--------------+---------+--------------+---------+---------+-----------+--------------+
 //
-// `txnId` through `roots` form the database *state* (DbState): the same 88 bytes travel in every
-// journal record, so recovery can install the state of the last replayed commit.
-//  - txnId: the transaction whose state this is.
-//  - journalTxnId: the last journal transaction whose pages the data file holds. A meta is only
-//    ever written by a data-file flush, after the flushed pages are durable, so the two are equal
-//    in a meta; they are kept apart because the journal record carries the state, not the flush.
-//  - pageCount: pages in use, i.e. the next page number at the end of the file.
-//  - freeRoot: first page of the free-list chain (0: empty).
-//  - roots: opaque to the pager; the engine stores its tree roots there (engine/roots-format.ts).
+// `checkpointId` through `roots` form the checkpoint's *state* (DbState):
+//  - checkpointId: counts checkpoints; checkpoint c writes its meta to slot c % 2, so the other
+//    slot always holds the previous intact meta;
+//  - seq: every batch up to this sequence number is in the trees; the journal replays the rest;
+//  - pageCount: pages in use, i.e. the next page number at the end of the file;
+//  - freeRoot: first page of the free-space bitmap chain (0: none);
+//  - roots: opaque to the pager; the trees' descriptors (btree/roots-format.ts).
 //
-// Invariants: metas are written alternately, slot = flush number % 2, so the other slot always
-// holds the previous intact meta; opening picks the valid meta with the highest txnId and refuses
-// a file with neither valid.
+// Invariants: a meta is written only after every page its state reaches is durable (data-file
+// sync before the meta write); opening picks the valid meta with the highest checkpointId and
+// refuses a file with neither valid.
 import { readU32, readU64, writeU32, writeU64 } from './bytes.js';
 import { CorruptionError, BirchError } from './errors.js';
 import { GENERIC_HEADER_SIZE, PAGE_SIZE, PageKind, initPage, pageKind, sealPage, verifyPage } from './page-format.js';
-import { pageNo, txnId, type PageNo, type TxnId } from './ids.js';
+import { checkpointId, pageNo, seq, type CheckpointId, type PageNo, type Seq } from './ids.js';
 
 export const MAGIC = Buffer.from('BIRCHDB\0', 'latin1');
-/** 2: the free list is a bitmap (freelist.ts); 1 stored it as runs. */
-export const FORMAT_VERSION = 2;
+/**
+ * 3: checkpoints of an operation journal (meta: checkpointId, seq). 2: metas of a page-image
+ * journal (txnId); 1: the free list stored as runs. Older versions are refused, naming both.
+ */
+export const FORMAT_VERSION = 3;
 
 export const MAGIC_OFFSET = GENERIC_HEADER_SIZE;
 export const VERSION_OFFSET = MAGIC_OFFSET + 8;
@@ -40,10 +41,10 @@ export const PAGE_SIZE_OFFSET = VERSION_OFFSET + 4;
 export const FILE_HEADER_END = PAGE_SIZE_OFFSET + 4;
 
 export const STATE_OFFSET = VERSION_OFFSET + 4;
-// Offsets inside the encoded state (also used by the journal record header).
-export const STATE_TXN_ID = 0;
-export const STATE_JOURNAL_TXN_ID = STATE_TXN_ID + 8;
-export const STATE_PAGE_COUNT = STATE_JOURNAL_TXN_ID + 8;
+// Offsets inside the encoded state.
+export const STATE_CHECKPOINT_ID = 0;
+export const STATE_SEQ = STATE_CHECKPOINT_ID + 8;
+export const STATE_PAGE_COUNT = STATE_SEQ + 8;
 export const STATE_FREE_ROOT = STATE_PAGE_COUNT + 4;
 export const STATE_ROOTS = STATE_FREE_ROOT + 4;
 export const ROOTS_SIZE = 64;
@@ -56,30 +57,37 @@ export const META_PAGES: readonly PageNo[] = [1 as PageNo, 2 as PageNo];
 if (META_END > PAGE_SIZE || FILE_HEADER_END > PAGE_SIZE) throw new Error('meta layout does not fit a page');
 
 export interface DbState {
-  readonly txnId: TxnId;
-  readonly journalTxnId: TxnId;
+  readonly checkpointId: CheckpointId;
+  readonly seq: Seq;
   readonly pageCount: number;
   readonly freeRoot: PageNo;
-  /** ROOTS_SIZE bytes, owned by the engine. */
+  /** ROOTS_SIZE bytes, owned by the tree layer. */
   readonly roots: Buffer;
 }
 
-export function encodeState(state: DbState, buf: Buffer, off: number): void {
-  writeU64(buf, off + STATE_TXN_ID, state.txnId);
-  writeU64(buf, off + STATE_JOURNAL_TXN_ID, state.journalTxnId);
+/** The meta slot (page number) of checkpoint `id`. */
+export function metaPageOf(id: number): PageNo {
+  return META_PAGES[id % 2] as PageNo;
+}
+
+export function encodeState(state: DbState, buf: Buffer = Buffer.alloc(STATE_SIZE), off = 0): Buffer {
+  writeU64(buf, off + STATE_CHECKPOINT_ID, state.checkpointId);
+  writeU64(buf, off + STATE_SEQ, state.seq);
   writeU32(buf, off + STATE_PAGE_COUNT, state.pageCount);
   writeU32(buf, off + STATE_FREE_ROOT, state.freeRoot);
   buf.fill(0, off + STATE_ROOTS, off + STATE_ROOTS + ROOTS_SIZE);
   state.roots.copy(buf, off + STATE_ROOTS, 0, ROOTS_SIZE);
+  return buf;
 }
 
-export function decodeState(buf: Buffer, off: number): DbState {
+export function decodeState(buf: Uint8Array, off = 0): DbState {
+  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   return {
-    txnId: txnId(readU64(buf, off + STATE_TXN_ID)),
-    journalTxnId: txnId(readU64(buf, off + STATE_JOURNAL_TXN_ID)),
-    pageCount: readU32(buf, off + STATE_PAGE_COUNT),
-    freeRoot: pageNo(readU32(buf, off + STATE_FREE_ROOT)),
-    roots: Buffer.from(buf.subarray(off + STATE_ROOTS, off + STATE_ROOTS + ROOTS_SIZE)),
+    checkpointId: checkpointId(readU64(b, off + STATE_CHECKPOINT_ID)),
+    seq: seq(readU64(b, off + STATE_SEQ)),
+    pageCount: readU32(b, off + STATE_PAGE_COUNT),
+    freeRoot: pageNo(readU32(b, off + STATE_FREE_ROOT)),
+    roots: Buffer.from(b.subarray(off + STATE_ROOTS, off + STATE_ROOTS + ROOTS_SIZE)),
   };
 }
 
@@ -102,11 +110,12 @@ export function checkFileHeader(page: Buffer, file: string): void {
   const version = readU32(page, VERSION_OFFSET);
   const size = readU32(page, PAGE_SIZE_OFFSET);
   if (version !== FORMAT_VERSION || size !== PAGE_SIZE) {
-    throw new BirchError('FORMAT_UNSUPPORTED', `${file}: format version ${version}, page size ${size}; this birchdb reads version ${FORMAT_VERSION}, page size ${PAGE_SIZE}`);
+    throw new BirchError('FORMAT_UNSUPPORTED', `${file}: format version ${version}, page size ${size}; this birchdb reads version ${FORMAT_VERSION}, page size ${PAGE_SIZE}`, { site: { file, pageNo: 0 } });
   }
 }
 
-export function encodeMeta(slot: PageNo, state: DbState): Buffer {
+export function encodeMeta(state: DbState): Buffer {
+  const slot = metaPageOf(state.checkpointId);
   const page = Buffer.alloc(PAGE_SIZE);
   initPage(page, slot, PageKind.Meta);
   MAGIC.copy(page, MAGIC_OFFSET);
@@ -129,5 +138,7 @@ export function decodeMeta(page: Buffer, slot: PageNo, file: string): DbState | 
   if (readU32(page, VERSION_OFFSET) !== FORMAT_VERSION) {
     return new CorruptionError(`meta page has format version ${readU32(page, VERSION_OFFSET)}`, { file, pageNo: slot });
   }
-  return decodeState(page, STATE_OFFSET);
+  const state = decodeState(page, STATE_OFFSET);
+  if (metaPageOf(state.checkpointId) !== slot) return new CorruptionError(`meta of checkpoint ${state.checkpointId} sits in the wrong slot`, { file, pageNo: slot });
+  return state;
 }

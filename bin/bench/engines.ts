@@ -3,7 +3,7 @@
 // dependencies: `load` says how to install one that is missing. Durability is the same for all:
 // with sync, a write returns only once its transaction is on disk.
 import path from 'node:path';
-import { open as openBirch, type Birch } from '../../engine/index.js';
+import { open as openBirch, type Birch } from '../../api/index.js';
 
 export interface KV {
   key: Buffer;
@@ -63,12 +63,19 @@ async function birch(o: EngineOptions): Promise<Engine> {
       return n;
     },
     extra: () => {
-      const s = db.stats();
+      const s = db.stats({ trees: false });
+      const c = s.checkpoints;
       return {
-        compressionRatio: s.journal.compressionRatio,
-        pagesPerCommit: s.pagesPerCommit,
-        writeRunsPerFlush: s.dataFile.writeRunsPerFlush,
         batchesPerCommit: s.writer.batchesPerCommit,
+        checkpoints: c.count,
+        checkpointMs: c.avgMs,
+        pagesPerCheckpoint: c.count === 0 ? 0 : c.pagesWritten / c.count,
+        writeRunsPerCheckpoint: c.count === 0 ? 0 : c.writeRuns / c.count,
+        bufferMiB: s.buffer.bytes / 2 ** 20,
+        ...(s.latency.duringCheckpointP99Ms === null ? {} : { p99DuringCheckpointMs: s.latency.duringCheckpointP99Ms }),
+        recoveryMs: s.recovery.ms,
+        slowedTurns: s.writer.slowedTurns,
+        blockedBatches: s.writer.blockedBatches,
       };
     },
     close: () => db.close(),

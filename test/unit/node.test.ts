@@ -2,27 +2,23 @@ import assert from 'node:assert/strict';
 import { PAGE_SIZE, PageKind, initPage } from '../../pager/page-format.js';
 import { pageNo } from '../../pager/ids.js';
 import {
-  count, initNode, insertCell, keyAt, leafValue, makeBranchCell, makeLeafCell, removeCell, searchBranch, searchLeaf, usedBytes,
-} from '../../engine/node.js';
-import { NODE_CAPACITY } from '../../engine/node-format.js';
+  buildNode, cellBytes, count, keyAt, leafValue, makeBranchCell, makeLeafCell, searchBranch, searchLeaf, usedBytes,
+} from '../../btree/node.js';
+import { NODE_CAPACITY, SLOT_SIZE } from '../../btree/node-format.js';
 import { RunSet } from '../../pager/freelist.js';
 
-function leaf(): Buffer {
+function leaf(cells: Buffer[]): Buffer {
   const p = Buffer.alloc(PAGE_SIZE);
   initPage(p, pageNo(3), PageKind.Leaf);
-  initNode(p);
+  buildNode(p, cells);
   return p;
 }
 const cell = (k: string, v: string): Buffer => makeLeafCell(Buffer.from(k), Buffer.from(v), Buffer.byteLength(v), 0);
 
-describe('engine: node page layout', () => {
-  it('keeps slots in key order and finds keys by binary search', () => {
-    const p = leaf();
-    for (const k of ['m', 'c', 'x', 'a', 'q']) {
-      const { index, found } = searchLeaf(p, Buffer.from(k));
-      assert.equal(found, false);
-      assert.ok(insertCell(p, index, cell(k, `v-${k}`)));
-    }
+describe('btree: node page layout', () => {
+  it('lays cells out in key order and finds keys by binary search', () => {
+    const p = leaf(['a', 'c', 'm', 'q', 'x'].map((k) => cell(k, `v-${k}`)));
+    for (const k of ['b', 'n', 'zz']) assert.equal(searchLeaf(p, Buffer.from(k)).found, false);
     assert.deepEqual(Array.from({ length: count(p) }, (_, i) => keyAt(p, i, true).toString()), ['a', 'c', 'm', 'q', 'x']);
     assert.deepEqual(searchLeaf(p, Buffer.from('q')), { index: 3, found: true });
     assert.deepEqual(searchLeaf(p, Buffer.from('n')), { index: 3, found: false });
@@ -30,35 +26,25 @@ describe('engine: node page layout', () => {
     assert.equal(p.subarray(v.at, v.at + v.valueLen).toString(), 'v-q');
   });
 
-  it('reuses the space of removed cells by compaction, and refuses a cell that does not fit', () => {
-    const p = leaf();
+  it('holds cells up to its capacity, counts what they use, and round-trips each cell whole', () => {
     const big = 'x'.repeat(1000);
-    let n = 0;
-    while (insertCell(p, n, cell(`k${n}`, big))) n++;
-    assert.equal(n, 4);
+    const cells = [0, 1, 2, 3].map((n) => cell(`k${n}`, big));
+    const p = leaf(cells);
+    assert.equal(usedBytes(p), cells.reduce((n, c) => n + c.length + SLOT_SIZE, 0));
     assert.ok(usedBytes(p) <= NODE_CAPACITY);
-    removeCell(p, 1); // leaves a hole in the middle of the cell area
-    removeCell(p, 1);
-    assert.equal(count(p), 2);
-    assert.ok(insertCell(p, 1, cell('k1b', big)), 'the hole is reclaimed');
-    assert.ok(insertCell(p, 2, cell('k1c', big)));
-    assert.equal(insertCell(p, 0, cell('k0', big)), false);
-    assert.deepEqual(Array.from({ length: count(p) }, (_, i) => keyAt(p, i, true).toString()), ['k0', 'k1b', 'k1c', 'k3']);
-    for (let i = 0; i < count(p); i++) {
+    for (let i = 0; i < 4; i++) {
+      assert.ok(cellBytes(p, i, true).equals(cells[i] as Buffer));
       const v = leafValue(p, i);
       assert.equal(p.subarray(v.at, v.at + v.valueLen).toString(), big);
     }
-    while (count(p) > 0) removeCell(p, 0);
-    assert.equal(usedBytes(p), 0);
+    assert.throws(() => leaf([...cells, cell('k4', big)]), /overflow the node/);
+    assert.equal(usedBytes(leaf([])), 0);
   });
 
   it('routes keys to branch children: slot 0 takes everything below slot 1', () => {
     const p = Buffer.alloc(PAGE_SIZE);
     initPage(p, pageNo(4), PageKind.Branch);
-    initNode(p);
-    insertCell(p, 0, makeBranchCell(Buffer.alloc(0), 10));
-    insertCell(p, 1, makeBranchCell(Buffer.from('g'), 11));
-    insertCell(p, 2, makeBranchCell(Buffer.from('p'), 12));
+    buildNode(p, [makeBranchCell(Buffer.alloc(0), 10), makeBranchCell(Buffer.from('g'), 11), makeBranchCell(Buffer.from('p'), 12)]);
     assert.equal(searchBranch(p, Buffer.from('a')), 0);
     assert.equal(searchBranch(p, Buffer.from('g')), 1);
     assert.equal(searchBranch(p, Buffer.from('o')), 1);

@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { readU64, writeU64 } from '../../pager/bytes.js';
 import { RunSet, FreeList, decodeFreeList, initBitmapPage, markPages, setBitmapNext, BITMAP_BITS_PER_PAGE } from '../../pager/freelist.js';
 import { PAGE_SIZE, PageKind, initPage, sealPage, verifyPage } from '../../pager/page-format.js';
-import { META_PAGES, encodeMeta, decodeMeta, ROOTS_SIZE } from '../../pager/meta-format.js';
-import { pageNo, txnId, type PageNo } from '../../pager/ids.js';
+import { META_PAGES, encodeMeta, decodeMeta, ROOTS_SIZE, FORMAT_VERSION, VERSION_OFFSET, encodeFileHeader, type DbState } from '../../pager/meta-format.js';
+import { checkpointId, pageNo, seq, type PageNo } from '../../pager/ids.js';
 import { PageCache } from '../../pager/cache.js';
-import { CorruptionError, MemoryDirectory, Database } from '../../engine/index.js';
+import { DATA_FILE, DataFile, createDataFile, readMetas } from '../../pager/data-file.js';
+import { checksum } from '../../pager/checksum.js';
+import { BirchError, CorruptionError, MemoryDirectory } from '../../api/index.js';
 import type { MemoryFile } from '../../pager/backend.js';
 
 function flip(buf: Buffer, off: number): void {
@@ -50,35 +52,58 @@ describe('pager: page checksums', () => {
 });
 
 describe('pager: meta pages', () => {
-  const state = { txnId: txnId(42), journalTxnId: txnId(42), pageCount: 100, freeRoot: pageNo(9), roots: Buffer.alloc(ROOTS_SIZE, 1) };
-  it('round-trips the state', () => {
-    const m = decodeMeta(encodeMeta(META_PAGES[0] as PageNo, state), META_PAGES[0] as PageNo, 'f');
+  const state = (id: number, sq = id * 10): DbState => ({ checkpointId: checkpointId(id), seq: seq(sq), pageCount: 100, freeRoot: pageNo(9), roots: Buffer.alloc(ROOTS_SIZE, id) });
+  it('round-trips the state, in the slot of its checkpoint id', () => {
+    const page = encodeMeta(state(41));
+    const m = decodeMeta(page, META_PAGES[1] as PageNo, 'f');
     assert.ok(!(m instanceof CorruptionError));
-    assert.equal(m.txnId, 42);
+    assert.equal(m.checkpointId, 41);
+    assert.equal(m.seq, 410);
     assert.equal(m.pageCount, 100);
-    assert.deepEqual(m.roots, state.roots);
+    assert.deepEqual(m.roots, Buffer.alloc(ROOTS_SIZE, 41));
+    assert.ok(decodeMeta(page, META_PAGES[0] as PageNo, 'f') instanceof CorruptionError, 'a meta read at the other slot is refused');
   });
-  it('opening picks the newest valid meta and refuses a file with neither', () => {
+  it('opening picks the newest valid meta, falls back to the other, and refuses a file with neither', () => {
     const dir = new MemoryDirectory();
-    const o = { backend: dir, journalSegmentSize: 128 * 1024 };
-    let db = Database.open('m', o);
-    db.write((w) => w.put('a', '1'));
-    db.checkpointSync();
-    db.write((w) => w.put('b', '2'));
-    db.close(); // flushes: the two metas now hold txn 1 and txn 2
-    const file = dir.files.get('data.birch') as MemoryFile;
-    // Corrupt the newer meta: the older one (txn 1) must win, and the journal replays txn 2.
-    const metas = [1, 2].map((p) => decodeMeta(file.data.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE), p as PageNo, 'f'));
-    const newer = metas.findIndex((m) => !(m instanceof CorruptionError) && m.txnId === 2);
-    assert.ok(newer >= 0);
-    flip(file.data, (newer + 1) * PAGE_SIZE + 50);
-    db = Database.open('m', o);
-    assert.equal(db.read((r) => r.get('b'))?.toString(), '2');
-    db.close();
-    // Now both corrupt: refused, with a typed error.
+    createDataFile(dir, state(0));
+    const data = DataFile.open(dir);
+    data.writeMeta(state(1));
+    data.writeMeta(state(2));
+    data.close();
+    const file = dir.files.get(DATA_FILE) as MemoryFile;
+    assert.equal(readMetas(file).newest.checkpointId, 2);
+    assert.equal(readMetas(file).older?.checkpointId, 1);
+    // Meta 2 sits in slot 0 (page 1): damaged, the other one wins.
     flip(file.data, 1 * PAGE_SIZE + 50);
+    assert.equal(readMetas(file).newest.checkpointId, 1);
+    assert.equal(readMetas(file).older, undefined);
     flip(file.data, 2 * PAGE_SIZE + 50);
-    assert.throws(() => Database.open('m', o), (e: unknown) => e instanceof CorruptionError && /neither meta/.test(e.message));
+    assert.throws(() => readMetas(file), (e: unknown) => e instanceof CorruptionError && /neither meta/.test(e.message));
+  });
+  it('settle makes both metas hold the newest trees, under the next checkpoint id', () => {
+    const dir = new MemoryDirectory();
+    createDataFile(dir, state(0));
+    const data = DataFile.open(dir);
+    data.writeMeta(state(1));
+    data.settle();
+    assert.equal(data.metas.newest.checkpointId, 2);
+    assert.equal(data.metas.older?.checkpointId, 1);
+    assert.deepEqual(data.metas.newest.roots, data.metas.older?.roots);
+    assert.equal(data.metas.newest.seq, 10);
+    data.settle();
+    assert.equal(data.metas.newest.checkpointId, 2, 'settled metas are left alone');
+    data.close();
+  });
+  it('refuses a data file of another format version, naming both versions', () => {
+    const dir = new MemoryDirectory();
+    createDataFile(dir, state(0));
+    const file = dir.files.get(DATA_FILE) as MemoryFile;
+    // A format 2 file header: the version field rewritten, the page re-sealed.
+    const header = encodeFileHeader();
+    header.writeUInt32LE(2, VERSION_OFFSET);
+    header.writeUInt32LE(checksum(header, 4, PAGE_SIZE), 0);
+    file.write(0, header);
+    assert.throws(() => readMetas(file), (e: unknown) => e instanceof BirchError && e.code === 'FORMAT_UNSUPPORTED' && e.message.includes('format version 2') && e.message.includes(`version ${FORMAT_VERSION}`));
   });
 });
 
@@ -90,13 +115,23 @@ describe('pager: RunSet and free list', () => {
     assert.equal(r.pages, 6);
     assert.throws(() => r.add(6), /twice/);
   });
-  it('defers reuse of a page until no older snapshot remains', () => {
+  it('defers reuse of a page until nothing can read the checkpoint before the one that freed it', () => {
     const fl = new FreeList();
-    fl.addPending(txnId(5), [pageNo(20), pageNo(21)]);
-    fl.release(txnId(4));
-    assert.equal(fl.free.pages, 0, 'a snapshot at txn 4 can still read pages freed by txn 5');
-    fl.release(txnId(5));
+    fl.addPending(5, [pageNo(20), pageNo(21)]);
+    fl.release(4);
+    assert.equal(fl.free.pages, 0, 'a reader of checkpoint 4 can still read pages checkpoint 5 freed');
+    fl.release(5);
     assert.equal(fl.free.pages, 2);
+  });
+  it('gives back a free tail of the file, and only a free one', () => {
+    const fl = new FreeList();
+    fl.addFree(10, 5);
+    fl.addFree(30, 10);
+    assert.equal(fl.trimTail(40), 30);
+    assert.equal(fl.free.pages, 5);
+    assert.equal(fl.trimTail(30), 30, 'page 29 is in use: nothing to give back');
+    fl.addPending(7, [pageNo(29)]);
+    assert.equal(fl.trimTail(30), 30, 'a pending page is not free yet');
   });
   it('runs-first prefers long runs and the file end over scattered pages', () => {
     const fl = new FreeList({ policy: 'runs-first', minRunPages: 4, scatterLimit: 0.5 });

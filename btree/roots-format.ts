@@ -12,7 +12,7 @@
 // The catalog maps a tree name (UTF-8 bytes) to that tree's descriptor.
 import { readU32, readU64, writeU32, writeU64 } from '../pager/bytes.js';
 import { ROOTS_SIZE } from '../pager/meta-format.js';
-import type { TreeDesc } from './btree.js';
+import type { TreeDesc } from './tree.js';
 
 export const DESC_ROOT_OFFSET = 0;
 export const DESC_DEPTH_OFFSET = DESC_ROOT_OFFSET + 4;

@@ -1,17 +1,17 @@
 // B+Tree node pages (leaf and branch): a slot array growing up from the header, cells growing down
-// from the end of the page.
+// from the end of the page. A checkpoint builds each node whole (node.ts buildNode) and never
+// edits a committed one.
 //
 //   12       14       16            18            20                upper              PAGE_SIZE
 //   +--------+--------+-------------+-------------+-- slots --> ... <-- cells ---------+
-//   | count  | upper  | fragmented  | lastInsert  | u16 offsets in key order |  cells  |
+//   | count  | upper  | fragmented  | reserved    | u16 offsets in key order |  cells  |
 //   +--------+--------+-------------+-------------+--------------------------+---------+
 //
 //  - count: number of slots (cells).
-//  - upper: offset of the lowest cell byte; free space is [NODE_HEADER_SIZE + 2*count, upper).
-//  - fragmented: bytes of dead cells inside [upper, PAGE_SIZE), reclaimed by compaction.
-//  - lastInsert: slot index of the last insertion (0xFFFF: none). A split uses it to recognise
-//    sequential inserts (ascending: next insert at lastInsert+1; descending: at lastInsert) and then
-//    splits at the insertion point instead of the middle, so ordered loads leave pages nearly full.
+//  - upper: offset of the lowest cell byte (0 in an empty node: no cells).
+//  - fragmented: bytes of dead cells inside [upper, PAGE_SIZE); always 0 in a node built whole,
+//    kept so that the layout can describe nodes edited in place.
+//  - reserved: 0xFFFF. (Format 2 kept the slot of the last insertion here, for per-key splits.)
 //
 // Leaf cell:   u16 keyLen | u8 flags | u32 valueLen | key | value (inline) or u32 first overflow page
 // Branch cell: u32 child  | u16 keyLen | key.  Slot 0 of a branch has an empty key: its child holds
@@ -24,10 +24,10 @@ import { GENERIC_HEADER_SIZE, PAGE_SIZE } from '../pager/page-format.js';
 export const NODE_COUNT_OFFSET = GENERIC_HEADER_SIZE;
 export const NODE_UPPER_OFFSET = NODE_COUNT_OFFSET + 2;
 export const NODE_FRAGMENTED_OFFSET = NODE_UPPER_OFFSET + 2;
-export const NODE_LAST_INSERT_OFFSET = NODE_FRAGMENTED_OFFSET + 2;
-export const NODE_HEADER_SIZE = NODE_LAST_INSERT_OFFSET + 2;
+export const NODE_RESERVED_OFFSET = NODE_FRAGMENTED_OFFSET + 2;
+export const NODE_HEADER_SIZE = NODE_RESERVED_OFFSET + 2;
 export const SLOT_SIZE = 2;
-export const NO_LAST_INSERT = 0xffff;
+export const NODE_RESERVED_VALUE = 0xffff;
 
 export const LEAF_KEY_LEN_OFFSET = 0;
 export const LEAF_FLAGS_OFFSET = LEAF_KEY_LEN_OFFSET + 2;
@@ -49,13 +49,13 @@ export const NODE_CAPACITY = PAGE_SIZE - NODE_HEADER_SIZE;
 export const MAX_KEY_BYTES = 1024;
 
 /**
- * The largest leaf cell kept inline: half a page, so any two cells fit one page and a split always
- * succeeds. A larger value moves to overflow pages. This threshold is what keeps 1.1 KB values
+ * The largest leaf cell kept inline: half a page, so any two cells fit one page and packing cells
+ * into pages always succeeds. A larger value moves to overflow pages. This threshold is what keeps 1.1 KB values
  * inline (three to a page) instead of one wasted page each (Voron's old 1 KB threshold cost 4x).
  */
 export const MAX_INLINE_LEAF_CELL = Math.floor(NODE_CAPACITY / 2) - SLOT_SIZE;
 
-/** Largest value accepted: 256 MiB (a commit's journal record must hold it in memory). */
+/** Largest value accepted: 256 MiB (a journal record and the write buffer hold it in memory). */
 export const MAX_VALUE_BYTES = 256 * 1024 * 1024;
 
 export function overflowPagesFor(valueBytes: number): number {

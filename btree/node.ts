@@ -1,12 +1,11 @@
-// Reading and editing node pages in place (layout: node-format.ts). Functions take the page
-// buffer directly so that the hot paths (search, insert) allocate nothing.
-// Editing functions are only ever called on a write transaction's own dirty pages.
+// Reading node pages, and building one whole (layout: node-format.ts). Functions take the page
+// buffer directly so that the hot paths (search) allocate nothing.
 import { readU16, readU32, readU8, writeU16, writeU32, writeU8 } from '../pager/bytes.js';
 import { PAGE_SIZE, PageKind, pageKind } from '../pager/page-format.js';
 import {
   BRANCH_CELL_HEADER, BRANCH_CHILD_OFFSET, BRANCH_KEY_LEN_OFFSET, LEAF_CELL_HEADER, LEAF_FLAGS_OFFSET, LEAF_FLAG_OVERFLOW,
-  LEAF_KEY_LEN_OFFSET, LEAF_VALUE_LEN_OFFSET, NODE_CAPACITY, NODE_COUNT_OFFSET, NODE_FRAGMENTED_OFFSET, NODE_HEADER_SIZE,
-  NODE_LAST_INSERT_OFFSET, NODE_UPPER_OFFSET, NO_LAST_INSERT, OVERFLOW_REF_SIZE, SLOT_SIZE,
+  LEAF_KEY_LEN_OFFSET, LEAF_VALUE_LEN_OFFSET, NODE_COUNT_OFFSET, NODE_FRAGMENTED_OFFSET, NODE_HEADER_SIZE,
+  NODE_RESERVED_OFFSET, NODE_RESERVED_VALUE, NODE_UPPER_OFFSET, OVERFLOW_REF_SIZE, SLOT_SIZE,
 } from './node-format.js';
 
 export function isLeaf(page: Buffer): boolean {
@@ -17,24 +16,32 @@ export function count(page: Buffer): number {
 }
 function upper(page: Buffer): number {
   const u = readU16(page, NODE_UPPER_OFFSET);
-  return u === 0 ? PAGE_SIZE : u; // a fresh page has upper 0, meaning "no cells yet"
+  return u === 0 ? PAGE_SIZE : u; // an empty node has upper 0, meaning "no cells yet"
 }
 export function cellOffset(page: Buffer, i: number): number {
   return readU16(page, NODE_HEADER_SIZE + i * SLOT_SIZE);
 }
-export function lastInsert(page: Buffer): number {
-  return readU16(page, NODE_LAST_INSERT_OFFSET);
-}
-export function setLastInsert(page: Buffer, i: number): void {
-  writeU16(page, NODE_LAST_INSERT_OFFSET, i);
-}
 
-/** Initialises an empty node (the generic header must already be set). */
-export function initNode(page: Buffer): void {
-  writeU16(page, NODE_COUNT_OFFSET, 0);
-  writeU16(page, NODE_UPPER_OFFSET, 0);
+/**
+ * Lays `cells` (in key order) into `page`, whose generic header is set: slots from the header up,
+ * cells from the end down. The cells must fit (packing in merge.ts sees to it).
+ */
+export function buildNode(page: Buffer, cells: readonly Buffer[]): void {
+  let bytes = 0;
+  for (const c of cells) bytes += c.length + SLOT_SIZE;
+  if (NODE_HEADER_SIZE + bytes > PAGE_SIZE) throw new Error('birchdb assertion failed: cells overflow the node');
+  let top = PAGE_SIZE;
+  for (let i = 0; i < cells.length; i++) {
+    const c = cells[i] as Buffer;
+    top -= c.length;
+    c.copy(page, top);
+    writeU16(page, NODE_HEADER_SIZE + i * SLOT_SIZE, top);
+  }
+  page.fill(0, NODE_HEADER_SIZE + cells.length * SLOT_SIZE, top);
+  writeU16(page, NODE_COUNT_OFFSET, cells.length);
+  writeU16(page, NODE_UPPER_OFFSET, top === PAGE_SIZE ? 0 : top);
   writeU16(page, NODE_FRAGMENTED_OFFSET, 0);
-  writeU16(page, NODE_LAST_INSERT_OFFSET, NO_LAST_INSERT);
+  writeU16(page, NODE_RESERVED_OFFSET, NODE_RESERVED_VALUE);
 }
 
 // ---- cells -------------------------------------------------------------------------------------
@@ -45,7 +52,7 @@ export function keyStart(off: number, leaf: boolean): number {
 export function keyLength(page: Buffer, off: number, leaf: boolean): number {
   return readU16(page, off + (leaf ? LEAF_KEY_LEN_OFFSET : BRANCH_KEY_LEN_OFFSET));
 }
-/** A view of slot i's key (valid while the page is unchanged). */
+/** A view of slot i's key (valid while the page is). */
 export function keyAt(page: Buffer, i: number, leaf: boolean): Buffer {
   const off = cellOffset(page, i);
   const start = keyStart(off, leaf);
@@ -57,15 +64,13 @@ export function cellSize(page: Buffer, off: number, leaf: boolean): number {
   const overflow = (readU8(page, off + LEAF_FLAGS_OFFSET) & LEAF_FLAG_OVERFLOW) !== 0;
   return LEAF_CELL_HEADER + keyLen + (overflow ? OVERFLOW_REF_SIZE : readU32(page, off + LEAF_VALUE_LEN_OFFSET));
 }
+/** A view of slot i's whole cell (valid while the page is). */
 export function cellBytes(page: Buffer, i: number, leaf: boolean): Buffer {
   const off = cellOffset(page, i);
   return page.subarray(off, off + cellSize(page, off, leaf));
 }
 export function childAt(page: Buffer, i: number): number {
   return readU32(page, cellOffset(page, i) + BRANCH_CHILD_OFFSET);
-}
-export function setChildAt(page: Buffer, i: number, child: number): void {
-  writeU32(page, cellOffset(page, i) + BRANCH_CHILD_OFFSET, child);
 }
 
 export interface LeafValueRef {
@@ -83,6 +88,7 @@ export function leafValue(page: Buffer, i: number): LeafValueRef {
   return { overflow, valueLen, at: overflow ? readU32(page, valueAt) : valueAt };
 }
 
+/** A leaf cell: the value inline, or (value null) a reference to its first overflow page. */
 export function makeLeafCell(key: Buffer, value: Buffer | null, valueLen: number, overflowPage: number): Buffer {
   const overflow = value === null;
   const cell = Buffer.allocUnsafe(LEAF_CELL_HEADER + key.length + (overflow ? OVERFLOW_REF_SIZE : valueLen));
@@ -101,6 +107,11 @@ export function makeBranchCell(key: Buffer, child: number): Buffer {
   writeU16(cell, BRANCH_KEY_LEN_OFFSET, key.length);
   key.copy(cell, BRANCH_CELL_HEADER);
   return cell;
+}
+
+/** The key of a leaf cell built by makeLeafCell or taken whole from a page. */
+export function keyOfLeafCell(cell: Buffer): Buffer {
+  return cell.subarray(LEAF_CELL_HEADER, LEAF_CELL_HEADER + readU16(cell, LEAF_KEY_LEN_OFFSET));
 }
 
 // ---- search ------------------------------------------------------------------------------------
@@ -153,76 +164,15 @@ export function searchBranch(page: Buffer, key: Buffer): number {
   return lo - 1;
 }
 
-// ---- space and edits ---------------------------------------------------------------------------
+// ---- space -------------------------------------------------------------------------------------
 
 /** Bytes in use by cells and slots (what the fill factor measures). */
 export function usedBytes(page: Buffer): number {
   return PAGE_SIZE - upper(page) - readU16(page, NODE_FRAGMENTED_OFFSET) + count(page) * SLOT_SIZE;
 }
-export function fits(page: Buffer, cellLen: number): boolean {
-  return usedBytes(page) + cellLen + SLOT_SIZE <= NODE_CAPACITY;
+
+/** Bytes a cell takes in a node: the cell and its slot. */
+export function cellCost(cell: Buffer): number {
+  return cell.length + SLOT_SIZE;
 }
 
-function compact(page: Buffer): void {
-  const n = count(page);
-  const leaf = isLeaf(page);
-  const copy = Buffer.from(page);
-  let top = PAGE_SIZE;
-  for (let i = 0; i < n; i++) {
-    const off = cellOffset(copy, i);
-    const size = cellSize(copy, off, leaf);
-    top -= size;
-    copy.copy(page, top, off, off + size);
-    writeU16(page, NODE_HEADER_SIZE + i * SLOT_SIZE, top);
-  }
-  writeU16(page, NODE_UPPER_OFFSET, top === PAGE_SIZE ? 0 : top);
-  writeU16(page, NODE_FRAGMENTED_OFFSET, 0);
-}
-
-/** Inserts `cell` at slot i; returns false (page unchanged) if it does not fit. */
-export function insertCell(page: Buffer, i: number, cell: Buffer): boolean {
-  if (!fits(page, cell.length)) return false;
-  const n = count(page);
-  const slotsEnd = NODE_HEADER_SIZE + n * SLOT_SIZE;
-  if (upper(page) - slotsEnd < cell.length + SLOT_SIZE) compact(page);
-  const top = upper(page) - cell.length;
-  cell.copy(page, top);
-  const slotAt = NODE_HEADER_SIZE + i * SLOT_SIZE;
-  page.copy(page, slotAt + SLOT_SIZE, slotAt, slotsEnd);
-  writeU16(page, slotAt, top);
-  writeU16(page, NODE_COUNT_OFFSET, n + 1);
-  writeU16(page, NODE_UPPER_OFFSET, top);
-  return true;
-}
-
-export function removeCell(page: Buffer, i: number): void {
-  const n = count(page);
-  const leaf = isLeaf(page);
-  const off = cellOffset(page, i);
-  const size = cellSize(page, off, leaf);
-  if (off === upper(page)) writeU16(page, NODE_UPPER_OFFSET, off + size === PAGE_SIZE ? 0 : off + size);
-  else writeU16(page, NODE_FRAGMENTED_OFFSET, readU16(page, NODE_FRAGMENTED_OFFSET) + size);
-  const slotAt = NODE_HEADER_SIZE + i * SLOT_SIZE;
-  page.copy(page, slotAt, slotAt + SLOT_SIZE, NODE_HEADER_SIZE + n * SLOT_SIZE);
-  writeU16(page, NODE_COUNT_OFFSET, n - 1);
-  if (n - 1 === 0) {
-    writeU16(page, NODE_UPPER_OFFSET, 0);
-    writeU16(page, NODE_FRAGMENTED_OFFSET, 0);
-  }
-}
-
-/** Empties the node and appends `cells` in order (they must fit). */
-export function rebuild(page: Buffer, cells: readonly Buffer[]): void {
-  initNode(page);
-  for (let i = 0; i < cells.length; i++) {
-    if (!insertCell(page, i, cells[i] as Buffer)) throw new Error('birchdb assertion failed: rebuilt node overflows');
-  }
-}
-
-export function allCells(page: Buffer): Buffer[] {
-  const leaf = isLeaf(page);
-  const n = count(page);
-  const cells: Buffer[] = [];
-  for (let i = 0; i < n; i++) cells.push(Buffer.from(cellBytes(page, i, leaf)));
-  return cells;
-}

@@ -1,18 +1,18 @@
-// check(): the whole-database verifier that tests run after commits and `birch check` prints.
-// It proves, for the newest committed state:
+// check(): the whole-database verifier that tests run after checkpoints and `birch check` prints.
+// It proves, for the trees of one checkpoint:
 //  - every page from FIRST_DATA_PAGE to pageCount-1 is reachable exactly once (from a tree, an
 //    overflow run or the free-list chain) or is recorded free, never both, never neither (no leak);
-//  - every reachable page passes its checksum (images not yet in the data file are checked in
-//    memory; the rest are read from the data file, bypassing the cache) and has the right kind;
+//  - every reachable page passes its checksum (read from the data file, bypassing any cache) and
+//    has the right kind;
 //  - keys are strictly ascending within and across pages, separators bound their children, all
 //    leaves sit at the tree's depth, and entry counts match the descriptors;
-//  - the in-memory free list agrees with the one on disk.
+//  - the checkpointer's in-memory free list, where given, agrees with the one on disk.
 import { CorruptionError } from '../pager/errors.js';
 import { pageNo, type PageNo } from '../pager/ids.js';
 import { FIRST_DATA_PAGE, PAGE_KIND_NAMES, PageKind, pageKind } from '../pager/page-format.js';
 import { decodeFreeList } from '../pager/freelist.js';
 import type { DbState } from '../pager/meta-format.js';
-import { readValue, type TreeDesc } from './btree.js';
+import { readValue, type TreeDesc } from './tree.js';
 import { childAt, count, keyAt, leafValue, usedBytes } from './node.js';
 import { NODE_CAPACITY, overflowPagesFor } from './node-format.js';
 import { decodeDesc, type Roots } from './roots-format.js';
@@ -20,7 +20,9 @@ import { decodeDesc, type Roots } from './roots-format.js';
 export interface CheckReport {
   ok: boolean;
   errors: string[];
-  txnId: number;
+  /** The checkpoint checked, and the last batch its trees hold. */
+  checkpointId: number;
+  seq: number;
   pageCount: number;
   pages: { reachable: number; free: number; leaf: number; branch: number; overflow: number; freeList: number };
   trees: number;
@@ -31,9 +33,9 @@ const MAX_ERRORS = 100;
 /** What the verifier reads: a state, and its pages, verified against their checksums. */
 export interface CheckSource {
   state: DbState;
-  /** The page as the state has it, checksum-verified (memory images) or read afresh from disk. */
+  /** The page, read afresh from disk and checksum-verified. */
   verifiedRead: (no: PageNo) => Buffer;
-  /** Free plus pending pages in the writer's memory, to compare with the list on disk. */
+  /** Free plus pending pages in the checkpointer's memory, to compare with the list on disk. */
   memoryFreePages?: number;
 }
 
@@ -41,7 +43,7 @@ export function checkDatabase(src: CheckSource, roots: Roots): CheckReport {
   const state = src.state;
   const errors: string[] = [];
   const report: CheckReport = {
-    ok: true, errors, txnId: state.txnId, pageCount: state.pageCount,
+    ok: true, errors, checkpointId: state.checkpointId, seq: state.seq, pageCount: state.pageCount,
     pages: { reachable: 0, free: 0, leaf: 0, branch: 0, overflow: 0, freeList: 0 }, trees: 0,
   };
   const owner = new Map<number, string>();

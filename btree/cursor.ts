@@ -2,7 +2,7 @@
 // so they cannot change under it; keys and values are yielded as copies.
 import { pageNo } from '../pager/ids.js';
 import { childAt, count, isLeaf, keyAt, searchBranch, searchLeaf } from './node.js';
-import { readValue, type ReadPage, type TreeDesc } from './btree.js';
+import { readValue, type ReadPage, type TreeDesc } from './tree.js';
 
 export interface RangeBounds {
   gt?: Buffer;
@@ -14,9 +14,17 @@ export interface RangeBounds {
   limit?: number;
 }
 
-interface Bound {
+export interface Bound {
   key: Buffer;
   inclusive: boolean;
+}
+
+/** A range as two bounds, a direction and a limit: what every source of a range iterates. */
+export interface Span {
+  lower: Bound | undefined;
+  upper: Bound | undefined;
+  reverse: boolean;
+  limit: number;
 }
 
 /** The smallest key greater than every key that starts with `prefix`, or undefined if none. */
@@ -46,9 +54,8 @@ function tighterUpper(a: Bound | undefined, b: Bound | undefined): Bound | undef
   return a.inclusive ? b : a;
 }
 
-export function* iterate(read: ReadPage, desc: TreeDesc, opts: RangeBounds): Generator<[Buffer, Buffer]> {
-  const limit = opts.limit ?? Infinity;
-  if (desc.root === 0 || limit <= 0) return;
+/** The span of range options: gt/gte/lt/lte and prefix folded into the tightest two bounds. */
+export function toSpan(opts: RangeBounds): Span {
   let lower = tighterLower(opts.gt ? { key: opts.gt, inclusive: false } : undefined, opts.gte ? { key: opts.gte, inclusive: true } : undefined);
   let upper = tighterUpper(opts.lt ? { key: opts.lt, inclusive: false } : undefined, opts.lte ? { key: opts.lte, inclusive: true } : undefined);
   if (opts.prefix !== undefined) {
@@ -56,7 +63,24 @@ export function* iterate(read: ReadPage, desc: TreeDesc, opts: RangeBounds): Gen
     const end = prefixEnd(opts.prefix);
     if (end !== undefined) upper = tighterUpper(upper, { key: end, inclusive: false });
   }
-  const reverse = opts.reverse === true;
+  return { lower, upper, reverse: opts.reverse === true, limit: opts.limit ?? Infinity };
+}
+
+/** True if `key` is past `bound` in the direction of travel (so the range ends before it). */
+export function pastBound(key: Buffer, bound: Bound | undefined, reverse: boolean): boolean {
+  if (bound === undefined) return false;
+  const c = key.compare(bound.key);
+  return reverse ? c < 0 || (c === 0 && !bound.inclusive) : c > 0 || (c === 0 && !bound.inclusive);
+}
+
+export function* iterate(read: ReadPage, desc: TreeDesc, opts: RangeBounds): Generator<[Buffer, Buffer]> {
+  yield* iterateSpan(read, desc, toSpan(opts));
+}
+
+/** [key, value] pairs of the tree within `span`, as copies. */
+export function* iterateSpan(read: ReadPage, desc: TreeDesc, span: Span): Generator<[Buffer, Buffer]> {
+  const { lower, upper, reverse, limit } = span;
+  if (desc.root === 0 || limit <= 0) return;
   const start = reverse ? upper : lower;
   const stack: { page: Buffer; idx: number }[] = [];
   let page = read(pageNo(desc.root));
@@ -78,10 +102,7 @@ export function* iterate(read: ReadPage, desc: TreeDesc, opts: RangeBounds): Gen
   for (;;) {
     while (idx >= 0 && idx < count(page)) {
       const key = keyAt(page, idx, true);
-      if (stop !== undefined) {
-        const c = key.compare(stop.key);
-        if (reverse ? c < 0 || (c === 0 && !stop.inclusive) : c > 0 || (c === 0 && !stop.inclusive)) return;
-      }
+      if (pastBound(key, stop, reverse)) return;
       yield [Buffer.from(key), readValue(read, page, idx)];
       if (++yielded >= limit) return;
       idx += step;

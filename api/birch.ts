@@ -1,0 +1,903 @@
+// birchdb's public API: reads on the caller's thread, every write through a journal writer thread
+// that merges the batches of all concurrent callers into one record (group commit), and
+// checkpoints on a thread of their own.
+//
+// The write path, in order:
+//   1. submit: the batch is validated and copied (encoded in the journal's layout) at once;
+//   2. admission (in order; later if backpressure holds it): its conditions and tree drop are
+//      decided against every batch admitted before it, it gets the next sequence number, and its
+//      operations go into the active buffer generation, invisible to readers for now;
+//   3. once per event-loop turn, every batch admitted in it goes to the writer in one message;
+//   4. the writer reports the last batch of each synced record: readers see everything up to it
+//      from then on, and those batches' promises resolve. So after `await db.put(k, v)`,
+//      `db.get(k)` returns v.
+// The trees are brought up to date by checkpoints: when the active generation passes
+// checkpointBytes it is frozen at a batch boundary, and once the writer has synced that batch the
+// checkpointer merges every batch up to it into the trees; when the new trees are published the
+// frozen generation is dropped.
+//
+// Page reuse across threads: this thread publishes, in shared memory, the oldest checkpoint whose
+// trees its readers may still read; the checkpointer reuses no page such a tree reaches.
+import { latin1 } from '../pager/bytes.js';
+import { BirchError } from '../pager/errors.js';
+import { NodeDirectory, type DirectoryBackend } from '../pager/backend.js';
+import { FAULT_COUNTERS_BYTES } from '../pager/faults.js';
+import { decodeState } from '../pager/meta-format.js';
+import { PageReader } from '../pager/reader.js';
+import { OP_DEL, OP_DROP_TREE, OP_PUT, opBytes, writeOp, type OpType } from '../journal/format.js';
+import type { JournalStats, RecordLoc } from '../journal/journal.js';
+import type { RangeBounds } from '../btree/cursor.js';
+import { allTreeShapes, type TreeStats } from '../btree/shape.js';
+import { checkDatabase, type CheckReport } from '../btree/verify.js';
+import { Generation } from '../db/buffer.js';
+import type { CheckpointStats } from '../db/checkpoint.js';
+import { recover } from '../db/recovery.js';
+import { Checkpointed, View } from '../db/view.js';
+import { describe, toBound, toKey, toTreeName, toValue, type Bytes } from './input.js';
+import { LatencyHistogram } from './latency.js';
+import { resolveOptions, type BirchOptions, type ResolvedOptions } from './options.js';
+import { fromWireError, type FaultInit, type FromCheckpointer, type FromWriter, type ToCheckpointer, type ToWriter } from './protocol.js';
+import { startCheckpointer, startWriter, type Peer } from './threads.js';
+
+export type BatchOp =
+  | { type: 'put'; key: Bytes; value: Bytes; tree?: string }
+  | { type: 'del'; key: Bytes; tree?: string };
+
+export interface BatchOptions {
+  /** Apply the batch only if every listed key holds `value` now (`undefined`: is absent). */
+  ifMatch?: { key: Bytes; value: Bytes | undefined; tree?: string }[];
+}
+
+export interface RangeOptions {
+  gt?: Bytes;
+  gte?: Bytes;
+  lt?: Bytes;
+  lte?: Bytes;
+  prefix?: Bytes;
+  reverse?: boolean;
+  limit?: number;
+  tree?: string;
+}
+
+export interface BirchStats {
+  /** The last acknowledged batch (what reads see). */
+  seq: number;
+  /** The checkpoint whose trees reads fall back to. */
+  checkpointId: number;
+  writer: {
+    /** Batches acknowledged, journal records they took, and their ratio (group commit). */
+    batches: number;
+    commits: number;
+    batchesPerCommit: number;
+    /** Bytes admitted and not yet durable, and batches waiting for admission (backpressure). */
+    queuedBytes: number;
+    waitingBatches: number;
+    /** Turns whose hand-off was slowed (soft limit) or batches that waited for a checkpoint (hard limit). */
+    slowedTurns: number;
+    blockedBatches: number;
+  };
+  buffer: { bytes: number; ops: number; frozenBytes: number; generations: number };
+  journal: JournalStats & { bytesHeld: number; compressionRatio: number };
+  checkpoints: {
+    count: number;
+    inFlight: boolean;
+    lastMs: number;
+    avgMs: number;
+    pagesWritten: number;
+    writeRuns: number;
+    /** Operations merged into the trees (one per key and checkpoint). */
+    opsMerged: number;
+  };
+  /** Per batch, submit to acknowledgement: all batches, and those that were in flight while a checkpoint ran. */
+  latency: { p50Ms: number | null; p99Ms: number | null; duringCheckpointP50Ms: number | null; duringCheckpointP99Ms: number | null; duringCheckpointBatches: number };
+  recovery: { ms: number; batches: number; ops: number; journalStops: string[] };
+  dataFile: { bytes: number; pageCount: number; freePages: number; pendingPages: number };
+  cache: { hits: number; misses: number; bytes: number };
+  snapshots: { live: number; oldestSeq: number | null; oldestAgeMs: number | null };
+  trees: TreeStats[];
+  failed: string | null;
+}
+
+/** One validated operation: views into its batch's encoded bytes. */
+interface InputOp {
+  type: OpType;
+  tree: string;
+  key: Buffer;
+  value: Buffer | null;
+}
+
+interface InputCond {
+  tree: string;
+  key: Buffer;
+  value: Buffer | undefined;
+}
+
+/** A batch submitted and not yet admitted. */
+interface Pending {
+  ops: InputOp[];
+  conds: InputCond[];
+  /** The operations in the journal's layout (the writer writes these bytes as they are). */
+  encoded: Buffer;
+  t0: number;
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+/** A batch admitted and not yet acknowledged. */
+interface Inflight {
+  seq: number;
+  bytes: number;
+  t0: number;
+  duringCheckpoint: boolean;
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+/** A reader's claim on one state: its seq, buffer generations and checkpoint. */
+interface Pin {
+  seq: number;
+  checkpointId: number;
+  since: number;
+}
+
+/** While a checkpoint runs, a turn's hand-off waits up to this long as the buffer nears its hard limit. */
+const MAX_SOFT_DELAY_MS = 20;
+/** The buffer's hard limit, in checkpointBytes: past it, batches wait for the running checkpoint. */
+const HARD_LIMIT_FACTOR = 2;
+/** Journal segments held past this many checkpointBytes start a checkpoint (tiny commits fill the journal, not the buffer). */
+const JOURNAL_LIMIT_FACTOR = 4;
+
+type Status = 'open' | 'closing' | 'closed';
+
+function treeOf(tree: unknown): string {
+  return tree === undefined ? '' : toTreeName(tree);
+}
+
+/** Validates one batch and copies it into its encoded form; throws a typed error for any bad part. */
+function encodeBatch(ops: unknown, opts: unknown): { ops: InputOp[]; conds: InputCond[]; encoded: Buffer } {
+  if (!Array.isArray(ops)) throw new BirchError('BAD_OPTION', `batch() takes an array of operations, not ${describe(ops)}`);
+  const parsed = ops.map((op: unknown, i) => {
+    if (typeof op !== 'object' || op === null) throw new BirchError('BAD_OPTION', `operation ${i} is not an object`);
+    const o = op as { type?: unknown; key?: unknown; value?: unknown; tree?: unknown };
+    const tree = treeOf(o.tree);
+    if (o.type === 'put') return { type: OP_PUT as OpType, tree, key: toKey(o.key), value: toValue(o.value) };
+    if (o.type === 'del') return { type: OP_DEL as OpType, tree, key: toKey(o.key), value: undefined };
+    throw new BirchError('BAD_OPTION', `operation ${i} has type ${String(o.type)}; expected 'put' or 'del'`);
+  });
+  const conds: InputCond[] = [];
+  if (opts !== undefined) {
+    if (typeof opts !== 'object' || opts === null) throw new BirchError('BAD_OPTION', 'batch options must be an object');
+    const ifMatch = (opts as { ifMatch?: unknown }).ifMatch;
+    if (ifMatch !== undefined) {
+      if (!Array.isArray(ifMatch)) throw new BirchError('BAD_OPTION', 'ifMatch must be an array');
+      for (const c of ifMatch as unknown[]) {
+        if (typeof c !== 'object' || c === null || !('key' in c)) throw new BirchError('BAD_OPTION', 'each ifMatch entry needs a key and a value');
+        const e = c as { key: unknown; value?: unknown; tree?: unknown };
+        // Copies: the condition is decided later, at admission.
+        conds.push({ tree: treeOf(e.tree), key: Buffer.from(toKey(e.key)), value: e.value === undefined ? undefined : Buffer.from(toValue(e.value)) });
+      }
+    }
+  }
+  const treeBytes = new Map<string, Buffer>();
+  const bytesOf = (t: string): Buffer | undefined => {
+    if (t === '') return undefined;
+    let b = treeBytes.get(t);
+    if (b === undefined) treeBytes.set(t, (b = Buffer.from(t, 'utf8')));
+    return b;
+  };
+  let total = 0;
+  for (const o of parsed) total += opBytes(bytesOf(o.tree)?.length ?? 0, o.key.length, o.value?.length ?? 0);
+  const encoded = Buffer.allocUnsafe(total);
+  const out: InputOp[] = [];
+  let at = 0;
+  for (const o of parsed) {
+    const end = writeOp(encoded, at, o.type, bytesOf(o.tree), o.key, o.value);
+    // The key and value as copied: later changes to the caller's buffers change nothing.
+    const valueLen = o.value?.length ?? 0;
+    const keyAt = end - valueLen - o.key.length;
+    out.push({ type: o.type, tree: o.tree, key: encoded.subarray(keyAt, keyAt + o.key.length), value: o.value === undefined ? null : encoded.subarray(end - valueLen, end) });
+    at = end;
+  }
+  return { ops: out, conds, encoded };
+}
+
+/** A pinned, read-only view of one state. Release it: until then its pages are not reused. */
+export class Snapshot {
+  readonly #db: Birch;
+  readonly #view: View;
+  readonly #pin: Pin;
+  #released = false;
+  constructor(db: Birch, view: View, pin: Pin) {
+    this.#db = db;
+    this.#view = view;
+    this.#pin = pin;
+  }
+  /** The last batch this snapshot sees. */
+  get seq(): number {
+    return this.#view.seq;
+  }
+  #check(): void {
+    if (this.#released) throw new BirchError('TXN_CLOSED', `the snapshot at batch ${this.#view.seq} was released`);
+    this.#db.assertReadable();
+  }
+  get(key: Bytes, opts: { tree?: string } = {}): Buffer | undefined {
+    this.#check();
+    return this.#view.get(treeOf(opts?.tree), toKey(key));
+  }
+  *range(opts: RangeOptions = {}): Generator<[Buffer, Buffer]> {
+    this.#check();
+    const bounds = toRangeBounds(opts);
+    for (const entry of this.#view.range(treeOf(opts.tree), bounds)) {
+      yield entry;
+      this.#check();
+    }
+  }
+  trees(): string[] {
+    this.#check();
+    return this.#view.trees();
+  }
+  get released(): boolean {
+    return this.#released;
+  }
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#db.unpin(this.#pin);
+  }
+}
+
+function toRangeBounds(opts: RangeOptions): RangeBounds {
+  if (typeof opts !== 'object' || opts === null) throw new BirchError('BAD_OPTION', 'range options must be an object');
+  if (opts.limit !== undefined && (typeof opts.limit !== 'number' || Number.isNaN(opts.limit) || opts.limit < 0)) {
+    throw new BirchError('BAD_OPTION', 'range option limit must be a non-negative number');
+  }
+  if (opts.reverse !== undefined && typeof opts.reverse !== 'boolean') throw new BirchError('BAD_OPTION', 'range option reverse must be a boolean');
+  const b: RangeBounds = {};
+  for (const name of ['gt', 'gte', 'lt', 'lte', 'prefix'] as const) {
+    const v = toBound(opts[name], name);
+    if (v !== undefined) b[name] = v;
+  }
+  if (opts.reverse !== undefined) b.reverse = opts.reverse;
+  if (opts.limit !== undefined) b.limit = opts.limit;
+  return b;
+}
+
+/** The read and write calls of one named tree. */
+export class Tree {
+  readonly name: string;
+  readonly #db: Birch;
+  constructor(db: Birch, name: string) {
+    this.#db = db;
+    this.name = name;
+  }
+  get(key: Bytes): Buffer | undefined {
+    return this.#db.get(key, { tree: this.name });
+  }
+  range(opts: Omit<RangeOptions, 'tree'> = {}): Generator<[Buffer, Buffer]> {
+    return this.#db.range({ ...opts, tree: this.name });
+  }
+  put(key: Bytes, value: Bytes): Promise<void> {
+    return this.#db.put(key, value, { tree: this.name });
+  }
+  del(key: Bytes): Promise<void> {
+    return this.#db.del(key, { tree: this.name });
+  }
+  batch(ops: BatchOp[], opts?: BatchOptions): Promise<void> {
+    return this.#db.batch(ops.map((o) => ({ tree: this.name, ...o })), opts);
+  }
+}
+
+export class Birch {
+  readonly path: string;
+  readonly #opts: ResolvedOptions;
+  readonly #lock: { release(): void };
+  readonly #reader: PageReader;
+  readonly #floor: Int32Array;
+  #writer!: Peer<ToWriter>;
+  #checkpointer!: Peer<ToCheckpointer>;
+  #status: Status = 'open';
+  /** A failure that refuses every later write: a failed write or sync, a dead thread, a bug. */
+  #fatal: BirchError | undefined;
+
+  // ---- state readers see
+  #base: Checkpointed;
+  /** Buffer generations, newest first: the active one, and the frozen one while a checkpoint runs. */
+  #gens: Generation[];
+  /** The last acknowledged batch, and the last admitted one. */
+  #visible: number;
+  #admitted: number;
+  #live: View;
+  readonly #pins = new Set<Pin>();
+  /** The oldest seq a reader reads at: buffer versions older than the newest at or below it go. */
+  #pruneFloor: number;
+
+  // ---- the write path
+  readonly #waiting: Pending[] = [];
+  readonly #inflight: Inflight[] = [];
+  #inflightHead = 0;
+  #unackedBytes = 0;
+  #turn: { parts: Buffer[]; ops: number; bytes: number; firstSeq: number; lastSeq: number } | undefined;
+  #flushScheduled = false;
+  #busy = false;
+  /** Records synced and not yet handed to a checkpoint, in order. */
+  #records: RecordLoc[] = [];
+  /** The checkpoint in flight: the last batch it covers, and whether it was asked for yet. */
+  #ckpt: { upToSeq: number; requested: boolean; done: Promise<void>; finish: () => void } | undefined;
+  #idleWaiters: (() => void)[] = [];
+  #onWriterClosed: ((err?: BirchError) => void) | undefined;
+  #onCheckpointerMsg: ((msg: FromCheckpointer) => void) | undefined;
+
+  // ---- counters
+  #batches = 0;
+  #commits = 0;
+  #slowedTurns = 0;
+  #blockedBatches = 0;
+  readonly #latency = new LatencyHistogram();
+  readonly #latencyDuringCheckpoint = new LatencyHistogram();
+  #journal: JournalStats | undefined;
+  #journalBytesHeld = 0;
+  #ckptStats: CheckpointStats | undefined;
+  #lastCheckpointMs = 0;
+  readonly #recovery: BirchStats['recovery'];
+
+  private constructor(path: string, opts: ResolvedOptions, lock: { release(): void }, reader: PageReader, floor: Int32Array, recovered: ReturnType<typeof recover>, gen: Generation) {
+    this.path = path;
+    this.#opts = opts;
+    this.#lock = lock;
+    this.#reader = reader;
+    this.#floor = floor;
+    this.#base = new Checkpointed(recovered.state, (no) => reader.readPage(no));
+    this.#gens = [gen];
+    this.#visible = recovered.lastSeq;
+    this.#admitted = recovered.lastSeq;
+    this.#pruneFloor = recovered.lastSeq;
+    this.#records = recovered.records;
+    this.#live = new View(this.#visible, this.#gens, this.#base);
+    this.#recovery = { ms: recovered.ms, batches: recovered.replayedBatches, ops: recovered.replayedOps, journalStops: recovered.journalStops };
+    this.#publishFloor();
+  }
+
+  /** Opens (creating if needed) the database in directory `dir`. */
+  static async open(dir: string, options: BirchOptions = {}): Promise<Birch> {
+    if (typeof dir !== 'string' || dir === '') throw new BirchError('BAD_OPTION', 'open() takes a directory path');
+    const opts = resolveOptions(options);
+    const backend: DirectoryBackend = opts.backend ?? new NodeDirectory(dir);
+    // The directory lock is taken here, on the opening thread, and held for the other threads.
+    const lock = backend.lock();
+    let reader: PageReader | undefined;
+    const started: Peer<unknown>[] = [];
+    try {
+      const gen = new Generation();
+      let recovered: ReturnType<typeof recover>;
+      try {
+        recovered = recover(backend, gen);
+      } catch (err) {
+        // Nothing was acknowledged through this handle: not FATAL_IO, opening again may work.
+        if (err instanceof BirchError) throw err;
+        throw new BirchError('IO', `opening ${backend.path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      }
+      reader = new PageReader(backend, opts.cacheSize);
+      const floorSab = new SharedArrayBuffer(4);
+      const floor = new Int32Array(floorSab);
+      Atomics.store(floor, 0, recovered.state.checkpointId);
+      const faults: FaultInit | undefined = opts.faults === undefined ? undefined : { plan: opts.faults, counters: new SharedArrayBuffer(FAULT_COUNTERS_BYTES) };
+      // The handle's message handlers are bound once it exists; until then nothing is sent.
+      let db: Birch | undefined;
+      const early: (() => void)[] = [];
+      const deliver = (fn: (d: Birch) => void): void => {
+        if (db !== undefined) fn(db);
+        else early.push(() => fn(db as Birch));
+      };
+      const checkpointer = await startCheckpointer(
+        { dir, cacheBytes: opts.cacheSize, allocation: opts.allocation, floor: floorSab, ...(faults === undefined ? {} : { faults }) },
+        opts.backend,
+        { message: (m) => deliver((d) => d.#fromCheckpointer(m)), died: (e) => deliver((d) => d.#threadDied('checkpointer', e)) },
+      );
+      started.push(checkpointer);
+      const writer = await startWriter(
+        {
+          dir, segmentBytes: opts.journalSegmentSize, sync: opts.sync, maxRecordBytes: opts.maxMergeBytes,
+          segments: recovered.segments, releasedSeq: recovered.state.seq, ...(faults === undefined ? {} : { faults }),
+        },
+        opts.backend,
+        { message: (m) => deliver((d) => d.#fromWriter(m)), died: (e) => deliver((d) => d.#threadDied('writer', e)) },
+      );
+      started.push(writer);
+      db = new Birch(dir, opts, lock, reader, floor, recovered, gen);
+      db.#writer = writer;
+      db.#checkpointer = checkpointer;
+      for (const f of early) f();
+      // A journal replayed past checkpointBytes is checkpointed now.
+      db.#maybeCheckpoint(false);
+      return db;
+    } catch (err) {
+      for (const p of started) await p.terminate();
+      reader?.close();
+      lock.release();
+      throw err;
+    }
+  }
+
+  // ---- reads -----------------------------------------------------------------------------------
+
+  /** @internal Throws DB_CLOSED once the handle is closed. */
+  assertReadable(): void {
+    if (this.#status === 'closed') throw new BirchError('DB_CLOSED', `database ${this.path} is closed`);
+  }
+
+  /** The value of `key` as of the last acknowledged batch. Never waits for the writer. */
+  get(key: Bytes, opts: { tree?: string } = {}): Buffer | undefined {
+    this.assertReadable();
+    return this.#live.get(treeOf(opts?.tree), toKey(key));
+  }
+
+  /** Iterates one snapshot, pinned until the iteration ends or is broken out of. */
+  *range(opts: RangeOptions = {}): Generator<[Buffer, Buffer]> {
+    const snap = this.snapshot();
+    try {
+      yield* snap.range(opts);
+    } finally {
+      snap.release();
+    }
+  }
+
+  snapshot(): Snapshot {
+    this.assertReadable();
+    const pin: Pin = { seq: this.#visible, checkpointId: this.#base.state.checkpointId, since: Date.now() };
+    this.#pins.add(pin);
+    this.#pinsChanged();
+    return new Snapshot(this, this.#live, pin);
+  }
+
+  /** @internal */
+  unpin(pin: Pin): void {
+    if (this.#pins.delete(pin)) this.#pinsChanged();
+  }
+
+  #pinsChanged(): void {
+    this.#pruneFloor = this.#visible;
+    for (const p of this.#pins) this.#pruneFloor = Math.min(this.#pruneFloor, p.seq);
+    this.#publishFloor();
+  }
+
+  #publishFloor(): void {
+    let floor = this.#base.state.checkpointId as number;
+    for (const p of this.#pins) floor = Math.min(floor, p.checkpointId);
+    Atomics.store(this.#floor, 0, floor);
+  }
+
+  tree(name: string): Tree {
+    return new Tree(this, toTreeName(name));
+  }
+
+  trees(): string[] {
+    this.assertReadable();
+    return this.#live.trees();
+  }
+
+  // ---- writes ----------------------------------------------------------------------------------
+
+  #submit(make: () => { ops: InputOp[]; conds: InputCond[]; encoded: Buffer }): Promise<void> {
+    try {
+      if (this.#status !== 'open') throw new BirchError('DB_CLOSED', `database ${this.path} is ${this.#status}`);
+      if (this.#fatal !== undefined) throw this.#fatal;
+      const batch = make();
+      return new Promise<void>((resolve, reject) => {
+        const p: Pending = { ...batch, t0: performance.now(), resolve, reject };
+        this.#setBusy(true);
+        if (this.#waiting.length > 0 || this.#blocked(p)) this.#waiting.push(p);
+        else this.#admit(p);
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  put(key: Bytes, value: Bytes, opts: { tree?: string } = {}): Promise<void> {
+    return this.#submit(() => encodeBatch([{ type: 'put', key, value, ...(opts?.tree !== undefined ? { tree: opts.tree } : {}) }], undefined));
+  }
+
+  del(key: Bytes, opts: { tree?: string } = {}): Promise<void> {
+    return this.#submit(() => encodeBatch([{ type: 'del', key, ...(opts?.tree !== undefined ? { tree: opts.tree } : {}) }], undefined));
+  }
+
+  /** Applies every operation or none, after the caller's earlier batches. */
+  batch(ops: BatchOp[], opts?: BatchOptions): Promise<void> {
+    return this.#submit(() => encodeBatch(ops, opts));
+  }
+
+  /** Drops a named tree and every entry in it; rejects with TREE_NOT_FOUND if it does not exist. */
+  dropTree(name: string): Promise<void> {
+    return this.#submit(() => {
+      const tree = toTreeName(name);
+      const treeBytes = Buffer.from(tree, 'utf8');
+      const encoded = Buffer.allocUnsafe(opBytes(treeBytes.length, 0, 0));
+      writeOp(encoded, 0, OP_DROP_TREE, treeBytes, undefined, undefined);
+      return { ops: [{ type: OP_DROP_TREE, tree, key: Buffer.alloc(0), value: null }], conds: [], encoded };
+    });
+  }
+
+  /** Whether batch `p` must wait: too many bytes in flight, or the buffer at its hard limit. */
+  #blocked(p: Pending): boolean {
+    if (this.#unackedBytes > 0 && this.#unackedBytes + p.encoded.length > this.#opts.maxQueuedBytes) return true;
+    if (this.#ckpt !== undefined && (this.#gens[0] as Generation).bytes >= HARD_LIMIT_FACTOR * this.#opts.checkpointBytes) {
+      this.#blockedBatches++;
+      return true;
+    }
+    return false;
+  }
+
+  /** Admits waiting batches while nothing holds them back. */
+  #pump(): void {
+    while (this.#waiting.length > 0 && this.#fatal === undefined) {
+      const p = this.#waiting[0] as Pending;
+      if (this.#blocked(p)) break;
+      this.#waiting.shift();
+      this.#admit(p);
+    }
+  }
+
+  /** Decides the batch against every batch admitted before it and, if it holds, applies it. */
+  #admit(p: Pending): void {
+    const latest = new View(this.#admitted, this.#gens, this.#base);
+    for (const c of p.conds) {
+      const cur = latest.hasTree(c.tree) ? latest.get(c.tree, c.key) : undefined;
+      if (c.value === undefined ? cur !== undefined : cur === undefined || !cur.equals(c.value)) {
+        p.reject(new BirchError('CONDITION_FAILED', 'a key of the batch does not hold its ifMatch value'));
+        this.#checkIdle();
+        return;
+      }
+    }
+    for (const op of p.ops) {
+      if (op.type === OP_DROP_TREE && !latest.hasTree(op.tree)) {
+        p.reject(new BirchError('TREE_NOT_FOUND', `there is no tree named "${op.tree}" to drop`));
+        this.#checkIdle();
+        return;
+      }
+    }
+    const seq = ++this.#admitted;
+    const gen = this.#gens[0] as Generation;
+    for (const op of p.ops) {
+      if (op.type === OP_DROP_TREE) gen.drop(op.tree, seq);
+      else gen.write(op.tree, latin1(op.key), op.value, seq, this.#pruneFloor);
+    }
+    this.#inflight.push({ seq, bytes: p.encoded.length, t0: p.t0, duringCheckpoint: this.#ckpt !== undefined, resolve: p.resolve, reject: p.reject });
+    this.#unackedBytes += p.encoded.length;
+    let turn = this.#turn;
+    if (turn === undefined) turn = this.#turn = { parts: [], ops: 0, bytes: 0, firstSeq: seq, lastSeq: seq };
+    turn.parts.push(p.encoded);
+    turn.ops += p.ops.length;
+    turn.bytes += p.encoded.length;
+    turn.lastSeq = seq;
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    // Soft limit: while a checkpoint runs and the buffer grows toward its hard limit, each turn's
+    // hand-off waits a little longer, so writers slow down before they would have to stop.
+    const bytes = (this.#gens[0] as Generation).bytes;
+    const soft = this.#opts.checkpointBytes;
+    if (this.#ckpt !== undefined && bytes > soft) {
+      this.#slowedTurns++;
+      const delay = Math.min(MAX_SOFT_DELAY_MS, (MAX_SOFT_DELAY_MS * (bytes - soft)) / ((HARD_LIMIT_FACTOR - 1) * soft));
+      setTimeout(() => this.#flush(), delay);
+    } else setImmediate(() => this.#flush());
+  }
+
+  /** Hands every batch admitted this turn to the writer in one transferred buffer. */
+  #flush(): void {
+    this.#flushScheduled = false;
+    const turn = this.#turn;
+    this.#turn = undefined;
+    if (this.#fatal !== undefined) return;
+    const freeze = this.#maybeCheckpoint(turn !== undefined);
+    if (turn === undefined) return;
+    const ab = new ArrayBuffer(turn.bytes);
+    const buf = Buffer.from(ab);
+    let off = 0;
+    for (const part of turn.parts) off += part.copy(buf, off);
+    this.#writer.post({ kind: 'batches', buf: ab, ops: turn.ops, firstSeq: turn.firstSeq, lastSeq: turn.lastSeq, freeze }, [ab]);
+  }
+
+  /**
+   * Starts a checkpoint if none runs and the buffer (or the journal) calls for one, or `force`:
+   * freezes the active generation at the last admitted batch. Returns whether it froze (the
+   * caller's message then carries the boundary); sends the boundary itself if `withTurn` is false.
+   */
+  #maybeCheckpoint(withTurn: boolean, force = false): boolean {
+    if (this.#ckpt !== undefined || this.#fatal !== undefined) return false;
+    const active = this.#gens[0] as Generation;
+    if (active.ops === 0) return false;
+    const journalFull = this.#journalBytesHeld > JOURNAL_LIMIT_FACTOR * this.#opts.checkpointBytes;
+    if (!force && active.bytes < this.#opts.checkpointBytes && !journalFull) return false;
+    active.frozen = true;
+    this.#gens = [new Generation(), active];
+    this.#live = new View(this.#visible, this.#gens, this.#base);
+    let finish!: () => void;
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    this.#ckpt = { upToSeq: this.#admitted, requested: false, done, finish };
+    if (!withTurn) this.#writer.post({ kind: 'batches', buf: new ArrayBuffer(0), ops: 0, firstSeq: 0, lastSeq: 0, freeze: true });
+    this.#requestCheckpoint();
+    this.#checkpointer.ref();
+    return true;
+  }
+
+  /** Asks the checkpointer once every batch the checkpoint covers is synced. */
+  #requestCheckpoint(): void {
+    const c = this.#ckpt;
+    if (c === undefined || c.requested || this.#visible < c.upToSeq) return;
+    let n = 0;
+    while (n < this.#records.length && (this.#records[n] as RecordLoc).lastSeq <= c.upToSeq) n++;
+    const records = this.#records.splice(0, n);
+    c.requested = true;
+    this.#checkpointer.post({ kind: 'checkpoint', upToSeq: c.upToSeq, records });
+  }
+
+  #fromWriter(msg: FromWriter): void {
+    switch (msg.kind) {
+      case 'synced':
+        this.#commits += msg.records.length;
+        for (const r of msg.records) this.#records.push(r);
+        this.#journal = msg.journal;
+        this.#journalBytesHeld = msg.journalBytesHeld;
+        this.#acknowledge(msg.lastSeq);
+        break;
+      case 'fatal':
+        this.#fail(fromWireError(msg.error));
+        break;
+      case 'closed':
+        this.#onWriterClosed?.(msg.error === undefined ? undefined : fromWireError(msg.error));
+        break;
+      case 'ready':
+      case 'openFailed':
+        break;
+    }
+  }
+
+  /** Every batch up to `seq` is durable: readers see it, and its callers' promises resolve. */
+  #acknowledge(seq: number): void {
+    this.#visible = seq;
+    this.#live = new View(seq, this.#gens, this.#base);
+    this.#pinsChanged();
+    const now = performance.now();
+    while (this.#inflightHead < this.#inflight.length) {
+      const b = this.#inflight[this.#inflightHead] as Inflight;
+      if (b.seq > seq) break;
+      this.#inflightHead++;
+      this.#unackedBytes -= b.bytes;
+      this.#batches++;
+      const ms = now - b.t0;
+      this.#latency.record(ms);
+      if (b.duringCheckpoint || this.#ckpt !== undefined) this.#latencyDuringCheckpoint.record(ms);
+      b.resolve();
+    }
+    if (this.#inflightHead > 1024 && this.#inflightHead * 2 > this.#inflight.length) {
+      this.#inflight.splice(0, this.#inflightHead);
+      this.#inflightHead = 0;
+    }
+    this.#requestCheckpoint();
+    this.#pump();
+    this.#checkIdle();
+  }
+
+  #fromCheckpointer(msg: FromCheckpointer): void {
+    this.#onCheckpointerMsg?.(msg);
+    switch (msg.kind) {
+      case 'checkpointed': {
+        // Drop the cached images of every page it wrote before any reader can reach the new trees.
+        this.#reader.dropPages(msg.written);
+        this.#base = new Checkpointed(decodeState(msg.state), (no) => this.#reader.readPage(no));
+        this.#gens = this.#gens.slice(0, 1);
+        this.#live = new View(this.#visible, this.#gens, this.#base);
+        this.#publishFloor();
+        this.#ckptStats = msg.stats;
+        this.#lastCheckpointMs = msg.ms;
+        this.#writer.post({ kind: 'release', upToSeq: msg.releasedSeq });
+        const c = this.#ckpt;
+        this.#ckpt = undefined;
+        if (!this.#busy) this.#checkpointer.unref();
+        c?.finish();
+        this.#pump();
+        // The buffer may have filled again meanwhile.
+        if (this.#status === 'open') this.#maybeCheckpoint(false);
+        this.#checkIdle();
+        break;
+      }
+      case 'fatal':
+        this.#fail(fromWireError(msg.error));
+        break;
+      case 'ready':
+      case 'finished':
+      case 'closed':
+        break;
+    }
+  }
+
+  /** A failure after which the handle refuses writes: batches not yet durable reject with it. */
+  #fail(err: BirchError): void {
+    if (this.#fatal === undefined) this.#fatal = err;
+    const e = this.#fatal;
+    for (let i = this.#inflightHead; i < this.#inflight.length; i++) (this.#inflight[i] as Inflight).reject(e);
+    this.#inflight.length = 0;
+    this.#inflightHead = 0;
+    for (const p of this.#waiting) p.reject(e);
+    this.#waiting.length = 0;
+    this.#turn = undefined;
+    this.#unackedBytes = 0;
+    this.#ckpt?.finish();
+    this.#ckpt = undefined;
+    this.#checkIdle();
+  }
+
+  #threadDied(which: string, err: Error): void {
+    const e = new BirchError('INTERNAL', `the ${which} thread failed: ${err.message}; reopen the database`, { cause: err, site: { thread: which === 'writer' ? 'writer' : 'checkpointer' } });
+    this.#fail(e);
+    if (which === 'writer') this.#onWriterClosed?.(e);
+    else this.#onCheckpointerMsg?.({ kind: 'fatal', error: { name: 'BirchError', code: 'INTERNAL', message: e.message, site: e.site } });
+  }
+
+  #setBusy(busy: boolean): void {
+    if (busy === this.#busy) return;
+    this.#busy = busy;
+    // Keep the process alive while writes are in flight, not while the database merely stays open.
+    if (busy) {
+      this.#writer.ref();
+      this.#checkpointer.ref();
+    } else {
+      this.#writer.unref();
+      if (this.#ckpt === undefined) this.#checkpointer.unref();
+    }
+  }
+
+  get #idle(): boolean {
+    return this.#inflightHead >= this.#inflight.length && this.#waiting.length === 0 && this.#turn === undefined;
+  }
+
+  #checkIdle(): void {
+    if (!this.#idle) return;
+    this.#setBusy(false);
+    for (const w of this.#idleWaiters.splice(0)) w();
+  }
+
+  #whenIdle(): Promise<void> {
+    if (this.#idle) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  // ---- tools -----------------------------------------------------------------------------------
+
+  /** Counters and sizes; with `trees` (the default) also every tree's shape, which walks all pages. */
+  stats(opts: { trees?: boolean } = {}): BirchStats {
+    this.assertReadable();
+    let oldest: Pin | undefined;
+    for (const p of this.#pins) if (oldest === undefined || p.seq < oldest.seq) oldest = p;
+    const active = this.#gens[0] as Generation;
+    const frozen = this.#gens[1];
+    const j = this.#journal ?? { records: 0, ops: 0, rawBytes: 0, storedBytes: 0, bytesWritten: 0, syncs: 0, segments: 0, segmentsCreated: 0, segmentsRecycled: 0, storedRecords: 0 };
+    const cs = this.#ckptStats;
+    const c = this.#reader.cache;
+    return {
+      seq: this.#visible,
+      checkpointId: this.#base.state.checkpointId,
+      writer: {
+        batches: this.#batches,
+        commits: this.#commits,
+        batchesPerCommit: this.#commits === 0 ? 0 : this.#batches / this.#commits,
+        queuedBytes: this.#unackedBytes,
+        waitingBatches: this.#waiting.length,
+        slowedTurns: this.#slowedTurns,
+        blockedBatches: this.#blockedBatches,
+      },
+      buffer: { bytes: active.bytes + (frozen?.bytes ?? 0), ops: active.ops + (frozen?.ops ?? 0), frozenBytes: frozen?.bytes ?? 0, generations: this.#gens.length },
+      journal: { ...j, bytesHeld: this.#journalBytesHeld, compressionRatio: j.storedBytes === 0 ? 0 : j.rawBytes / j.storedBytes },
+      checkpoints: {
+        count: cs?.checkpoints ?? 0,
+        inFlight: this.#ckpt !== undefined,
+        lastMs: this.#lastCheckpointMs,
+        avgMs: cs === undefined || cs.checkpoints === 0 ? 0 : cs.totalMs / cs.checkpoints,
+        pagesWritten: cs?.pagesWritten ?? 0,
+        writeRuns: cs?.writeRuns ?? 0,
+        opsMerged: cs?.opsMerged ?? 0,
+      },
+      latency: {
+        p50Ms: this.#latency.percentile(0.5),
+        p99Ms: this.#latency.percentile(0.99),
+        duringCheckpointP50Ms: this.#latencyDuringCheckpoint.percentile(0.5),
+        duringCheckpointP99Ms: this.#latencyDuringCheckpoint.percentile(0.99),
+        duringCheckpointBatches: this.#latencyDuringCheckpoint.count,
+      },
+      recovery: this.#recovery,
+      dataFile: { bytes: cs?.dataFileBytes ?? 0, pageCount: this.#base.state.pageCount, freePages: cs?.freePages ?? 0, pendingPages: cs?.pendingPages ?? 0 },
+      cache: { hits: c.hits, misses: c.misses, bytes: c.sizeBytes },
+      snapshots: { live: this.#pins.size, oldestSeq: oldest?.seq ?? null, oldestAgeMs: oldest === undefined ? null : Date.now() - oldest.since },
+      trees: opts.trees === false ? [] : allTreeShapes(this.#base.read, this.#base.roots),
+      failed: this.#fatal?.message ?? null,
+    };
+  }
+
+  /** The verifier, over the trees of the published checkpoint (every page read afresh from disk). */
+  check(): CheckReport {
+    this.assertReadable();
+    return checkDatabase({ state: this.#base.state, verifiedRead: (no) => this.#reader.readFromDisk(no) }, this.#base.roots);
+  }
+
+  /** Runs a checkpoint now (if anything is buffered) and resolves once its trees are published. */
+  async checkpoint(): Promise<void> {
+    if (this.#status !== 'open') throw new BirchError('DB_CLOSED', `database ${this.path} is ${this.#status}`);
+    if (this.#fatal !== undefined) throw this.#fatal;
+    await this.#checkpointAll();
+    if (this.#fatal !== undefined) throw this.#fatal;
+  }
+
+  /** Waits for the running checkpoint, then checkpoints everything admitted. */
+  async #checkpointAll(): Promise<void> {
+    if (this.#ckpt !== undefined) await this.#ckpt.done;
+    if (this.#fatal !== undefined) return;
+    this.#maybeCheckpoint(this.#turn !== undefined && this.#flushScheduled, true);
+    if (this.#ckpt !== undefined) await this.#ckpt.done;
+  }
+
+  get seq(): number {
+    return this.#visible;
+  }
+
+  get closed(): boolean {
+    return this.#status === 'closed';
+  }
+
+  /**
+   * Settles every queued write, checkpoints what the journal holds, makes both metas hold it, gives
+   * the journal and the data file's free tail back, stops the threads and releases the directory.
+   * After a failure nothing more is written: reopening recovers from the journal.
+   */
+  close(): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    if (this.#status === 'closed') return Promise.resolve();
+    this.#status = 'closing';
+    this.#closing = (async () => {
+      let error: BirchError | undefined;
+      await this.#whenIdle();
+      this.#writer.ref();
+      this.#checkpointer.ref();
+      const fromCheckpointer = (kind: 'finished' | 'closed'): Promise<BirchError | undefined> =>
+        new Promise((resolve) => {
+          this.#onCheckpointerMsg = (m) => {
+            if (m.kind === kind) resolve(undefined);
+            else if (m.kind === 'fatal') resolve(fromWireError(m.error));
+          };
+        });
+      if (this.#fatal === undefined) {
+        await this.#checkpointAll();
+        if (this.#fatal === undefined) {
+          const finished = fromCheckpointer('finished');
+          this.#checkpointer.post({ kind: 'finish' });
+          error = await finished;
+          if (error === undefined) this.#writer.post({ kind: 'release', upToSeq: this.#base.state.seq });
+        }
+      }
+      const writerClosed = new Promise<BirchError | undefined>((resolve) => (this.#onWriterClosed = resolve));
+      this.#writer.post({ kind: 'close', removeReleased: this.#fatal === undefined && error === undefined });
+      error ??= await writerClosed;
+      const checkpointerClosed = fromCheckpointer('closed');
+      this.#checkpointer.post({ kind: 'close' });
+      await checkpointerClosed;
+      this.#status = 'closed';
+      this.#pins.clear();
+      this.#reader.close();
+      await this.#writer.terminate();
+      await this.#checkpointer.terminate();
+      this.#lock.release();
+      if (error !== undefined && error !== this.#fatal) throw error;
+    })();
+    return this.#closing;
+  }
+
+  #closing: Promise<void> | undefined;
+}
+
+/** Opens (or creates) the database in directory `dir`. */
+export function open(dir: string, options?: BirchOptions): Promise<Birch> {
+  return Birch.open(dir, options);
+}

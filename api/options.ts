@@ -1,0 +1,93 @@
+// The options of open(), checked, with their defaults and the reasons for them.
+import { BirchError } from '../pager/errors.js';
+import type { DirectoryBackend } from '../pager/backend.js';
+import type { FaultPlan } from '../pager/faults.js';
+import { DEFAULT_ALLOCATION, type AllocationOptions } from '../pager/freelist.js';
+
+export interface BirchOptions {
+  /** fdatasync each commit before its promises resolve (default true). Without it a crash may lose recent commits, never consistency. */
+  sync?: boolean;
+  /** Page cache per thread that reads trees (main and checkpointer), in bytes (default 64 MiB). */
+  cacheSize?: number;
+  /** Size of each preallocated journal segment (default 4 MiB). */
+  journalSegmentSize?: number;
+  /**
+   * Bytes of buffered writes that start a checkpoint (default 32 MiB; each operation counts its key,
+   * value and ENTRY_OVERHEAD_BYTES). See DEFAULT_CHECKPOINT_BYTES for the trade-off. While a
+   * checkpoint runs, writes past this slow down, and past twice this wait for it.
+   */
+  checkpointBytes?: number;
+  /** Bytes of batches admitted and not yet durable before new writes wait (default 64 MiB). */
+  maxQueuedBytes?: number;
+  /** A journal record takes queued batches up to this many bytes (default 16 MiB; always at least one turn's). */
+  maxMergeBytes?: number;
+  /** The free-list allocation policy (pager/freelist.ts). */
+  allocation?: Partial<AllocationOptions>;
+  /**
+   * Storage to use instead of files in `dir` (tests: memory and simulated disks). The writer and
+   * checkpointer then run on the opening thread, since a worker thread cannot share it.
+   */
+  backend?: DirectoryBackend;
+  /** For tests of I/O failure only: make the database's Nth write or sync fail (every thread counts together). */
+  faults?: FaultPlan;
+}
+
+/**
+ * 32 MiB of buffered operations (about 170,000 entries of 16-byte keys and 100-byte values).
+ * A checkpoint rewrites every leaf its keys touch, so random keys cost, per checkpoint, about
+ * the whole tree once they outnumber its leaves: the larger the buffer, the fewer rewrites. Over
+ * a million such keys (a 130 MiB tree) this default makes about six checkpoints, writing about five
+ * times the data in tree pages; 8 MiB would write about twenty times. Against that, the buffer
+ * holds up to four times this in memory under a sustained load (an active and a frozen generation,
+ * each up to twice it), and opening replays at most about twice this from the journal.
+ */
+export const DEFAULT_CHECKPOINT_BYTES = 32 * 1024 * 1024;
+
+export const DEFAULTS = {
+  sync: true,
+  cacheSize: 64 * 1024 * 1024,
+  journalSegmentSize: 4 * 1024 * 1024,
+  checkpointBytes: DEFAULT_CHECKPOINT_BYTES,
+  maxQueuedBytes: 64 * 1024 * 1024,
+  maxMergeBytes: 16 * 1024 * 1024,
+} as const;
+
+export interface ResolvedOptions {
+  sync: boolean;
+  cacheSize: number;
+  journalSegmentSize: number;
+  checkpointBytes: number;
+  maxQueuedBytes: number;
+  maxMergeBytes: number;
+  allocation: AllocationOptions;
+  backend: DirectoryBackend | undefined;
+  faults: FaultPlan | undefined;
+}
+
+export function resolveOptions(options: unknown): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) throw new BirchError('BAD_OPTION', 'options must be an object');
+  const o = options as BirchOptions;
+  const num = (name: string, v: unknown, def: number, min: number): number => {
+    if (v === undefined) return def;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new BirchError('BAD_OPTION', `option ${name} must be a number >= ${min}`);
+    return Math.floor(v);
+  };
+  if (o.sync !== undefined && typeof o.sync !== 'boolean') throw new BirchError('BAD_OPTION', 'option sync must be a boolean');
+  if (o.allocation !== undefined && (typeof o.allocation !== 'object' || o.allocation === null)) throw new BirchError('BAD_OPTION', 'option allocation must be an object');
+  const allocation = { ...DEFAULT_ALLOCATION, ...(o.allocation ?? {}) };
+  if (allocation.policy !== 'runs-first' && allocation.policy !== 'first-fit') throw new BirchError('BAD_OPTION', `unknown allocation policy ${String(allocation.policy)}`);
+  if (o.backend !== undefined && (typeof o.backend !== 'object' || o.backend === null || typeof o.backend.open !== 'function')) {
+    throw new BirchError('BAD_OPTION', 'option backend must be a DirectoryBackend');
+  }
+  return {
+    sync: o.sync ?? DEFAULTS.sync,
+    cacheSize: num('cacheSize', o.cacheSize, DEFAULTS.cacheSize, 1),
+    journalSegmentSize: num('journalSegmentSize', o.journalSegmentSize, DEFAULTS.journalSegmentSize, 64 * 1024),
+    checkpointBytes: num('checkpointBytes', o.checkpointBytes, DEFAULTS.checkpointBytes, 1),
+    maxQueuedBytes: num('maxQueuedBytes', o.maxQueuedBytes, DEFAULTS.maxQueuedBytes, 1),
+    maxMergeBytes: num('maxMergeBytes', o.maxMergeBytes, DEFAULTS.maxMergeBytes, 1),
+    allocation,
+    backend: o.backend,
+    faults: o.faults,
+  };
+}

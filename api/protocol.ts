@@ -1,0 +1,135 @@
+// The one definition of what the main thread, the writer thread and the checkpointer thread say to
+// each other. Every side imports these types; no constant is defined twice. The main thread is the
+// hub: it hands batches to the writer, checkpoint requests to the checkpointer, and relays what
+// one needs to know of the other (the seq up to which the journal may be recycled).
+//
+// Batches travel in bulk: every batch admitted during one event-loop turn is encoded, operation
+// after operation in the journal's layout (journal/format.ts), into one ArrayBuffer that is
+// transferred (not copied). The writer writes those bytes as the body of a journal record as they
+// are: no operation is decoded or re-encoded on the commit path.
+import { BirchError, CorruptionError, FatalIoError, type ErrorCode, type ErrorSite } from '../pager/errors.js';
+import type { FaultPlan } from '../pager/faults.js';
+import type { AllocationOptions } from '../pager/freelist.js';
+import type { JournalStats, RecordLoc, SegmentInfo } from '../journal/journal.js';
+import type { CheckpointStats } from '../db/checkpoint.js';
+
+// ---- errors: whole across threads --------------------------------------------------------------
+
+export interface WireError {
+  name: string;
+  code: ErrorCode;
+  message: string;
+  site: ErrorSite;
+  cause?: { name: string; message: string; code?: string };
+  stack?: string;
+}
+
+/** An error as it crosses a thread: its class, code, site and cause survive; a non-birchdb error is a bug (INTERNAL). */
+export function toWireError(err: unknown, thread: ErrorSite['thread']): WireError {
+  const cause = (c: unknown): WireError['cause'] => {
+    if (c === undefined) return undefined;
+    const e = c as { name?: unknown; message?: unknown; code?: unknown };
+    return { name: String(e.name ?? 'Error'), message: String(e.message ?? c), ...(typeof e.code === 'string' ? { code: e.code } : {}) };
+  };
+  if (err instanceof BirchError) {
+    const c = cause(err.cause);
+    return { name: err.name, code: err.code, message: err.message, site: { ...err.site, thread }, ...(c === undefined ? {} : { cause: c }), ...(err.stack === undefined ? {} : { stack: err.stack }) };
+  }
+  const e = err instanceof Error ? err : new Error(String(err));
+  return { name: 'BirchError', code: 'INTERNAL', message: `internal error in the ${thread} thread: ${e.message}`, site: { thread }, cause: { name: e.name, message: e.message }, ...(e.stack === undefined ? {} : { stack: e.stack }) };
+}
+
+export function fromWireError(w: WireError): BirchError {
+  const cause = w.cause === undefined ? undefined : Object.assign(new Error(w.cause.message), { name: w.cause.name, ...(w.cause.code === undefined ? {} : { code: w.cause.code }) });
+  let err: BirchError;
+  if (w.name === 'CorruptionError') {
+    err = new CorruptionError('', w.site, { cause });
+    Object.defineProperty(err, 'message', { value: w.message });
+  } else if (w.name === 'FatalIoError') {
+    err = new FatalIoError('', cause, w.site);
+    Object.defineProperty(err, 'message', { value: w.message });
+  } else err = new BirchError(w.code, w.message, { cause, site: w.site });
+  if (w.stack !== undefined) err.stack = `${err.name}: ${w.message}\n    (in the ${w.site.thread ?? '?'} thread)\n${w.stack.split('\n').slice(1).join('\n')}`;
+  return err;
+}
+
+// ---- the writer thread ---------------------------------------------------------------------------
+
+export interface WriterInit {
+  dir: string;
+  segmentBytes: number;
+  /** fdatasync each record before reporting it. */
+  sync: boolean;
+  /** A record takes queued batches up to this many bytes (always at least one message). */
+  maxRecordBytes: number;
+  /** What recovery found of the journal. */
+  segments: SegmentInfo[];
+  /** Records up to this seq may be recycled. */
+  releasedSeq: number;
+  faults?: FaultInit;
+}
+
+export type ToWriter =
+  /**
+   * Batches firstSeq..lastSeq, `ops` operations in `buf`. freeze: a checkpoint covers batches up to
+   * lastSeq, so no record may hold batches on both sides of it (buf may be empty: a boundary only).
+   */
+  | { kind: 'batches'; buf: ArrayBuffer; ops: number; firstSeq: number; lastSeq: number; freeze: boolean }
+  /** Both metas hold every batch up to upToSeq: records up to it may be recycled. */
+  | { kind: 'release'; upToSeq: number }
+  /** Stop; with removeReleased, delete every segment whose records are all released. */
+  | { kind: 'close'; removeReleased: boolean };
+
+export type FromWriter =
+  | { kind: 'ready' }
+  | { kind: 'openFailed'; error: WireError }
+  /** Every batch up to lastSeq is durable; `records` were written for them since the last report. */
+  | { kind: 'synced'; lastSeq: number; records: RecordLoc[]; journal: JournalStats; journalBytesHeld: number }
+  | { kind: 'fatal'; error: WireError }
+  | { kind: 'closed'; error?: WireError };
+
+// ---- the checkpointer thread ---------------------------------------------------------------------
+
+export interface CheckpointerInit {
+  dir: string;
+  cacheBytes: number;
+  allocation: AllocationOptions;
+  /** Int32Array[1]: the oldest checkpoint whose trees the main thread's readers may still read. */
+  floor: SharedArrayBuffer;
+  faults?: FaultInit;
+}
+
+export type ToCheckpointer =
+  | { kind: 'checkpoint'; upToSeq: number; records: RecordLoc[] }
+  /** At close: settle both metas, give the free tail back, cut the file. */
+  | { kind: 'finish' }
+  | { kind: 'close' };
+
+export type FromCheckpointer =
+  | { kind: 'ready'; stats: CheckpointStats }
+  | { kind: 'openFailed'; error: WireError }
+  | {
+      kind: 'checkpointed';
+      /** The new state, encoded as the meta holds it. */
+      state: Uint8Array;
+      releasedSeq: number;
+      /** Page numbers written (transferred): the main thread drops them from its cache. */
+      written: Uint32Array;
+      ms: number;
+      pages: number;
+      runs: number;
+      ops: number;
+      stats: CheckpointStats;
+    }
+  | { kind: 'finished'; stats: CheckpointStats }
+  | { kind: 'fatal'; error: WireError }
+  | { kind: 'closed' };
+
+// ---- fault injection (tests) ---------------------------------------------------------------------
+
+/** A fault plan and the counters it counts with, shared by every thread (so "the Nth write" is of the database). */
+export interface FaultInit {
+  plan: FaultPlan;
+  /** Int32Array[3]: writes, syncs, and the base the plan was set at (pager/faults.ts). */
+  counters: SharedArrayBuffer;
+}

@@ -1,0 +1,111 @@
+// Starting the writer and the checkpointer: each on a worker thread of its own, or, when the
+// caller gives a storage backend (tests: the in-memory and simulated disks, which a thread cannot
+// share), on the opening thread, as the same classes driven by the same messages. Inline
+// messages are delivered on a later turn of the event loop, in order, as a thread's would be.
+import { Worker } from 'node:worker_threads';
+import { BirchError } from '../pager/errors.js';
+import type { DirectoryBackend } from '../pager/backend.js';
+import { FaultyDirectory } from '../pager/faults.js';
+import { CheckpointService } from './checkpointer.js';
+import { Writer } from './writer.js';
+import {
+  fromWireError, type CheckpointerInit, type FaultInit, type FromCheckpointer, type FromWriter, type ToCheckpointer, type ToWriter, type WriterInit,
+} from './protocol.js';
+
+/** The main thread's handle on the writer or the checkpointer. */
+export interface Peer<To> {
+  post(msg: To, transfer?: ArrayBuffer[]): void;
+  /** Keep the process alive while work is in flight (worker threads only). */
+  ref(): void;
+  unref(): void;
+  terminate(): Promise<void>;
+}
+
+export interface PeerEvents<From> {
+  message(msg: From): void;
+  /** The thread ended without being asked to (an uncaught error, a crash). */
+  died(err: Error): void;
+}
+
+/** The directory a thread's files live in, with the test fault plan if there is one. */
+export function faultyIfPlanned(dir: DirectoryBackend, faults: FaultInit | undefined): DirectoryBackend {
+  return faults === undefined ? dir : new FaultyDirectory(dir, faults.plan, faults.counters);
+}
+
+async function startWorker<To, From extends { kind: string }>(file: string, workerData: unknown, events: PeerEvents<From>): Promise<Peer<To>> {
+  const worker = new Worker(new URL(file, import.meta.url), { workerData });
+  let ended = false;
+  let handshake: { message(m: From): void; error(e: Error): void; exit(code: number): void } | undefined;
+  try {
+    const first = await new Promise<From>((resolve, reject) => {
+      handshake = {
+        message: resolve,
+        error: reject,
+        // A thread that exits without a word (process.exit in it) must not leave open() pending.
+        exit: (code) => reject(new BirchError('INTERNAL', `the ${file} thread exited (code ${code}) before it was ready`)),
+      };
+      worker.once('message', handshake.message);
+      worker.once('error', handshake.error);
+      worker.once('exit', handshake.exit);
+    });
+    if (first.kind === 'openFailed') throw fromWireError((first as unknown as { error: Parameters<typeof fromWireError>[0] }).error);
+    if (first.kind !== 'ready') throw new BirchError('INTERNAL', `the ${file} thread said ${first.kind} first`);
+  } catch (err) {
+    await worker.terminate();
+    throw err;
+  }
+  // Only our own listeners: the worker keeps listeners of its own (port referencing).
+  const h = handshake as NonNullable<typeof handshake>;
+  worker.off('message', h.message);
+  worker.off('error', h.error);
+  worker.off('exit', h.exit);
+  worker.on('message', (m: From) => events.message(m));
+  worker.on('error', (err) => {
+    ended = true;
+    events.died(err);
+  });
+  worker.on('exit', (code) => {
+    if (!ended) events.died(new Error(`the thread exited (code ${code})`));
+    ended = true;
+  });
+  worker.unref();
+  return {
+    post: (msg, transfer) => worker.postMessage(msg, transfer ?? []),
+    ref: () => worker.ref(),
+    unref: () => worker.unref(),
+    terminate: async () => {
+      ended = true;
+      await worker.terminate();
+    },
+  };
+}
+
+/** Runs `receive` for each message on a later turn, in order. */
+function inlinePeer<To>(receive: (msg: To) => void): Peer<To> {
+  let stopped = false;
+  return {
+    post: (msg) => setImmediate(() => {
+      if (!stopped) receive(msg);
+    }),
+    ref: () => undefined,
+    unref: () => undefined,
+    terminate: async () => {
+      stopped = true;
+    },
+  };
+}
+
+export async function startWriter(init: WriterInit, backend: DirectoryBackend | undefined, events: PeerEvents<FromWriter>): Promise<Peer<ToWriter>> {
+  if (backend === undefined) return startWorker<ToWriter, FromWriter>('./writer-worker.js', init, events);
+  const send = (m: FromWriter): void => void setImmediate(() => events.message(m));
+  const writer = new Writer(faultyIfPlanned(backend, init.faults), init, send);
+  return inlinePeer((m: ToWriter) => writer.receive(m));
+}
+
+export async function startCheckpointer(init: CheckpointerInit, backend: DirectoryBackend | undefined, events: PeerEvents<FromCheckpointer>): Promise<Peer<ToCheckpointer>> {
+  if (backend === undefined) return startWorker<ToCheckpointer, FromCheckpointer>('./checkpoint-worker.js', init, events);
+  const floor = new Int32Array(init.floor);
+  const send = (m: FromCheckpointer): void => void setImmediate(() => events.message(m));
+  const service = new CheckpointService(faultyIfPlanned(backend, init.faults), init, () => Atomics.load(floor, 0), send);
+  return inlinePeer((m: ToCheckpointer) => service.receive(m));
+}

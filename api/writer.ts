@@ -1,0 +1,134 @@
+// The writer: owns the journal, and nothing else. It takes the batches the main thread admitted
+// (their operations already encoded in the journal's layout, every condition already decided),
+// writes everything queued as one record (group commit), makes it durable with one fdatasync, and
+// reports the last batch it covers. The B+Trees are not on this path at all: checkpoints merge
+// the batches into them later, on a thread of their own.
+//
+// Group commit: messages that arrive while a record is written and synced queue up, and the next
+// record takes all of them (up to maxRecordBytes, and never past a checkpoint boundary). The
+// sync is blocking: the thread has nothing else to do meanwhile, and a blocking fdatasync answers
+// sooner than one handed to the libuv pool.
+//
+// Failure: a failed write or sync is fatal. The writer reports it once and then drops everything
+// (the main thread rejects every batch not yet reported synced, and every later one).
+//
+// This class runs on the writer thread (writer-worker.ts only wires it to messages) or, with a
+// storage backend of the caller's (tests, the simulated disk), on the opening thread.
+import { BirchError } from '../pager/errors.js';
+import type { DirectoryBackend } from '../pager/backend.js';
+import { JournalWriter, type RecordLoc, type SegmentInfo } from '../journal/journal.js';
+import { toWireError, type FromWriter, type ToWriter } from './protocol.js';
+
+export interface WriterOptions {
+  segmentBytes: number;
+  sync: boolean;
+  maxRecordBytes: number;
+  segments: SegmentInfo[];
+  releasedSeq: number;
+}
+
+type Batches = Extract<ToWriter, { kind: 'batches' }>;
+
+export class Writer {
+  readonly #journal: JournalWriter;
+  readonly #send: (msg: FromWriter) => void;
+  readonly #maxRecordBytes: number;
+  readonly #sync: boolean;
+  readonly #queue: Batches[] = [];
+  #scheduled = false;
+  #fatal = false;
+  #closed = false;
+  /** Records written since the last report. */
+  #records: RecordLoc[] = [];
+
+  constructor(dir: DirectoryBackend, opts: WriterOptions, send: (msg: FromWriter) => void) {
+    // Records are synced here, once for all the records a turn writes.
+    this.#journal = new JournalWriter(dir, { segmentBytes: opts.segmentBytes, sync: false }, opts.segments, opts.releasedSeq);
+    this.#sync = opts.sync;
+    this.#send = send;
+    this.#maxRecordBytes = opts.maxRecordBytes;
+  }
+
+  receive(msg: ToWriter): void {
+    if (this.#closed) return;
+    switch (msg.kind) {
+      case 'batches':
+        if (this.#fatal) return;
+        this.#queue.push(msg);
+        this.#schedule();
+        break;
+      case 'release':
+        this.#journal.release(msg.upToSeq);
+        break;
+      case 'close':
+        this.#close(msg.removeReleased);
+        break;
+    }
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    // After the messages already waiting have been received: they join this record.
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#writeQueued();
+    });
+  }
+
+  /** Writes what is queued as records (one unless a boundary or the size cap splits it), synced. */
+  #writeQueued(): void {
+    let lastSeq = 0;
+    try {
+      while (this.#queue.length > 0) {
+        const parts: Buffer[] = [];
+        let first = 0;
+        let last = 0;
+        let ops = 0;
+        let bytes = 0;
+        while (this.#queue.length > 0) {
+          const m = this.#queue[0] as Batches;
+          if (parts.length > 0 && bytes + m.buf.byteLength > this.#maxRecordBytes) break;
+          this.#queue.shift();
+          if (m.ops > 0) {
+            if (first === 0) first = m.firstSeq;
+            last = m.lastSeq;
+            ops += m.ops;
+            bytes += m.buf.byteLength;
+            parts.push(Buffer.from(m.buf));
+          }
+          if (m.freeze) break;
+        }
+        if (parts.length === 0) continue;
+        this.#records.push(this.#journal.append(first, last, ops, parts));
+        lastSeq = last;
+      }
+      if (lastSeq === 0) return;
+      if (this.#sync) this.#journal.sync();
+    } catch (err) {
+      this.#fail(err);
+      return;
+    }
+    const records = this.#records;
+    this.#records = [];
+    this.#send({ kind: 'synced', lastSeq, records, journal: { ...this.#journal.stats }, journalBytesHeld: this.#journal.bytesHeld });
+  }
+
+  #fail(err: unknown): void {
+    this.#fatal = true;
+    this.#queue.length = 0;
+    this.#send({ kind: 'fatal', error: toWireError(err, 'writer') });
+  }
+
+  #close(removeReleased: boolean): void {
+    let error: BirchError | undefined;
+    try {
+      if (removeReleased && !this.#fatal) this.#journal.removeReleased();
+    } catch (err) {
+      error = err instanceof BirchError ? err : new BirchError('INTERNAL', String(err), { cause: err });
+    }
+    this.#journal.close();
+    this.#closed = true;
+    this.#send(error === undefined ? { kind: 'closed' } : { kind: 'closed', error: toWireError(error, 'writer') });
+  }
+}

@@ -1,0 +1,394 @@
+// Checkpoints: merging the operations of many commits into the copy-on-write trees at once.
+//
+// A checkpoint covers every batch after the previous checkpoint's seq up to `upToSeq` (a batch
+// boundary the main thread chose when it froze its buffer). Its input is the journal itself: the
+// records of those batches, read back (they were written moments ago, so from the OS page cache),
+// sorted per tree by key, the last operation on a key winning. This keeps a second copy of the
+// buffer out of memory, and makes a checkpoint after a crash the same as any other.
+//
+// The steps, in order (each failure is fatal: the handle refuses writes, and reopening recovers
+// from the previous checkpoint and the journal, which still holds every batch):
+//   1. release the pages freed two checkpoints ago that no reader can reach any more;
+//   2. merge each tree's operations (btree/merge.ts), then the catalog of named trees; every new
+//      page goes to a page that no valid meta and no reader reaches, in allocation order, and is
+//      written in runs of consecutive page numbers as the merge goes;
+//   3. the free-space bitmap, written anew (with the file's free tail given back);
+//   4. data-file sync; the meta of the new checkpoint in slot id % 2; data-file sync.
+// Only then is the checkpoint's state returned, with every page number it wrote (readers drop
+// them from their caches) and the seq the journal may recycle up to.
+import { latin1 } from '../pager/bytes.js';
+import { BirchError, FatalIoError, assert } from '../pager/errors.js';
+import type { DirectoryBackend } from '../pager/backend.js';
+import { PageCache } from '../pager/cache.js';
+import { DataFile, type WriteStats } from '../pager/data-file.js';
+import { FreeList, bitmapPagesFor, decodeFreeList, initBitmapPage, markPages, setBitmapNext, type AllocationOptions } from '../pager/freelist.js';
+import { checkpointId, pageNo, seq, type PageNo } from '../pager/ids.js';
+import type { DbState } from '../pager/meta-format.js';
+import { PAGE_SIZE, PageKind, pageKind, sealPage } from '../pager/page-format.js';
+import { OP_DROP_TREE, OP_PUT, forEachOp } from '../journal/format.js';
+import { RecordReader, type RecordLoc } from '../journal/journal.js';
+import { EMPTY_TREE, freeTree, get as treeGet, type TreeDesc } from '../btree/tree.js';
+import { mergeTree, type MergeOp, type PageSink } from '../btree/merge.js';
+import { decodeDesc, decodeRoots, encodeDesc, encodeRoots } from '../btree/roots-format.js';
+
+export interface CheckpointRequest {
+  /** The last batch the checkpoint covers. */
+  upToSeq: number;
+  /** The journal records of every batch after the current checkpoint's seq up to upToSeq, in order. */
+  records: readonly RecordLoc[];
+}
+
+export interface CheckpointResult {
+  state: DbState;
+  /** Both metas' trees hold every batch up to this seq: the journal may recycle records up to it. */
+  releasedSeq: number;
+  /** Every page this checkpoint wrote: readers drop them from their caches. */
+  written: Uint32Array;
+  ms: number;
+  pages: number;
+  runs: number;
+  ops: number;
+}
+
+export interface CheckpointerOptions {
+  /** Cache of branch pages (they are read again by every checkpoint; leaves are read once). */
+  cacheBytes: number;
+  allocation: AllocationOptions;
+}
+
+export interface CheckpointStats {
+  checkpoints: number;
+  totalMs: number;
+  lastMs: number;
+  pagesWritten: number;
+  writeRuns: number;
+  opsMerged: number;
+  freePages: number;
+  pendingPages: number;
+  dataFileBytes: number;
+  pageCount: number;
+}
+
+/** Written pages are held back until this many bytes, then written sorted, in runs. */
+const WRITE_BATCH_BYTES = 8 << 20;
+
+/** Operations of one tree within one checkpoint. */
+interface TreeOps {
+  /** Keys as latin1 strings (for a fast sort), with the key bytes and the value (null: delete). */
+  ops: { k: string; key: Buffer; value: Buffer | null }[];
+  /** A drop came before these operations: the tree's old pages go. */
+  dropped: boolean;
+  /** A put came after the last drop (or there was none): the tree exists after the checkpoint. */
+  hadPut: boolean;
+}
+
+export class Checkpointer {
+  readonly #data: DataFile;
+  readonly #freeList: FreeList;
+  readonly #cache: PageCache;
+  readonly #records: RecordReader;
+  /** The oldest checkpoint whose trees a reader may still read (the main thread publishes it). */
+  readonly #floor: () => number;
+  #bitmapPages: PageNo[];
+  #failed: BirchError | undefined;
+  /** At close no reader is left: every page pending for one may go. */
+  #closing = false;
+  readonly stats: CheckpointStats;
+
+  constructor(dir: DirectoryBackend, opts: CheckpointerOptions, floor: () => number) {
+    this.#data = DataFile.open(dir);
+    try {
+      this.#freeList = new FreeList(opts.allocation);
+      this.#cache = new PageCache(opts.cacheBytes);
+      this.#records = new RecordReader(dir);
+      this.#floor = floor;
+      const s = this.#data.state;
+      const { runs, pages } = decodeFreeList(s.freeRoot, s.pageCount, (no) => this.#data.readPage(no));
+      for (const [start, len] of runs.runs()) this.#freeList.addFree(start, len);
+      this.#bitmapPages = pages;
+    } catch (err) {
+      this.#data.close();
+      throw err;
+    }
+    this.stats = {
+      checkpoints: 0, totalMs: 0, lastMs: 0, pagesWritten: 0, writeRuns: 0, opsMerged: 0,
+      freePages: 0, pendingPages: 0, dataFileBytes: 0, pageCount: 0,
+    };
+    this.#updateStats();
+  }
+
+  get state(): DbState {
+    return this.#data.state;
+  }
+
+  /** Runs one checkpoint (see the steps above). Throws a typed error, after which it refuses more. */
+  checkpoint(req: CheckpointRequest): CheckpointResult {
+    if (this.#failed !== undefined) throw this.#failed;
+    try {
+      return this.#run(req);
+    } catch (err) {
+      this.#failed = err instanceof BirchError ? err : new BirchError('INTERNAL', `checkpoint failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw this.#failed;
+    }
+  }
+
+  #run(req: CheckpointRequest): CheckpointResult {
+    const t0 = performance.now();
+    const prev = this.#data.state;
+    const { trees, ops } = this.#collect(prev.seq, req);
+    const older = this.#data.metas.older;
+    this.#freeList.release(Math.min(this.#closing ? Infinity : this.#floor(), older === undefined ? -1 : older.checkpointId));
+    const sink = new Sink(this.#data, this.#freeList, this.#cache, prev.pageCount);
+    const roots = decodeRoots(prev.roots);
+    const read = (no: PageNo): Buffer => sink.read(no);
+    let main = roots.main;
+    const catalogOps: MergeOp[] = [];
+    for (const name of [...trees.keys()].sort()) {
+      const t = trees.get(name) as TreeOps;
+      const mergeOps = sortedUnique(t.ops);
+      if (name === '') {
+        main = mergeTree(sink, main, mergeOps);
+        continue;
+      }
+      const nameBytes = Buffer.from(name, 'latin1');
+      const raw = treeGet(read, roots.catalog, nameBytes);
+      let desc: TreeDesc | undefined = raw === undefined ? undefined : decodeDesc(raw);
+      if (t.dropped && desc !== undefined) {
+        freeTree(read, desc, (no) => sink.free(no));
+        if (!t.hadPut) {
+          catalogOps.push({ key: nameBytes, value: null });
+          continue;
+        }
+        desc = EMPTY_TREE;
+      }
+      // Deletes in a tree that does not exist do not create it.
+      if (desc === undefined && !t.hadPut) continue;
+      const next = mergeTree(sink, desc ?? EMPTY_TREE, mergeOps);
+      if (desc === undefined || raw === undefined || t.dropped || !encodeDesc(next).equals(raw)) catalogOps.push({ key: nameBytes, value: encodeDesc(next) });
+    }
+    const catalog = mergeTree(sink, roots.catalog, catalogOps);
+    const freeRoot = this.#writeBitmap(sink);
+    sink.flush();
+    this.#data.sync();
+    const state: DbState = {
+      checkpointId: checkpointId(prev.checkpointId + 1),
+      seq: seq(req.upToSeq),
+      pageCount: sink.pageCount,
+      freeRoot,
+      roots: encodeRoots({ main, catalog }),
+    };
+    this.#data.writeMeta(state);
+    this.#data.sync();
+    this.#freeList.addPending(state.checkpointId, sink.freed);
+    const ms = performance.now() - t0;
+    this.stats.checkpoints++;
+    this.stats.totalMs += ms;
+    this.stats.lastMs = ms;
+    this.stats.pagesWritten += sink.written.length;
+    this.stats.writeRuns += sink.runs;
+    this.stats.opsMerged += ops;
+    this.#updateStats();
+    return {
+      state,
+      releasedSeq: (this.#data.metas.older as DbState).seq,
+      written: Uint32Array.from(sink.written),
+      ms,
+      pages: sink.written.length,
+      runs: sink.runs,
+      ops,
+    };
+  }
+
+  /** Reads the request's records back and sorts their operations out per tree. */
+  #collect(fromSeq: number, req: CheckpointRequest): { trees: Map<string, TreeOps>; ops: number } {
+    const trees = new Map<string, TreeOps>();
+    let expected = fromSeq + 1;
+    let ops = 0;
+    for (const loc of req.records) {
+      assert(loc.firstSeq === expected, `checkpoint records are not consecutive: batches ${loc.firstSeq}..${loc.lastSeq} after ${expected - 1}`);
+      const { header, body } = this.#records.read(loc);
+      forEachOp(body, header.ops, (op) => {
+        const name = latin1(op.tree);
+        let t = trees.get(name);
+        if (t === undefined) {
+          t = { ops: [], dropped: false, hadPut: false };
+          trees.set(name, t);
+        }
+        if (op.type === OP_DROP_TREE) {
+          t.ops = [];
+          t.dropped = true;
+          t.hadPut = false;
+          return;
+        }
+        if (op.type === OP_PUT) t.hadPut = true;
+        t.ops.push({ k: latin1(op.key), key: op.key, value: op.type === OP_PUT ? op.value : null });
+      });
+      ops += header.ops;
+      expected = loc.lastSeq + 1;
+    }
+    assert(expected === req.upToSeq + 1, `checkpoint records end at batch ${expected - 1}, not ${req.upToSeq}`);
+    this.#records.closeExcept(new Set(req.records.length > 0 ? [(req.records[req.records.length - 1] as RecordLoc).segment] : []));
+    return { trees, ops };
+  }
+
+  /**
+   * The free-space bitmap of the new state: the old chain's pages are freed, the file's free tail
+   * is given back, and the new chain records every page the new trees do not reach (free, and
+   * pending for a reader or an older meta).
+   */
+  #writeBitmap(sink: Sink): PageNo {
+    for (const p of this.#bitmapPages) sink.free(p);
+    sink.pageCount = this.#freeList.trimTail(sink.pageCount);
+    const chain: PageNo[] = [];
+    while (chain.length < bitmapPagesFor(sink.pageCount)) chain.push(sink.allocate(1));
+    const bufs = chain.map((no, k) => {
+      const buf = Buffer.allocUnsafeSlow(PAGE_SIZE);
+      initBitmapPage(buf, no, k);
+      return buf;
+    });
+    for (const [start, len] of this.#freeList.allRuns(sink.freed).runs()) {
+      assert(start + len <= sink.pageCount, `free page ${start + len - 1} is past the end of the file`);
+      markPages(bufs, start, len, true);
+    }
+    chain.forEach((no, k) => {
+      setBitmapNext(bufs[k] as Buffer, k + 1 < chain.length ? (chain[k + 1] as PageNo) : 0);
+      sink.emit(no, bufs[k] as Buffer);
+    });
+    this.#bitmapPages = chain;
+    return chain[0] as PageNo;
+  }
+
+  /**
+   * At close: makes both metas hold the newest trees, so that no journal record is needed any more
+   * and every pending page is free; gives the file's free tail back; cuts the file to its pages.
+   */
+  finish(): void {
+    if (this.#failed !== undefined) throw this.#failed;
+    this.#closing = true;
+    try {
+      this.#data.settle();
+      const s = this.#data.state;
+      if (this.#freeList.pendingPages > 0 || this.#freeList.trimTail(s.pageCount) !== s.pageCount) {
+        // An empty checkpoint: it releases the pending pages and writes the smaller bitmap.
+        this.#run({ upToSeq: s.seq, records: [] });
+        this.#data.settle();
+      }
+      this.#data.truncate(this.#data.state.pageCount);
+      this.#data.sync();
+    } catch (err) {
+      this.#failed = err instanceof BirchError ? err : new FatalIoError('finishing the data file failed', err);
+      throw this.#failed;
+    }
+  }
+
+  #updateStats(): void {
+    this.stats.freePages = this.#freeList.free.pages;
+    this.stats.pendingPages = this.#freeList.pendingPages;
+    this.stats.dataFileBytes = this.#data.fileBytes;
+    this.stats.pageCount = this.#data.state.pageCount;
+  }
+
+  /** Free plus pending pages in memory (the verifier compares them with the bitmap on disk). */
+  get freePages(): number {
+    return this.#freeList.allRuns([]).pages;
+  }
+
+  close(): void {
+    this.#records.close();
+    this.#data.close();
+    this.#cache.clear();
+  }
+}
+
+/** A tree's operations sorted by key, one per key: the last one written (sort is stable). */
+function sortedUnique(ops: TreeOps['ops']): MergeOp[] {
+  ops.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+  const out: MergeOp[] = [];
+  for (let i = 0; i < ops.length; i++) {
+    const o = ops[i] as TreeOps['ops'][number];
+    const next = ops[i + 1];
+    if (next !== undefined && next.k === o.k) continue;
+    out.push({ key: o.key, value: o.value });
+  }
+  return out;
+}
+
+/** The pages of one checkpoint: allocation, the pages built, the pages freed, reads of both. */
+class Sink implements PageSink {
+  readonly #data: DataFile;
+  readonly #freeList: FreeList;
+  readonly #cache: PageCache;
+  pageCount: number;
+  /** Committed pages the new trees no longer reach. */
+  readonly freed: PageNo[] = [];
+  /** Every page number built in this checkpoint. */
+  readonly written: number[] = [];
+  runs = 0;
+  readonly #allocated = new Set<number>();
+  /** Built and not yet written. */
+  readonly #unwritten = new Map<number, Buffer>();
+
+  constructor(data: DataFile, freeList: FreeList, cache: PageCache, pageCount: number) {
+    this.#data = data;
+    this.#freeList = freeList;
+    this.#cache = cache;
+    this.pageCount = pageCount;
+  }
+
+  read(no: PageNo): Buffer {
+    const u = this.#unwritten.get(no);
+    if (u !== undefined) return u;
+    const c = this.#cache.get(no);
+    if (c !== undefined) return c;
+    const buf = this.#data.readPage(no);
+    // Branch pages are read again by the next checkpoint; a leaf is read once and rewritten.
+    if (pageKind(buf) === PageKind.Branch && !this.#allocated.has(no)) this.#cache.set(no, buf);
+    return buf;
+  }
+
+  allocate(n: number): PageNo {
+    let first: number | undefined = this.#freeList.take(n, this.pageCount);
+    if (first === undefined) {
+      first = this.pageCount;
+      if (first + n > 0xffff_ffff) throw new BirchError('FATAL_IO', 'the data file reached its 2^32-page limit');
+      this.pageCount += n;
+    }
+    for (let i = 0; i < n; i++) {
+      this.#allocated.add(first + i);
+      this.#cache.delete(first + i);
+    }
+    return pageNo(first);
+  }
+
+  newPage(): Buffer {
+    return Buffer.allocUnsafeSlow(PAGE_SIZE);
+  }
+
+  emit(no: PageNo, page: Buffer): void {
+    sealPage(page);
+    this.#unwritten.set(no, page);
+    this.written.push(no);
+    if (this.#unwritten.size * PAGE_SIZE >= WRITE_BATCH_BYTES) this.flush();
+  }
+
+  free(no: PageNo): void {
+    if (this.#allocated.delete(no)) {
+      // Built in this checkpoint and dropped again (a root that gave way to its only child):
+      // nothing else ever saw it, so it is free at once, and need not be written.
+      this.#unwritten.delete(no);
+      this.#freeList.addFree(no, 1);
+      return;
+    }
+    this.freed.push(no);
+    this.#cache.delete(no);
+  }
+
+  /** Writes every built page not yet written, sorted, in runs of consecutive page numbers. */
+  flush(): void {
+    if (this.#unwritten.size === 0) return;
+    const pages = [...this.#unwritten.entries()].sort((a, b) => a[0] - b[0]);
+    const s: WriteStats = this.#data.writePages(pages, this.pageCount);
+    this.runs += s.runs;
+    this.#unwritten.clear();
+  }
+}

@@ -1,0 +1,209 @@
+// The data file: a file header page, two meta pages, then tree, overflow and free-space bitmap
+// pages. Only checkpoints write it (db/checkpoint.ts), in this order: the new pages (all of them
+// pages no valid meta and no reader can reach), a data-file sync, the meta of the new checkpoint
+// in its slot, a second sync. Every thread reads pages through readVerifiedPage.
+//
+// Why the order is safe: a crash before the meta is durable leaves the previous metas, whose
+// pages were not touched; a torn meta fails its checksum and the other slot is used, whose pages
+// were not touched either, because pages freed by checkpoint c are reused only once both metas
+// are at c or later (freelist.ts, FreeList.release).
+import { BirchError, CorruptionError, FatalIoError } from './errors.js';
+import type { DirectoryBackend, FileBackend } from './backend.js';
+import { checkpointId, type PageNo } from './ids.js';
+import { META_PAGES, checkFileHeader, decodeMeta, encodeFileHeader, encodeMeta, metaPageOf, type DbState } from './meta-format.js';
+import { PAGE_SIZE, pageOffsetBytes, verifyPage } from './page-format.js';
+
+export const DATA_FILE = 'data.birch';
+
+/** The data file grows by this fraction of its size, clamped to [GROW_MIN, GROW_MAX] bytes. */
+const GROW_FRACTION = 1 / 8;
+const GROW_MIN_BYTES = 1 << 20;
+const GROW_MAX_BYTES = 64 << 20;
+
+/**
+ * Page `no` of the data file, read from `file` and verified against its checksum: the one way
+ * every thread reads a page from disk. A failed read is a typed IO error; a bad page a
+ * CorruptionError naming it.
+ */
+export function readVerifiedPage(file: FileBackend, no: PageNo): Buffer {
+  const buf = Buffer.allocUnsafeSlow(PAGE_SIZE);
+  try {
+    file.read(pageOffsetBytes(no), buf);
+  } catch (err) {
+    throw new BirchError('IO', `cannot read page ${no} of ${DATA_FILE}`, { cause: err, site: { file: DATA_FILE, pageNo: no } });
+  }
+  verifyPage(buf, no, DATA_FILE);
+  return buf;
+}
+
+/** The two metas of a data file: the newest valid one, and the other if it is valid too. */
+export interface Metas {
+  newest: DbState;
+  older: DbState | undefined;
+}
+
+/** Reads and checks the file header and both metas; throws if the file is not usable. */
+export function readMetas(file: FileBackend): Metas {
+  const header = Buffer.alloc(PAGE_SIZE);
+  file.read(0, header);
+  checkFileHeader(header, DATA_FILE);
+  const valid: DbState[] = [];
+  const problems: string[] = [];
+  for (const slot of META_PAGES) {
+    const buf = Buffer.alloc(PAGE_SIZE);
+    file.read(pageOffsetBytes(slot), buf);
+    const meta = decodeMeta(buf, slot, DATA_FILE);
+    if (meta instanceof CorruptionError) problems.push(meta.message);
+    else valid.push(meta);
+  }
+  valid.sort((a, b) => b.checkpointId - a.checkpointId);
+  const newest = valid[0];
+  if (newest === undefined) throw new CorruptionError(`neither meta page is valid: ${problems.join('; ')}`, { file: DATA_FILE });
+  return { newest, older: valid[1] };
+}
+
+/** True if both metas describe the same trees (so every page free in the newest is free in both). */
+export function metasSettled(m: Metas): boolean {
+  const o = m.older;
+  return o !== undefined && o.seq === m.newest.seq && o.pageCount === m.newest.pageCount && o.freeRoot === m.newest.freeRoot && o.roots.equals(m.newest.roots);
+}
+
+/**
+ * Creates the data file under a temporary name and renames it into place once complete, so a
+ * crash during creation leaves either no data file (created afresh next time) or a whole one.
+ */
+export function createDataFile(dir: DirectoryBackend, initial: DbState): void {
+  const tmp = `${DATA_FILE}.creating`;
+  const file = dir.open(tmp, { create: true });
+  try {
+    file.setLength(0);
+    file.write(0, encodeFileHeader());
+    file.write(pageOffsetBytes(META_PAGES[0] as number), encodeMeta(initial));
+    file.sync();
+  } finally {
+    file.close();
+  }
+  dir.rename(tmp, DATA_FILE);
+  dir.syncDirectory();
+}
+
+export interface WriteStats {
+  pages: number;
+  runs: number;
+}
+
+/** The data file as a checkpoint writes it. */
+export class DataFile {
+  readonly file: FileBackend;
+  metas: Metas;
+  /** The file's length, kept here so that stats need no fstat. */
+  fileBytes: number;
+  #closed = false;
+
+  private constructor(file: FileBackend, metas: Metas) {
+    this.file = file;
+    this.metas = metas;
+    this.fileBytes = file.length();
+  }
+
+  /** Opens the data file of `dir` for writing; it must exist (recovery creates it). */
+  static open(dir: DirectoryBackend): DataFile {
+    const file = dir.open(DATA_FILE, { create: false });
+    try {
+      return new DataFile(file, readMetas(file));
+    } catch (err) {
+      file.close();
+      throw err;
+    }
+  }
+
+  get state(): DbState {
+    return this.metas.newest;
+  }
+
+  readPage(no: PageNo): Buffer {
+    if (this.#closed) throw new BirchError('DB_CLOSED', 'the database is closed');
+    return readVerifiedPage(this.file, no);
+  }
+
+  /**
+   * Writes sealed page images, ascending by page number: each stretch of consecutive page numbers
+   * in one vectored write. The file is first grown to `pageCount` pages (in steps, so that most
+   * writes need no size change).
+   */
+  writePages(pages: readonly (readonly [number, Buffer])[], pageCount: number): WriteStats {
+    let runs = 0;
+    try {
+      this.#growTo(pageCount);
+      let k = 0;
+      while (k < pages.length) {
+        let end = k + 1;
+        while (end < pages.length && (pages[end] as [number, Buffer])[0] === (pages[end - 1] as [number, Buffer])[0] + 1) end++;
+        const bufs: Buffer[] = [];
+        for (let i = k; i < end; i++) bufs.push((pages[i] as [number, Buffer])[1]);
+        this.file.writev(pageOffsetBytes((pages[k] as [number, Buffer])[0]), bufs);
+        runs++;
+        k = end;
+      }
+    } catch (err) {
+      throw new FatalIoError(`writing ${DATA_FILE} failed`, err, { file: DATA_FILE });
+    }
+    return { pages: pages.length, runs };
+  }
+
+  #growTo(pages: number): void {
+    const need = pageOffsetBytes(pages);
+    const have = this.fileBytes;
+    if (need <= have) return;
+    const step = Math.min(GROW_MAX_BYTES, Math.max(GROW_MIN_BYTES, Math.floor(have * GROW_FRACTION)));
+    this.file.setLength(Math.max(need, Math.ceil((have + step) / GROW_MIN_BYTES) * GROW_MIN_BYTES));
+    this.fileBytes = this.file.length();
+  }
+
+  sync(): void {
+    try {
+      this.file.sync();
+    } catch (err) {
+      throw new FatalIoError(`syncing ${DATA_FILE} failed`, err, { file: DATA_FILE });
+    }
+  }
+
+  /** Writes the meta of `state` into its slot (the caller syncs before and after). */
+  writeMeta(state: DbState): void {
+    const meta = encodeMeta(state);
+    try {
+      this.file.write(pageOffsetBytes(metaPageOf(state.checkpointId)), meta);
+    } catch (err) {
+      throw new FatalIoError(`writing the meta page of ${DATA_FILE} failed`, err, { file: DATA_FILE });
+    }
+    this.metas = { newest: state, older: this.metas.newest };
+  }
+
+  /**
+   * Makes both metas describe the newest trees (a meta of the next checkpoint id with the same
+   * state, then a sync), so that every page free in them is free in both. Used at open, when the
+   * free list read from disk cannot say which of its pages the older meta still reaches, and at
+   * close, so that no journal record is needed any more.
+   */
+  settle(): void {
+    if (metasSettled(this.metas)) return;
+    this.writeMeta({ ...this.metas.newest, checkpointId: checkpointId(this.metas.newest.checkpointId + 1) });
+    this.sync();
+  }
+
+  /** Cuts the file to `pageCount` pages (at close: the growth steps and a free tail go). */
+  truncate(pageCount: number): void {
+    try {
+      this.file.setLength(pageOffsetBytes(pageCount));
+      this.fileBytes = pageOffsetBytes(pageCount);
+    } catch (err) {
+      throw new FatalIoError(`truncating ${DATA_FILE} failed`, err, { file: DATA_FILE });
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.file.close();
+  }
+}
