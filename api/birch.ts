@@ -123,12 +123,17 @@ interface Pending {
   reject(err: Error): void;
 }
 
-/** A batch admitted and not yet acknowledged. */
+/**
+ * A batch admitted and not yet acknowledged, or (`refused`) one refused at admission, whose
+ * rejection waits for the batches admitted before it: it settles in commit order, so that the
+ * caller who reads after it sees the state its condition was decided against.
+ */
 interface Inflight {
   seq: number;
   bytes: number;
   t0: number;
   duringCheckpoint: boolean;
+  refused: BirchError | undefined;
   resolve(): void;
   reject(err: Error): void;
 }
@@ -298,6 +303,8 @@ export class Birch {
   #status: Status = 'open';
   /** A failure that refuses every later write: a failed write or sync, a dead thread, a bug. */
   #fatal: BirchError | undefined;
+  /** Whether some caller was told of #fatal (a rejected write); if none was, close() tells. */
+  #fatalReported = false;
 
   // ---- state readers see
   #base: Checkpointed;
@@ -380,7 +387,7 @@ export class Birch {
       const floorSab = new SharedArrayBuffer(4);
       const floor = new Int32Array(floorSab);
       Atomics.store(floor, 0, recovered.state.checkpointId);
-      const faults: FaultInit | undefined = opts.faults === undefined ? undefined : { plan: opts.faults, counters: new SharedArrayBuffer(FAULT_COUNTERS_BYTES) };
+      const faults: FaultInit | undefined = opts.faults === undefined ? undefined : { plan: opts.faults, counters: opts.faults.counters ?? new SharedArrayBuffer(FAULT_COUNTERS_BYTES) };
       // The handle's message handlers are bound once it exists; until then nothing is sent.
       let db: Birch | undefined;
       const early: (() => void)[] = [];
@@ -480,7 +487,10 @@ export class Birch {
   #submit(make: () => { ops: InputOp[]; conds: InputCond[]; encoded: Buffer }): Promise<void> {
     try {
       if (this.#status !== 'open') throw new BirchError('DB_CLOSED', `database ${this.path} is ${this.#status}`);
-      if (this.#fatal !== undefined) throw this.#fatal;
+      if (this.#fatal !== undefined) {
+        this.#fatalReported = true;
+        throw this.#fatal;
+      }
       const batch = make();
       return new Promise<void>((resolve, reject) => {
         const p: Pending = { ...batch, t0: performance.now(), resolve, reject };
@@ -539,21 +549,15 @@ export class Birch {
 
   /** Decides the batch against every batch admitted before it and, if it holds, applies it. */
   #admit(p: Pending): void {
-    const latest = new View(this.#admitted, this.#gens, this.#base);
-    for (const c of p.conds) {
-      const cur = latest.hasTree(c.tree) ? latest.get(c.tree, c.key) : undefined;
-      if (c.value === undefined ? cur !== undefined : cur === undefined || !cur.equals(c.value)) {
-        p.reject(new BirchError('CONDITION_FAILED', 'a key of the batch does not hold its ifMatch value'));
+    const refused = this.#decide(p);
+    if (refused !== undefined) {
+      if (this.#visible === this.#admitted) {
+        p.reject(refused);
         this.#checkIdle();
-        return;
+      } else {
+        this.#inflight.push({ seq: this.#admitted, bytes: 0, t0: p.t0, duringCheckpoint: false, refused, resolve: p.resolve, reject: p.reject });
       }
-    }
-    for (const op of p.ops) {
-      if (op.type === OP_DROP_TREE && !latest.hasTree(op.tree)) {
-        p.reject(new BirchError('TREE_NOT_FOUND', `there is no tree named "${op.tree}" to drop`));
-        this.#checkIdle();
-        return;
-      }
+      return;
     }
     const seq = ++this.#admitted;
     const gen = this.#gens[0] as Generation;
@@ -561,7 +565,7 @@ export class Birch {
       if (op.type === OP_DROP_TREE) gen.drop(op.tree, seq);
       else gen.write(op.tree, latin1(op.key), op.value, seq, this.#pruneFloor);
     }
-    this.#inflight.push({ seq, bytes: p.encoded.length, t0: p.t0, duringCheckpoint: this.#ckpt !== undefined, resolve: p.resolve, reject: p.reject });
+    this.#inflight.push({ seq, bytes: p.encoded.length, t0: p.t0, duringCheckpoint: this.#ckpt !== undefined, refused: undefined, resolve: p.resolve, reject: p.reject });
     this.#unackedBytes += p.encoded.length;
     let turn = this.#turn;
     if (turn === undefined) turn = this.#turn = { parts: [], ops: 0, bytes: 0, firstSeq: seq, lastSeq: seq };
@@ -570,6 +574,21 @@ export class Birch {
     turn.bytes += p.encoded.length;
     turn.lastSeq = seq;
     this.#scheduleFlush();
+  }
+
+  /** Why the batch may not be applied after every batch admitted before it, if it may not. */
+  #decide(p: Pending): BirchError | undefined {
+    const latest = new View(this.#admitted, this.#gens, this.#base);
+    for (const c of p.conds) {
+      const cur = latest.hasTree(c.tree) ? latest.get(c.tree, c.key) : undefined;
+      if (c.value === undefined ? cur !== undefined : cur === undefined || !cur.equals(c.value)) {
+        return new BirchError('CONDITION_FAILED', 'a key of the batch does not hold its ifMatch value');
+      }
+    }
+    for (const op of p.ops) {
+      if (op.type === OP_DROP_TREE && !latest.hasTree(op.tree)) return new BirchError('TREE_NOT_FOUND', `there is no tree named "${op.tree}" to drop`);
+    }
+    return undefined;
   }
 
   #scheduleFlush(): void {
@@ -591,7 +610,8 @@ export class Birch {
     this.#flushScheduled = false;
     const turn = this.#turn;
     this.#turn = undefined;
-    if (this.#fatal !== undefined) return;
+    if (this.#fatal !== undefined && turn === undefined) return;
+    // After a failed checkpoint, batches admitted before it still go to the (sound) journal.
     const freeze = this.#maybeCheckpoint(turn !== undefined);
     if (turn === undefined) return;
     const ab = new ArrayBuffer(turn.bytes);
@@ -645,7 +665,7 @@ export class Birch {
         this.#acknowledge(msg.lastSeq);
         break;
       case 'fatal':
-        this.#fail(fromWireError(msg.error));
+        this.#fail(fromWireError(msg.error), true);
         break;
       case 'closed':
         this.#onWriterClosed?.(msg.error === undefined ? undefined : fromWireError(msg.error));
@@ -666,6 +686,10 @@ export class Birch {
       const b = this.#inflight[this.#inflightHead] as Inflight;
       if (b.seq > seq) break;
       this.#inflightHead++;
+      if (b.refused !== undefined) {
+        b.reject(b.refused);
+        continue;
+      }
       this.#unackedBytes -= b.bytes;
       this.#batches++;
       const ms = now - b.t0;
@@ -706,7 +730,8 @@ export class Birch {
         break;
       }
       case 'fatal':
-        this.#fail(fromWireError(msg.error));
+        // The journal is sound: batches handed to the writer become durable and settle as usual.
+        this.#fail(fromWireError(msg.error), false);
         break;
       case 'ready':
       case 'finished':
@@ -715,17 +740,28 @@ export class Birch {
     }
   }
 
-  /** A failure after which the handle refuses writes: batches not yet durable reject with it. */
-  #fail(err: BirchError): void {
+  /**
+   * A failure after which the handle refuses writes. Batches not yet admitted reject with it; so do
+   * batches handed to the writer if the journal failed (`journalFailed`: they may never become
+   * durable). If only a checkpoint failed, those batches are still journaled and settle as usual.
+   */
+  #fail(err: BirchError, journalFailed: boolean): void {
     if (this.#fatal === undefined) this.#fatal = err;
     const e = this.#fatal;
-    for (let i = this.#inflightHead; i < this.#inflight.length; i++) (this.#inflight[i] as Inflight).reject(e);
-    this.#inflight.length = 0;
-    this.#inflightHead = 0;
+    if (this.#waiting.length > 0) this.#fatalReported = true;
     for (const p of this.#waiting) p.reject(e);
     this.#waiting.length = 0;
-    this.#turn = undefined;
-    this.#unackedBytes = 0;
+    if (journalFailed) {
+      for (let i = this.#inflightHead; i < this.#inflight.length; i++) {
+        const b = this.#inflight[i] as Inflight;
+        if (b.refused === undefined) this.#fatalReported = true;
+        b.reject(b.refused ?? e);
+      }
+      this.#inflight.length = 0;
+      this.#inflightHead = 0;
+      this.#turn = undefined;
+      this.#unackedBytes = 0;
+    }
     this.#ckpt?.finish();
     this.#ckpt = undefined;
     this.#checkIdle();
@@ -733,7 +769,7 @@ export class Birch {
 
   #threadDied(which: string, err: Error): void {
     const e = new BirchError('INTERNAL', `the ${which} thread failed: ${err.message}; reopen the database`, { cause: err, site: { thread: which === 'writer' ? 'writer' : 'checkpointer' } });
-    this.#fail(e);
+    this.#fail(e, which === 'writer');
     if (which === 'writer') this.#onWriterClosed?.(e);
     else this.#onCheckpointerMsg?.({ kind: 'fatal', error: { name: 'BirchError', code: 'INTERNAL', message: e.message, site: e.site } });
   }
@@ -826,9 +862,11 @@ export class Birch {
   /** Runs a checkpoint now (if anything is buffered) and resolves once its trees are published. */
   async checkpoint(): Promise<void> {
     if (this.#status !== 'open') throw new BirchError('DB_CLOSED', `database ${this.path} is ${this.#status}`);
-    if (this.#fatal !== undefined) throw this.#fatal;
-    await this.#checkpointAll();
-    if (this.#fatal !== undefined) throw this.#fatal;
+    if (this.#fatal === undefined) await this.#checkpointAll();
+    if (this.#fatal !== undefined) {
+      this.#fatalReported = true;
+      throw this.#fatal;
+    }
   }
 
   /** Waits for the running checkpoint, then checkpoints everything admitted. */
@@ -889,7 +927,9 @@ export class Birch {
       await this.#writer.terminate();
       await this.#checkpointer.terminate();
       this.#lock.release();
-      if (error !== undefined && error !== this.#fatal) throw error;
+      // A failure some caller was told of is not reported again; any other one is, here.
+      if (error === undefined && this.#fatal !== undefined && !this.#fatalReported) error = this.#fatal;
+      if (error !== undefined && !(error === this.#fatal && this.#fatalReported)) throw error;
     })();
     return this.#closing;
   }

@@ -70,7 +70,11 @@ async function startWorker<To, From extends { kind: string }>(file: string, work
   });
   worker.unref();
   return {
-    post: (msg, transfer) => worker.postMessage(msg, transfer ?? []),
+    post: (msg, transfer) => {
+      // Asked to close, the thread ends on its own: that exit is expected.
+      if ((msg as { kind?: unknown }).kind === 'close') ended = true;
+      worker.postMessage(msg, transfer ?? []);
+    },
     ref: () => worker.ref(),
     unref: () => worker.unref(),
     terminate: async () => {

@@ -72,7 +72,7 @@ export class Writer {
     // After the messages already waiting have been received: they join this record.
     setImmediate(() => {
       this.#scheduled = false;
-      this.#writeQueued();
+      if (!this.#closed) this.#writeQueued();
     });
   }
 
@@ -123,6 +123,8 @@ export class Writer {
   #close(removeReleased: boolean): void {
     let error: BirchError | undefined;
     try {
+      // The main thread asks only once every batch it handed over is reported (or the journal failed).
+      if (this.#queue.length > 0) throw new BirchError('INTERNAL', `the writer was closed with ${this.#queue.length} messages of batches unwritten`);
       if (removeReleased && !this.#fatal) this.#journal.removeReleased();
     } catch (err) {
       error = err instanceof BirchError ? err : new BirchError('INTERNAL', String(err), { cause: err });

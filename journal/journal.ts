@@ -116,6 +116,7 @@ export class JournalWriter {
   readonly #compressor = new AdaptiveCompressor();
   #scratch = Buffer.allocUnsafeSlow(0);
   readonly #header = Buffer.alloc(RECORD_HEADER_SIZE);
+  #closed = false;
 
   /** `segments`: what recovery found (scanJournal); `releasedSeq`: the older meta's seq. */
   constructor(dir: DirectoryBackend, opts: JournalOptions, segments: readonly SegmentInfo[], releasedSeq: number) {
@@ -136,6 +137,7 @@ export class JournalWriter {
    * concatenation of `parts`, and, with `sync`, makes it durable. Throws FatalIoError on failure.
    */
   append(firstSeq: number, lastSeq: number, ops: number, parts: readonly Buffer[]): RecordLoc {
+    if (this.#closed) throw new BirchError('INTERNAL', 'the journal was appended to after it was closed');
     let raw: Buffer;
     if (parts.length === 1) raw = parts[0] as Buffer;
     else {
@@ -209,6 +211,8 @@ export class JournalWriter {
       this.stats.segmentsRecycled++;
     } else {
       const name = segmentName(segSeq);
+      // Never over a file whose records may be needed (a writer that lost track of its segments).
+      if (this.#dir.exists(name)) throw new BirchError('INTERNAL', `journal segment ${name} exists already`, { site: { file: name } });
       const size = Math.max(this.#opts.segmentBytes, alignRecord(need));
       const file = this.#dir.open(name, { create: true });
       // Preallocate by writing zeros: overwriting allocated blocks later needs no file-size or
@@ -261,6 +265,7 @@ export class JournalWriter {
   }
 
   close(): void {
+    this.#closed = true;
     for (const s of this.#segments) s.file.close();
     this.#segments.length = 0;
     this.#current = undefined;

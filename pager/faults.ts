@@ -14,13 +14,24 @@ export interface FaultPlan {
   sticky: boolean;
   /** The errno to fail with (default EIO). */
   code?: 'EIO' | 'ENOSPC';
+  /**
+   * Where the database counts its operations (FAULT_COUNTERS_BYTES, zeroed): give one to read the
+   * counts after the run (faultCounts). Every thread of the database counts into it.
+   */
+  counters?: SharedArrayBuffer;
 }
 
+/** Operations counted in fault counters: writes and syncs. */
+export function faultCounts(counters: ArrayBufferLike): { write: number; sync: number } {
+  const c = new Int32Array(counters);
+  return { write: Atomics.load(c, WRITES), sync: Atomics.load(c, SYNCS) };
+}
+
+export const FAULT_COUNTERS_BYTES = 3 * 4;
 const WRITES = 0;
 const SYNCS = 1;
 /** Where the plan's count starts (the op's counter when the plan was set). */
 const BASE = 2;
-export const FAULT_COUNTERS_BYTES = 3 * 4;
 
 export class FaultyDirectory implements DirectoryBackend {
   readonly inner: DirectoryBackend;
@@ -40,7 +51,7 @@ export class FaultyDirectory implements DirectoryBackend {
 
   /** Operations so far, of each kind (across every directory sharing the counters). */
   get counts(): { write: number; sync: number } {
-    return { write: Atomics.load(this.#counters, WRITES), sync: Atomics.load(this.#counters, SYNCS) };
+    return faultCounts(this.#counters.buffer);
   }
 
   setPlan(plan: FaultPlan | undefined): void {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { open, type Birch } from '../../engine/index.js';
+import { open, type Birch } from '../../api/index.js';
 import { isCode, rmDir, tmpDir } from '../helpers/index.js';
 
 describe('async API: group commit through the writer thread', () => {
@@ -102,7 +102,7 @@ describe('async API: group commit through the writer thread', () => {
     assert.equal(db.get('k100')?.toString(), 'new2');
     const s = db.stats();
     assert.equal(s.snapshots.live, 1);
-    assert.equal(s.snapshots.oldestTxnId, snap.txnId);
+    assert.equal(s.snapshots.oldestSeq, snap.seq);
     assert.ok((s.snapshots.oldestAgeMs ?? -1) >= 0);
     snap.release();
     assert.equal(db.stats().snapshots.live, 0);
@@ -180,17 +180,21 @@ describe('async API: a failed journal write or sync is fatal for the handle', ()
         let db = await open(dir);
         for (let i = 0; i < 20; i++) await db.put(`before${i}`, 'v');
         await db.close();
-        // Counted from the open: the recycled journal segment's header is write (and sync) 1, the
-        // first commit record is 2. Not sticky: a retry would succeed, so this also shows none happens.
-        db = await open(dir, { faults: { op, n: 2, sticky: false } });
+        // Counted from the open, by every thread: a new 64 KiB journal segment takes 16 writes of
+        // zeros and a sync, then its header (a write and a sync); the first record is write 18,
+        // sync 3. Not sticky: a retry would succeed, so this also shows none happens.
+        db = await open(dir, { journalSegmentSize: 64 * 1024, faults: { op, n: op === 'write' ? 18 : 3, sticky: false } });
         const outcomes = await Promise.allSettled(Array.from({ length: 200 }, (_, i) => db.put(`during${i}`, 'x'.repeat(100))));
         const rejected = outcomes.filter((o) => o.status === 'rejected');
         assert.ok(rejected.length > 0, 'some writes failed');
-        for (const r of rejected) assert.ok(isCode('FATAL_IO')((r as PromiseRejectedResult).reason), String((r as PromiseRejectedResult).reason));
+        const what = op === 'write' ? /writing the journal record of batches/ : /syncing the journal/;
+        for (const r of rejected) {
+          const reason = (r as PromiseRejectedResult).reason as Error;
+          assert.ok(isCode('FATAL_IO')(reason) && what.test(reason.message), String(reason));
+        }
         await assert.rejects(db.put('after', 'x'), isCode('FATAL_IO'));
         assert.equal(db.get('before19')?.toString(), 'v', 'reads go on');
-        // The writer reports a commit before its sync (the main thread stages it meanwhile): one
-        // whose sync failed must never become visible.
+        // A batch whose record was written but not synced must never become visible.
         outcomes.forEach((o, i) => {
           if (o.status === 'rejected') assert.equal(db.get(`during${i}`), undefined, `rejected write ${i} is visible`);
         });
@@ -217,9 +221,9 @@ describe('async API: a write is acknowledged only once its commit is synced', ()
       let db = await open(dir);
       await db.put('seed', 'v');
       await db.close();
-      // Counted from the open: syncs 1 and 2 open the database and switch the journal segment; 3
-      // is the first commit record's (the message check below pins that down).
-      db = await open(dir, { faults: { op: 'sync', n: 3, sticky: true } });
+      // Counted from the open: syncs 1 and 2 make a new journal segment; 3 is the first record's
+      // (the message check below pins that down).
+      db = await open(dir, { journalSegmentSize: 64 * 1024, faults: { op: 'sync', n: 3, sticky: true } });
       const outcomes = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => db.put(`k${i}`, 'v')));
       outcomes.forEach((o, i) => {
         assert.equal(o.status, 'rejected', `write ${i} resolved though no commit was ever synced`);

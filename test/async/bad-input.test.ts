@@ -1,7 +1,7 @@
 // The catalogue of wrong calls at the public API: each maps to a typed error with a stable code,
 // and nothing is written.
 import assert from 'node:assert/strict';
-import { MAX_KEY_BYTES, MAX_VALUE_BYTES, open, type Birch, type BirchOptions } from '../../engine/index.js';
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES, open, type Birch, type BirchOptions } from '../../api/index.js';
 import { isCode, rmDir, tmpDir } from '../helpers/index.js';
 
 describe('bad input at the public API: a typed error with a stable code, nothing written', () => {
@@ -36,9 +36,10 @@ describe('bad input at the public API: a typed error with a stable code, nothing
       ['a 256-byte tree name', () => db.put('k', 'v', { tree: 'x'.repeat(256) }), 'TREE_NAME_INVALID'],
       ['dropping a tree that does not exist', () => db.dropTree('nope'), 'TREE_NOT_FOUND'],
     ];
-    const before = db.txnId;
+    const before = db.seq;
     for (const [what, call, expected] of cases) await assert.rejects(call(), isCode(expected), what);
-    assert.equal(db.txnId, before, 'nothing was committed');
+    await db.put('after', 'x');
+    assert.equal(db.seq, before + 1, 'no batch but the last was admitted');
     assert.equal(db.get('ok'), undefined, 'the good op of a batch with a bad one was not written');
   });
 
@@ -47,7 +48,10 @@ describe('bad input at the public API: a typed error with a stable code, nothing
       [{ sync: 'yes' }, 'BAD_OPTION'],
       [{ cacheSize: -5 }, 'BAD_OPTION'],
       [{ maxQueuedBytes: 'lots' }, 'BAD_OPTION'],
-      [{ maxMergeOps: 0 }, 'BAD_OPTION'],
+      [{ maxMergeBytes: 0 }, 'BAD_OPTION'],
+      [{ checkpointBytes: Number.NaN }, 'BAD_OPTION'],
+      [{ allocation: { policy: 'best-fit' } }, 'BAD_OPTION'],
+      [{ backend: {} }, 'BAD_OPTION'],
       ['not an object', 'BAD_OPTION'],
     ];
     const other = tmpDir('birch-badopt');

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Database } from '../../engine/index.js';
+import { Database } from '../../api/index.js';
 import { PAGE_SIZE } from '../../pager/page-format.js';
 import { rmDir, tmpDir } from '../helpers/index.js';
 

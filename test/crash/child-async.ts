@@ -3,7 +3,7 @@
 // synchronously, before the next one. A small checkpointBytes keeps data-file flushes frequent,
 // so that kills also land in the middle of one.
 import { reportSync } from './report.js';
-import { open } from '../../engine/index.js';
+import { open } from '../../api/index.js';
 
 const dir = process.argv[2] as string;
 const CALLERS = 32;

@@ -3,7 +3,7 @@
 // Transaction t writes 20 keys `t<t>-<i>`, deletes the 20 keys of transaction t-10, sets `last`.
 import { reportSync } from './report.js';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { Database } from '../../engine/index.js';
+import { Database } from '../../api/index.js';
 
 const dir = process.argv[2] as string;
 const db = Database.open(dir, { journalSegmentSize: 256 * 1024, checkpointBytes: 256 * 1024 });

@@ -2,7 +2,7 @@
 // and in every journal record of a crash image. Every case is detected (a typed error naming what
 // and where, or recovery to the last intact commit); never a crash, never a wrong value.
 import assert from 'node:assert/strict';
-import { BirchError, CorruptionError, Database, MemoryDirectory } from '../../engine/index.js';
+import { BirchError, CorruptionError, Database, MemoryDirectory } from '../../api/index.js';
 import type { MemoryFile } from '../../pager/backend.js';
 import { PAGE_SIZE, PAGE_KIND_NAMES } from '../../pager/page-format.js';
 import { RECORD_HEADER_SIZE } from '../../journal/format.js';

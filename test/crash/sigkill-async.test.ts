@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Database } from '../../engine/index.js';
+import { Database } from '../../api/index.js';
 import { assertClean, rmDir, rng, tmpDir } from '../helpers/index.js';
 import { reliabilityRow } from '../helpers/reliability.js';
 

@@ -3,7 +3,7 @@
 // later writes, each applied whole, not at all, or torn at a 512-byte sector boundary (the OS
 // may write dirty pages back in any order, and a power cut can stop a write part-way). File
 // creation, rename and removal become durable at syncDirectory.
-import { BirchError, MemoryDirectory, type DirectoryBackend, type FileBackend } from '../../engine/index.js';
+import { BirchError, MemoryDirectory, type DirectoryBackend, type FileBackend } from '../../api/index.js';
 import type { MemoryFile } from '../../pager/backend.js';
 
 const SECTOR = 512;

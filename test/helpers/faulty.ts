@@ -1,6 +1,7 @@
-// Tests use the pager's fault-injecting directory over an in-memory one.
+// Tests use the pager's fault-injecting directory over an in-memory one, as the `backend` of an
+// open(): every thread of that database then runs on it, and the test sets the plan when it likes.
 import { FaultyDirectory as Faulty } from '../../pager/faults.js';
-import { MemoryDirectory } from '../../engine/index.js';
+import { MemoryDirectory } from '../../api/index.js';
 
 export class FaultyDirectory extends Faulty {
   constructor() {

@@ -4,7 +4,7 @@
 // database on every outcome and every key. Reopens and snapshots are steps too.
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { BirchError, open, type BatchOp, type Birch, type Snapshot } from '../../engine/index.js';
+import { BirchError, open, type BatchOp, type Birch, type Snapshot } from '../../api/index.js';
 import { rmDir, tmpDir } from '../helpers/index.js';
 import { reliabilityRow } from '../helpers/reliability.js';
 

@@ -3,7 +3,7 @@
 // counterexample on failure; BIRCH_MODEL_RUNS raises the number of runs.
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Database, MemoryDirectory, type ReadTxn, type WriteTxn } from '../../engine/index.js';
+import { Database, MemoryDirectory, type ReadTxn, type WriteTxn } from '../../api/index.js';
 import { assertClean } from '../helpers/index.js';
 import { reliabilityRow } from '../helpers/reliability.js';
 
