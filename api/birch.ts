@@ -640,7 +640,7 @@ export class Birch {
     this.#ckpt = { upToSeq: this.#admitted, requested: false, done, finish };
     if (!withTurn) this.#writer.post({ kind: 'batches', buf: new ArrayBuffer(0), ops: 0, firstSeq: 0, lastSeq: 0, freeze: true });
     this.#requestCheckpoint();
-    this.#checkpointer.ref();
+    this.#updateRefs();
     return true;
   }
 
@@ -721,7 +721,7 @@ export class Birch {
         this.#writer.post({ kind: 'release', upToSeq: msg.releasedSeq });
         const c = this.#ckpt;
         this.#ckpt = undefined;
-        if (!this.#busy) this.#checkpointer.unref();
+        this.#updateRefs();
         c?.finish();
         this.#pump();
         // The buffer may have filled again meanwhile.
@@ -777,14 +777,19 @@ export class Birch {
   #setBusy(busy: boolean): void {
     if (busy === this.#busy) return;
     this.#busy = busy;
-    // Keep the process alive while writes are in flight, not while the database merely stays open.
-    if (busy) {
-      this.#writer.ref();
-      this.#checkpointer.ref();
-    } else {
-      this.#writer.unref();
-      if (this.#ckpt === undefined) this.#checkpointer.unref();
-    }
+    this.#updateRefs();
+  }
+
+  /**
+   * Keeps the process alive while work is in flight (writes, a checkpoint, closing), not while the
+   * database merely stays open.
+   */
+  #updateRefs(): void {
+    const closing = this.#status === 'closing';
+    if (this.#busy || closing) this.#writer.ref();
+    else this.#writer.unref();
+    if (this.#busy || closing || this.#ckpt !== undefined) this.#checkpointer.ref();
+    else this.#checkpointer.unref();
   }
 
   get #idle(): boolean {
@@ -896,9 +901,8 @@ export class Birch {
     this.#status = 'closing';
     this.#closing = (async () => {
       let error: BirchError | undefined;
+      this.#updateRefs();
       await this.#whenIdle();
-      this.#writer.ref();
-      this.#checkpointer.ref();
       const fromCheckpointer = (kind: 'finished' | 'closed'): Promise<BirchError | undefined> =>
         new Promise((resolve) => {
           this.#onCheckpointerMsg = (m) => {

@@ -268,7 +268,7 @@ export class Checkpointer {
     try {
       this.#data.settle();
       const s = this.#data.state;
-      if (this.#freeList.pendingPages > 0 || this.#freeList.trimTail(s.pageCount) !== s.pageCount) {
+      if (this.#freeList.pendingPages > 0 || this.#freeList.tailStart(s.pageCount) !== s.pageCount) {
         // An empty checkpoint: it releases the pending pages and writes the smaller bitmap.
         this.#run({ upToSeq: s.seq, records: [] });
         this.#data.settle();

@@ -182,14 +182,21 @@ export class FreeList {
    * file's new end: a file gives back its free tail instead of only growing.
    */
   trimTail(pageCount: number): number {
+    const start = this.tailStart(pageCount);
+    if (start === pageCount) return pageCount;
+    const last = this.free.starts.length - 1;
+    this.free.takeFrom(last, this.free.lens[last] as number);
+    if (this.#cursor >= start) this.#cursor = -1;
+    return start;
+  }
+
+  /** Where the file's free tail starts (pageCount if the last page is in use); changes nothing. */
+  tailStart(pageCount: number): number {
     const f = this.free;
     const last = f.starts.length - 1;
     if (last < 0) return pageCount;
     const start = f.starts[last] as number;
-    if (start + (f.lens[last] as number) !== pageCount) return pageCount;
-    f.takeFrom(last, f.lens[last] as number);
-    if (this.#cursor >= start) this.#cursor = -1;
-    return start;
+    return start + (f.lens[last] as number) === pageCount ? start : pageCount;
   }
 
   /**

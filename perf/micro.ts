@@ -4,26 +4,34 @@ import { checksum } from '../pager/checksum.js';
 import { PAGE_SIZE, PageKind, initPage, sealPage } from '../pager/page-format.js';
 import { pageNo } from '../pager/ids.js';
 import { compress } from '../journal/codec.js';
-import { cellOffset, compareAt, initNode, insertCell, keyAt, keyStart, makeLeafCell, searchLeaf } from '../engine/node.js';
+import { buildNode, cellCost, cellOffset, compareAt, keyAt, keyStart, makeLeafCell, searchLeaf } from '../btree/node.js';
+import { NODE_CAPACITY } from '../btree/node-format.js';
+import { Generation } from '../db/buffer.js';
+import { latin1 } from '../pager/bytes.js';
 
-function fullLeaf(keyBytes: number): { page: Buffer; keys: Buffer[] } {
+function fullLeaf(keyBytes: number): { page: Buffer; keys: Buffer[]; cells: Buffer[] } {
   const page = Buffer.alloc(PAGE_SIZE);
   initPage(page, pageNo(3), PageKind.Leaf);
-  initNode(page);
   const keys: Buffer[] = [];
+  const cells: Buffer[] = [];
+  let used = 0;
   for (let i = 0; ; i++) {
     const k = Buffer.from(String(i).padStart(keyBytes, '0'));
-    if (!insertCell(page, i, makeLeafCell(k, Buffer.alloc(16), 16, 0))) break;
+    const c = makeLeafCell(k, Buffer.alloc(16), 16, 0);
+    if (used + cellCost(c) > NODE_CAPACITY) break;
+    used += cellCost(c);
     keys.push(k);
+    cells.push(c);
   }
-  return { page, keys };
+  buildNode(page, cells);
+  return { page, keys, cells };
 }
 
 export function microBenches(): Promise<string[]> {
   const suite = new Benchmark.Suite('birchdb hot paths');
   const page = Buffer.alloc(PAGE_SIZE, 7);
   for (const len of [8, 16, 64, 256]) {
-    // The key in a page, compared as search does it: against slot 0 of a one-cell leaf.
+    // The key in a page, compared as search does it: against slot 0 of a leaf.
     const { page: one } = fullLeaf(len);
     const probe = Buffer.from(keyAt(one, 0, true));
     probe[len - 1] = (probe[len - 1] as number) + 1;
@@ -36,23 +44,34 @@ export function microBenches(): Promise<string[]> {
     let i = 0;
     suite.add(`search in a full leaf (${keys.length} keys of ${len} B)`, () => searchLeaf(leaf, keys[(i = (i + 7) % keys.length)] as Buffer));
   }
-  const cell = makeLeafCell(Buffer.from('0000000000000500'), Buffer.alloc(100), 100, 0);
-  const emptyLeaf = Buffer.alloc(PAGE_SIZE);
-  initPage(emptyLeaf, pageNo(3), PageKind.Leaf);
-  initNode(emptyLeaf);
+  const { cells } = fullLeaf(16);
   const work = Buffer.alloc(PAGE_SIZE);
-  suite.add('leaf insert (copy an empty leaf, insert one 123 B cell)', () => {
-    emptyLeaf.copy(work);
-    insertCell(work, 0, cell);
+  initPage(work, pageNo(3), PageKind.Leaf);
+  suite.add(`leaf build (${cells.length} cells of 16 B keys, buildNode)`, () => buildNode(work, cells));
+  // The write buffer: one put of a random 16-byte key into a generation of 100,000 entries.
+  const gen = new Generation();
+  const rnd = (): Buffer => {
+    const b = Buffer.alloc(16);
+    for (let j = 0; j < 16; j++) b[j] = Math.floor(Math.random() * 256);
+    return b;
+  };
+  for (let n = 0; n < 100_000; n++) gen.write('', latin1(rnd()), Buffer.alloc(100), n + 1, n + 1);
+  let seq = 200_000;
+  const keys = Array.from({ length: 10_000 }, rnd);
+  let ki = 0;
+  suite.add('write buffer put (16 B key, 100,000 entries)', () => {
+    seq++;
+    gen.write('', latin1(keys[(ki = (ki + 1) % keys.length)] as Buffer), Buffer.alloc(100), seq, seq);
   });
+  suite.add('write buffer get (16 B key, 100,000 entries)', () => gen.trees.get('')?.map.get(latin1(keys[(ki = (ki + 1) % keys.length)] as Buffer)));
   suite.add('page copy (4 KiB)', () => Buffer.from(page));
   suite.add('page checksum (xxh32 of 4 KiB)', () => checksum(page, 4, PAGE_SIZE));
   const sealed = Buffer.alloc(PAGE_SIZE);
   initPage(sealed, pageNo(3), PageKind.Leaf);
   suite.add('page seal (checksum + store)', () => sealPage(sealed));
   const { page: leafPage } = fullLeaf(16);
-  const txnPages = Buffer.concat(Array.from({ length: 100 }, () => leafPage));
-  suite.add('LZ4 of a transaction (100 leaf pages)', () => compress(txnPages));
+  const pages = Buffer.concat(Array.from({ length: 100 }, () => leafPage));
+  suite.add('LZ4 of 400 KiB (100 leaf pages)', () => compress(pages));
   return new Promise((resolve) => {
     const lines: string[] = [];
     suite.on('cycle', (e: Benchmark.Event) => lines.push(`  ${String(e.target)}`));

@@ -1,7 +1,7 @@
 // Child process for the async SIGKILL test: CALLERS concurrent callers, each committing batches
 // of two puts (its next item and its counter) and reporting every resolved batch on stdout,
-// synchronously, before the next one. A small checkpointBytes keeps data-file flushes frequent,
-// so that kills also land in the middle of one.
+// synchronously, before the next one. A small checkpointBytes keeps checkpoints frequent, so that
+// kills also land in the middle of one.
 import { reportSync } from './report.js';
 import { open } from '../../api/index.js';
 

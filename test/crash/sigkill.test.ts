@@ -1,12 +1,14 @@
-// A child process committing in a loop is killed with SIGKILL at a random moment; on reopen every
-// acknowledged commit must be there, no commit half-applied, check() clean.
+// A child process committing batches in a loop, with a checkpoint every few batches, is killed
+// with SIGKILL at a random moment, so that kills land in checkpoints as much as in journal writes;
+// on reopen every acknowledged batch must be there, no batch half-applied, and after checkpointing
+// what it replayed, check() clean.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Database } from '../../api/index.js';
+import { open } from '../../api/index.js';
 import { assertClean, rmDir, rng, tmpDir } from '../helpers/index.js';
-import { reliabilityRow } from '../helpers/reliability.js';
+import { assertRowClean, checkCaseAsync, reliabilityRow } from '../helpers/reliability.js';
 
 const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'child.js');
 const CYCLES = Number(process.env.BIRCH_KILL_CYCLES ?? 40);
@@ -40,68 +42,69 @@ function runAndKill(dir: string, afterMs: number, whileRunning?: () => void): Pr
   });
 }
 
-describe('crash: SIGKILL during commits and flushes', () => {
-  it(`keeps every acknowledged commit, atomically, over ${CYCLES} kills`, async function () {
-    this.timeout(300_000);
-    const row = reliabilityRow(this, 'SIGKILL (core)');
+describe('crash: SIGKILL during journal writes and checkpoints', () => {
+  it(`keeps every acknowledged batch, atomically, over ${CYCLES} kills`, async function () {
+    this.timeout(600_000);
+    const row = reliabilityRow(this, 'SIGKILL (checkpoints)');
     const dir = tmpDir('birch-kill');
     const rand = rng(Number(process.env.BIRCH_SEED ?? Date.now() % 100000));
     let totalAcked = 0;
+    let checkpoints = 0;
     try {
       let lastAcked = 0;
       for (let cycle = 0; cycle < CYCLES; cycle++) {
         const acked = await runAndKill(dir, 300 + Math.floor(rand() * 700));
         lastAcked = Math.max(lastAcked, acked.last);
         totalAcked += acked.count;
-        const db = Database.open(dir);
-        try {
-          const last = Number(db.read((r) => r.get('last'))?.toString() ?? '0');
-          assert.ok(last >= lastAcked, `cycle ${cycle}: last commit ${last} is older than acknowledged ${lastAcked}`);
-          db.read((r) => {
-            for (let t = Math.max(1, last - 40); t <= last + 5; t++) {
-              const present = [...r.range({ prefix: `t${t}-` })].length;
-              const expected = t > last || t <= last - 10 ? 0 : 20;
-              assert.equal(present, expected, `cycle ${cycle}: txn ${t} has ${present} of its keys (last ${last})`);
-            }
-          });
-          assertClean(db);
-        } finally {
-          db.close();
-        }
-        row.cases++;
         row.acked += acked.count;
+        await checkCaseAsync(row, `cycle ${cycle}`, async () => {
+          const db = await open(dir);
+          try {
+            const last = Number(db.get('last')?.toString() ?? '0');
+            assert.ok(last >= lastAcked, `cycle ${cycle}: last batch ${last} is older than acknowledged ${lastAcked}`);
+            for (let t = Math.max(1, last - 40); t <= last + 5; t++) {
+              const present = [...db.range({ prefix: `t${t}-` })].length;
+              const expected = t > last || t <= last - 10 ? 0 : 20;
+              assert.equal(present, expected, `cycle ${cycle}: batch ${t} has ${present} of its keys (last ${last})`);
+            }
+            checkpoints = db.stats({ trees: false }).checkpointId;
+            await db.checkpoint();
+            assertClean(db);
+          } finally {
+            await db.close();
+          }
+        });
       }
-      console.log(`      ${CYCLES} kills, ${totalAcked} acknowledged commits, each checked after every later kill`);
+      console.log(`      ${CYCLES} kills, ${totalAcked} acknowledged batches, each checked after every later kill; the database went through ${checkpoints} checkpoints`);
+      assert.ok(checkpoints > CYCLES * 3, 'checkpoints ran while the children wrote');
+      assertRowClean(row);
     } finally {
       rmDir(dir);
     }
   });
 
-  it('refuses to open a directory that another process holds open', async () => {
+  it('refuses to open a directory that another process holds open, and the lock dies with the process', async () => {
     const dir = tmpDir('birch-lock');
     try {
-      let refused: unknown;
+      let refused: Promise<unknown> | undefined;
       await runAndKill(dir, 1500, () => {
-        try {
-          Database.open(dir).close();
-        } catch (e) {
-          refused = e;
-        }
+        refused = open(dir).then((db) => db.close(), (e: unknown) => e);
       });
-      assert.ok(refused instanceof Error && (refused as { code?: string }).code === 'DB_LOCKED', `expected DB_LOCKED, got ${String(refused)}`);
-      Database.open(dir).close(); // the lock died with the process
+      const e = await refused;
+      assert.ok(e instanceof Error && (e as { code?: string }).code === 'DB_LOCKED', `expected DB_LOCKED, got ${String(e)}`);
+      await (await open(dir)).close();
     } finally {
       rmDir(dir);
     }
   });
 
-  it('refuses a second open of a directory that is open in this process', () => {
+  it('refuses a second open of a directory that is open in this process', async () => {
     const dir = tmpDir('birch-lock');
     try {
-      const db = Database.open(dir);
-      assert.throws(() => Database.open(dir), (e: unknown) => e instanceof Error && (e as { code?: string }).code === 'DB_LOCKED');
-      db.close();
-      Database.open(dir).close();
+      const db = await open(dir);
+      await assert.rejects(open(dir), (e: unknown) => e instanceof Error && (e as { code?: string }).code === 'DB_LOCKED');
+      await db.close();
+      await (await open(dir)).close();
     } finally {
       rmDir(dir);
     }

@@ -107,10 +107,6 @@ export class CrashDirectory implements DirectoryBackend {
         file.sync();
         op('sync');
       },
-      syncAsync: async () => {
-        file.sync();
-        op('sync');
-      },
       length: () => file.currentSize,
       setLength: (n) => {
         file.change({ setLength: n });

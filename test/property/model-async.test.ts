@@ -1,7 +1,8 @@
-// The model test through the async API: each step issues several batches at once, from
-// concurrent callers, without waiting in between. The writer applies them in issue order, so a
-// Map that applies the same batches in the same order (conditions included) must agree with the
-// database on every outcome and every key. Reopens and snapshots are steps too.
+// The model test through the async API with its threads: each step issues several batches at once,
+// from concurrent callers, without waiting in between. Batches apply in issue order, conditions
+// decided against every batch issued before, so a Map that applies the same batches in the same
+// order must agree with the database on every outcome and every key. Reopens and snapshots are
+// steps too, and a small checkpointBytes makes checkpoints run under the steps.
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { BirchError, open, type BatchOp, type Birch, type Snapshot } from '../../api/index.js';
@@ -32,7 +33,7 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
 
 async function run(steps: Step[]): Promise<void> {
   const dir = tmpDir('birch-model-async');
-  let db: Birch = await open(dir, { maxMergeOps: 40 });
+  let db: Birch = await open(dir, { checkpointBytes: 64 * 1024, journalSegmentSize: 256 * 1024 });
   const model = new Map<string, string>();
   const snaps: { s: Snapshot; model: Map<string, string> }[] = [];
   try {
@@ -40,7 +41,7 @@ async function run(steps: Step[]): Promise<void> {
       if (step.t === 'reopen') {
         for (const x of snaps.splice(0)) x.s.release();
         await db.close();
-        db = await open(dir, { maxMergeOps: 40 });
+        db = await open(dir, { checkpointBytes: 64 * 1024, journalSegmentSize: 256 * 1024 });
       } else if (step.t === 'snap') {
         snaps.push({ s: db.snapshot(), model: new Map(model) });
       } else if (step.t === 'release') {
@@ -82,6 +83,7 @@ async function run(steps: Step[]): Promise<void> {
         assert.deepEqual(got, want, 'a snapshot changed');
       }
     }
+    await db.checkpoint();
     const report = db.check();
     assert.ok(report.ok, report.errors.join('\n'));
   } finally {

@@ -127,6 +127,8 @@ describe('pager: RunSet and free list', () => {
     const fl = new FreeList();
     fl.addFree(10, 5);
     fl.addFree(30, 10);
+    assert.equal(fl.tailStart(40), 30);
+    assert.equal(fl.free.pages, 15, 'tailStart changes nothing');
     assert.equal(fl.trimTail(40), 30);
     assert.equal(fl.free.pages, 5);
     assert.equal(fl.trimTail(30), 30, 'page 29 is in use: nothing to give back');
