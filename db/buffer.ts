@@ -3,9 +3,13 @@
 //
 // A buffer is a chain of generations, newest first: the active one takes new operations; when a
 // checkpoint starts it is frozen (never changed again) and a new active one begins, and when the
-// checkpoint's trees are published the frozen one is dropped. Each generation holds, per tree, an
-// ordered map (sorted-btree) from the key (its bytes as a latin1 string: string order is byte
-// order, and strings compare several times faster than Buffers) to a chain of versions.
+// checkpoint's trees are published the frozen one is dropped. Each generation holds, per tree, a
+// hash map from the key (its bytes as a latin1 string: string order is byte order, and strings
+// hash and compare several times faster than Buffers) to a chain of versions, and an ordered index
+// of the keys (sorted-btree) that is brought up to date only when a range needs it: a write costs
+// a hash map update (measured on the 2-core VM, 250,000 random 16-byte keys: 0.3 us a put, where
+// keeping the ordered map on every write cost 1.0-1.6 us), and a workload that never iterates the
+// buffer never sorts it.
 //
 // Versions: an operation is admitted with its batch's sequence number and is visible to a reader
 // at seq S only if its seq <= S (readers read at the last acknowledged batch; conditions are
@@ -19,7 +23,11 @@
 import sortedBtree from 'sorted-btree';
 
 const BTree = ('default' in sortedBtree ? sortedBtree.default : sortedBtree) as typeof sortedBtree.default;
-type OrderedMap = InstanceType<typeof BTree<string, Version>>;
+type KeyIndex = InstanceType<typeof BTree<string, true>>;
+/** Plain string order (byte order for latin1 strings); sorted-btree's default also orders mixed types, slower. */
+const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+/** Node size of the key index: 128 measured fastest for 16-byte keys (0.5 us a lookup vs 0.8 at the default 32). */
+const INDEX_NODE_SIZE = 128;
 
 /** A key's value as of batch `seq` (null: deleted), and the version before it. */
 export interface Version {
@@ -36,7 +44,11 @@ export interface Version {
 export const ENTRY_OVERHEAD_BYTES = 180;
 
 export class TreeBuffer {
-  readonly map: OrderedMap = new BTree<string, Version>();
+  /** Key -> its versions, newest first. Keys are never removed: a delete is a version too. */
+  readonly map = new Map<string, Version>();
+  /** The keys in order, as of the last range; `unindexed` holds the keys added since. */
+  #index: KeyIndex | undefined;
+  #unindexed: string[] = [];
   /** The seq of the drop that began this map (0: none: older data shows through). */
   readonly droppedAt: number;
   /** The map this one replaced at the drop, for readers older than it. */
@@ -54,6 +66,27 @@ export class TreeBuffer {
     let t: TreeBuffer | undefined = this;
     while (t !== undefined && t.droppedAt > seq) t = t.before;
     return t;
+  }
+
+  /** Records a version of `key` (its newest); older versions no reader at or above `floor` can see go. */
+  set(key: string, seq: number, value: Buffer | null, floor: number): void {
+    const prev = this.map.get(key);
+    if (prev === undefined) this.#unindexed.push(key);
+    this.map.set(key, { seq, value, next: prune(prev, floor) });
+  }
+
+  /** The keys in order (the index brought up to date), for a range. */
+  index(): KeyIndex {
+    let idx = this.#index;
+    if (idx === undefined) {
+      // Built from a sort of every key at once: cheaper than inserting them one by one.
+      const keys = [...this.map.keys()].sort();
+      idx = this.#index = new BTree<string, true>(keys.map((k) => [k, true]), byString, INDEX_NODE_SIZE);
+    } else {
+      for (const k of this.#unindexed) idx.set(k, true);
+    }
+    this.#unindexed = [];
+    return idx;
   }
 }
 
@@ -94,8 +127,7 @@ export class Generation {
     this.#note(key.length + (value?.length ?? 0));
     const t = this.#tree(tree);
     if (value !== null && t.createdAt === 0) t.createdAt = seq;
-    const prev = t.map.get(key);
-    t.map.set(key, { seq, value, next: prune(prev, floor) });
+    t.set(key, seq, value, floor);
   }
 
   /** Records the drop of `tree` at `seq`. */

@@ -59,15 +59,14 @@ export class View {
   }
 
   get(tree: string, key: Buffer): Buffer | undefined {
-    if (this.gens.length > 0) {
-      const k = latin1(key);
-      for (const g of this.gens) {
-        const t = g.trees.get(tree)?.at(this.seq);
-        if (t === undefined) continue;
-        const v = visible(t.map.get(k), this.seq);
-        if (v !== undefined) return v.value ?? undefined;
-        if (t.droppedAt > 0) return undefined;
-      }
+    let k: string | undefined;
+    for (const g of this.gens) {
+      const t = g.trees.get(tree)?.at(this.seq);
+      if (t === undefined) continue;
+      k ??= latin1(key);
+      const v = visible(t.map.get(k), this.seq);
+      if (v !== undefined) return v.value ?? undefined;
+      if (t.droppedAt > 0) return undefined;
     }
     const desc = this.base.desc(tree);
     return desc === undefined ? undefined : treeGet(this.base.read, desc, key);
@@ -132,13 +131,14 @@ function* bufferEntries(t: TreeBuffer, seq: number, span: Span): Generator<[Buff
   let from = start === undefined ? undefined : latin1(start.key);
   let skipFrom = start !== undefined && !start.inclusive;
   for (;;) {
-    // A chunk is read synchronously; the map may change between chunks (new writes), so the next
+    // A chunk is read synchronously; the index may change between chunks (new writes), so the next
     // chunk seeks again from the last key rather than keep an iterator. Keys are never removed
     // from a map, and newer writes are invisible at `seq`, so nothing is skipped or repeated.
     const chunk: [string, Buffer | null][] = [];
     let scanned = 0;
     let done = true;
-    for (const [k, chain] of reverse ? t.map.entriesReversed(from) : t.map.entries(from)) {
+    const index = t.index();
+    for (const [k] of reverse ? index.entriesReversed(from) : index.entries(from)) {
       if (skipFrom && k === from) continue;
       if (past(k)) break;
       if (scanned === CHUNK) {
@@ -147,7 +147,7 @@ function* bufferEntries(t: TreeBuffer, seq: number, span: Span): Generator<[Buff
       }
       scanned++;
       from = k;
-      const v = visible(chain, seq);
+      const v = visible(t.map.get(k), seq);
       if (v !== undefined) chunk.push([k, v.value]);
     }
     for (const [k, value] of chunk) yield [Buffer.from(k, 'latin1'), value];

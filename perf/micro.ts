@@ -64,6 +64,11 @@ export function microBenches(): Promise<string[]> {
     gen.write('', latin1(keys[(ki = (ki + 1) % keys.length)] as Buffer), Buffer.alloc(100), seq, seq);
   });
   suite.add('write buffer get (16 B key, 100,000 entries)', () => gen.trees.get('')?.map.get(latin1(keys[(ki = (ki + 1) % keys.length)] as Buffer)));
+  suite.add('write buffer key index, brought up to date after one put', () => {
+    seq++;
+    gen.write('', latin1(rnd()), null, seq, seq);
+    gen.trees.get('')?.index();
+  });
   suite.add('page copy (4 KiB)', () => Buffer.from(page));
   suite.add('page checksum (xxh32 of 4 KiB)', () => checksum(page, 4, PAGE_SIZE));
   const sealed = Buffer.alloc(PAGE_SIZE);

@@ -173,6 +173,7 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
   const seconds = (performance.now() - t0) / 1000;
   sample(true);
   const extra = engine.extra();
+  if (engine.recoveryMs !== undefined && w.kind !== 'readrandom' && w.kind !== 'readseq') extra.recoveryMs = await engine.recoveryMs();
   await engine.close();
   const io1 = diskWriteBytes();
   latencies.sort((a, b) => a - b);

@@ -125,7 +125,7 @@ export function formatTables(results: BenchResult[], workloads: { name: string; 
       ['  write runs', extra('writeRunsPerCheckpoint', 1)],
       ['p99 during checkpoints', (r) => (r.extra.p99DuringCheckpointMs === undefined ? 'n/a' : ms(r.extra.p99DuringCheckpointMs))],
       ['buffer at the end', extra('bufferMiB', 1, ' MiB')],
-      ['recovery at open', extra('recoveryMs', 1, ' ms')],
+      ['recovery after a crash', extra('recoveryMs', 1, ' ms')],
       ['final file size', (r) => mib(r.fileBytes)],
       ['peak memory (RSS)', (r) => mib(r.peakRssBytes)],
     ];

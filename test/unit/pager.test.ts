@@ -182,14 +182,19 @@ describe('pager: RunSet and free list', () => {
 });
 
 describe('pager: page cache', () => {
-  it('stays within its byte bound, evicting the least recently used', () => {
+  it('stays within its byte bound, keeps pages in use and evicts the ones not used since', () => {
     const c = new PageCache(16 * PAGE_SIZE);
     for (let i = 0; i < 40; i++) {
       c.set(i, Buffer.alloc(1));
       c.get(0);
     }
     assert.ok(c.sizeBytes <= 16 * PAGE_SIZE);
-    assert.ok(c.get(0) !== undefined, 'the most recently used page stays');
-    assert.equal(c.get(1), undefined);
+    assert.ok(c.get(0) !== undefined, 'a page used all along stays');
+    assert.equal(c.get(1), undefined, 'a page not used since it came in is evicted');
+    c.delete(0);
+    assert.equal(c.get(0), undefined);
+    for (let i = 100; i < 200; i++) c.set(i, Buffer.alloc(1));
+    assert.ok(c.sizeBytes <= 16 * PAGE_SIZE, 'a deleted slot is reused, the bound holds');
+    assert.ok(c.get(199) !== undefined);
   });
 });
