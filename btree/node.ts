@@ -72,6 +72,15 @@ export function cellBytes(page: Buffer, i: number, leaf: boolean): Buffer {
 export function childAt(page: Buffer, i: number): number {
   return readU32(page, cellOffset(page, i) + BRANCH_CHILD_OFFSET);
 }
+/** Points branch slot i at another child (on a page being built, never a committed one). */
+export function setChildAt(page: Buffer, i: number, child: number): void {
+  writeU32(page, cellOffset(page, i) + BRANCH_CHILD_OFFSET, child);
+}
+/** Points leaf slot i's overflow value at another first page (on a page being built). */
+export function setOverflowRef(page: Buffer, i: number, first: number): void {
+  const off = cellOffset(page, i);
+  writeU32(page, off + LEAF_CELL_HEADER + readU16(page, off + LEAF_KEY_LEN_OFFSET), first);
+}
 
 export interface LeafValueRef {
   overflow: boolean;

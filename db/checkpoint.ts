@@ -29,6 +29,8 @@ import { OP_DROP_TREE, OP_PUT, forEachOp } from '../journal/format.js';
 import { RecordReader, type RecordLoc } from '../journal/journal.js';
 import { EMPTY_TREE, freeTree, get as treeGet, type TreeDesc } from '../btree/tree.js';
 import { mergeTree, type MergeOp, type PageSink } from '../btree/merge.js';
+import { relocateTree } from '../btree/relocate.js';
+import { iterateSpan, toSpan } from '../btree/cursor.js';
 import { decodeDesc, decodeRoots, encodeDesc, encodeRoots } from '../btree/roots-format.js';
 
 export interface CheckpointRequest {
@@ -69,6 +71,13 @@ export interface CheckpointStats {
   pageCount: number;
 }
 
+/**
+ * close() moves the trees toward the start of the file when more than this share of it is free
+ * (and it has more than COMPACT_MIN_FREE_PAGES free): a checkpoint writes changed nodes to free
+ * pages and frees the old ones, so after random writes a third or more of the file is holes.
+ */
+const COMPACT_FREE_SHARE = 0.2;
+const COMPACT_MIN_FREE_PAGES = 64;
 /** Written pages are held back until this many bytes, then written sorted, in runs. */
 const WRITE_BATCH_BYTES = 8 << 20;
 /**
@@ -138,17 +147,28 @@ export class Checkpointer {
     }
   }
 
-  #run(req: CheckpointRequest): CheckpointResult {
+  /**
+   * One checkpoint: the request's batches merged; or, with `relocateFrom`, no batches but every
+   * tree page at or past that page number moved to the lowest free pages (compact).
+   */
+  #run(req: CheckpointRequest, relocateFrom?: number): CheckpointResult {
     const t0 = performance.now();
     const prev = this.#data.state;
     const { trees, ops } = this.#collect(prev.seq, req);
     const older = this.#data.metas.older;
     this.#freeList.release(Math.min(this.#closing ? Infinity : this.#floor(), older === undefined ? -1 : older.checkpointId));
-    const sink = new Sink(this.#data, this.#freeList, this.#cache, prev.pageCount);
+    const sink = new Sink(this.#data, this.#freeList, this.#cache, prev.pageCount, relocateFrom !== undefined);
     const roots = decodeRoots(prev.roots);
     const read = (no: PageNo): Buffer => sink.read(no);
     let main = roots.main;
     const catalogOps: MergeOp[] = [];
+    if (relocateFrom !== undefined) {
+      main = relocateTree(sink, main, relocateFrom);
+      for (const [name, raw] of iterateSpan(read, roots.catalog, toSpan({}))) {
+        const moved = encodeDesc(relocateTree(sink, decodeDesc(raw), relocateFrom));
+        if (!moved.equals(raw)) catalogOps.push({ key: name, value: moved });
+      }
+    }
     for (const name of [...trees.keys()].sort()) {
       const t = trees.get(name) as TreeOps;
       const mergeOps = sortedUnique(t.ops);
@@ -172,7 +192,8 @@ export class Checkpointer {
       const next = mergeTree(sink, desc ?? EMPTY_TREE, mergeOps);
       if (desc === undefined || raw === undefined || t.dropped || !encodeDesc(next).equals(raw)) catalogOps.push({ key: nameBytes, value: encodeDesc(next) });
     }
-    const catalog = mergeTree(sink, roots.catalog, catalogOps);
+    let catalog = mergeTree(sink, roots.catalog, catalogOps);
+    if (relocateFrom !== undefined) catalog = relocateTree(sink, catalog, relocateFrom);
     const freeRoot = this.#writeBitmap(sink);
     sink.flush();
     this.#data.sync();
@@ -273,19 +294,44 @@ export class Checkpointer {
     if (this.#failed !== undefined) throw this.#failed;
     this.#closing = true;
     try {
-      this.#data.settle();
-      const s = this.#data.state;
-      if (this.#freeList.pendingPages > 0 || this.#freeList.tailStart(s.pageCount) !== s.pageCount) {
-        // An empty checkpoint: it releases the pending pages and writes the smaller bitmap.
-        this.#run({ upToSeq: s.seq, records: [] });
-        this.#data.settle();
-      }
+      this.#releaseAndTrim();
+      this.#compact();
       this.#data.truncate(this.#data.state.pageCount);
       this.#data.sync();
     } catch (err) {
       this.#failed = err instanceof BirchError ? err : new FatalIoError('finishing the data file failed', err);
       throw this.#failed;
     }
+  }
+
+  /**
+   * Settles the metas, then (if anything is pending or the file ends in free pages) runs an empty
+   * checkpoint that releases every pending page and gives the free tail back, and settles again.
+   */
+  #releaseAndTrim(): void {
+    this.#data.settle();
+    const s = this.#data.state;
+    if (this.#freeList.pendingPages > 0 || this.#freeList.tailStart(s.pageCount) !== s.pageCount) {
+      this.#run({ upToSeq: s.seq, records: [] });
+      this.#data.settle();
+    }
+  }
+
+  /**
+   * When much of the file is free (COMPACT_FREE_SHARE), moves every tree page past the live pages'
+   * worth (plus room for the nodes copied on the way) into the lowest free pages, then releases the
+   * old ones and gives the freed tail back: the file ends up about the size of what it holds.
+   */
+  #compact(): void {
+    const s = this.#data.state;
+    const free = this.#freeList.free.pages;
+    if (free <= COMPACT_MIN_FREE_PAGES || free <= COMPACT_FREE_SHARE * s.pageCount) return;
+    const live = s.pageCount - free - this.#freeList.pendingPages;
+    // Room below the boundary for every node copied on the way to a moved page (branches, about
+    // one in 30 pages for short keys), the new bitmap, and a few more.
+    const boundary = Math.min(s.pageCount, live + Math.ceil(live / 16) + bitmapPagesFor(s.pageCount) + 4);
+    this.#run({ upToSeq: s.seq, records: [] }, boundary);
+    this.#releaseAndTrim();
   }
 
   #updateStats(): void {
@@ -336,11 +382,15 @@ class Sink implements PageSink {
   /** Read ahead (prefetch), each dropped once read. */
   readonly #ahead = new Map<number, Buffer>();
 
-  constructor(data: DataFile, freeList: FreeList, cache: PageCache, pageCount: number) {
+  /** Allocate the lowest free pages first (compacting), instead of by the allocation policy. */
+  readonly #lowestFirst: boolean;
+
+  constructor(data: DataFile, freeList: FreeList, cache: PageCache, pageCount: number, lowestFirst: boolean) {
     this.#data = data;
     this.#freeList = freeList;
     this.#cache = cache;
     this.pageCount = pageCount;
+    this.#lowestFirst = lowestFirst;
   }
 
   read(no: PageNo): Buffer {
@@ -376,7 +426,7 @@ class Sink implements PageSink {
   }
 
   allocate(n: number): PageNo {
-    let first: number | undefined = this.#freeList.take(n, this.pageCount);
+    let first: number | undefined = this.#lowestFirst ? this.#freeList.takeLowest(n) : this.#freeList.take(n, this.pageCount);
     if (first === undefined) {
       first = this.pageCount;
       if (first + n > 0xffff_ffff) throw new BirchError('FATAL_IO', 'the data file reached its 2^32-page limit');

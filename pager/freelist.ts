@@ -219,6 +219,11 @@ export class FreeList {
     return undefined;
   }
 
+  /** The lowest `n` contiguous free pages, whatever the policy (to move pages toward the file's start). */
+  takeLowest(n: number): PageNo | undefined {
+    return this.#firstFit(n, 1);
+  }
+
   #firstFit(n: number, minLen: number): PageNo | undefined {
     const f = this.free;
     const need = Math.max(n, minLen);

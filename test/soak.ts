@@ -31,8 +31,8 @@ interface Suite {
 }
 
 const SUITES: Suite[] = [
-  { file: 'crash/power-loss.test.js', env: (seed) => ({ BIRCH_SEED: String(seed), BIRCH_POWER_COMMITS: '200' }) },
-  { file: 'crash/io-faults.test.js', env: () => ({ BIRCH_FAULT_COMMITS: '40' }) },
+  { file: 'crash/power-loss.test.js', env: (seed) => ({ BIRCH_SEED: String(seed), BIRCH_POWER_COMMITS: '800' }) },
+  { file: 'crash/io-faults.test.js', env: () => ({ BIRCH_FAULT_COMMITS: '120' }) },
   { file: 'crash/io-faults-async.test.js', env: () => ({ BIRCH_ASYNC_FAULT_CALLERS: '16', BIRCH_ASYNC_FAULT_BATCHES: '16' }) },
   { file: 'crash/corruption.test.js', env: () => ({ BIRCH_CORRUPT_STRIDE: '17', BIRCH_JOURNAL_CORRUPT_STRIDE: '2' }) },
   { file: 'crash/sigkill.test.js', env: (seed) => ({ BIRCH_SEED: String(seed), BIRCH_KILL_CYCLES: '30' }) },
