@@ -72,7 +72,8 @@ export interface WriterInit {
 export type ToWriter =
   /**
    * Batches firstSeq..lastSeq, `ops` operations in `buf`. freeze: a checkpoint covers batches up to
-   * lastSeq, so no record may hold batches on both sides of it (buf may be empty: a boundary only).
+   * lastSeq, so no record may hold batches on both sides of it. With ops 0 (buf empty) it is a
+   * boundary only, after every batch sent before it.
    */
   | { kind: 'batches'; buf: ArrayBuffer; ops: number; firstSeq: number; lastSeq: number; freeze: boolean }
   /** Both metas hold every batch up to upToSeq: records up to it may be recycled. */

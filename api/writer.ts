@@ -27,6 +27,7 @@ export interface WriterOptions {
   releasedSeq: number;
 }
 
+/** A message of batches; `freeze` may be set after it arrives (a boundary that came alone). */
 type Batches = Extract<ToWriter, { kind: 'batches' }>;
 
 export class Writer {
@@ -52,11 +53,19 @@ export class Writer {
   receive(msg: ToWriter): void {
     if (this.#closed) return;
     switch (msg.kind) {
-      case 'batches':
+      case 'batches': {
         if (this.#fatal) return;
+        if (msg.ops === 0) {
+          // A boundary only: the batches queued before it end a record; with none queued, every
+          // batch before it is written already.
+          const last = this.#queue[this.#queue.length - 1];
+          if (last !== undefined) last.freeze = true;
+          return;
+        }
         this.#queue.push(msg);
         this.#schedule();
         break;
+      }
       case 'release':
         this.#journal.release(msg.upToSeq);
         break;
@@ -90,16 +99,13 @@ export class Writer {
           const m = this.#queue[0] as Batches;
           if (parts.length > 0 && bytes + m.buf.byteLength > this.#maxRecordBytes) break;
           this.#queue.shift();
-          if (m.ops > 0) {
-            if (first === 0) first = m.firstSeq;
-            last = m.lastSeq;
-            ops += m.ops;
-            bytes += m.buf.byteLength;
-            parts.push(Buffer.from(m.buf));
-          }
+          if (first === 0) first = m.firstSeq;
+          last = m.lastSeq;
+          ops += m.ops;
+          bytes += m.buf.byteLength;
+          parts.push(Buffer.from(m.buf));
           if (m.freeze) break;
         }
-        if (parts.length === 0) continue;
         this.#records.push(this.#journal.append(first, last, ops, parts));
         lastSeq = last;
       }
