@@ -415,7 +415,7 @@ export class Birch {
       db.#checkpointer = checkpointer;
       for (const f of early) f();
       // A journal replayed past checkpointBytes is checkpointed now.
-      db.#maybeCheckpoint(false);
+      db.#maybeCheckpoint();
       return db;
     } catch (err) {
       for (const p of started) await p.terminate();
@@ -605,15 +605,25 @@ export class Birch {
     } else setImmediate(() => this.#flush());
   }
 
-  /** Hands every batch admitted this turn to the writer in one transferred buffer. */
+  /** The turn's hand-off: every batch admitted this turn goes to the writer, and a checkpoint may start. */
   #flush(): void {
     this.#flushScheduled = false;
+    if (!this.#maybeCheckpoint()) this.#sendTurn(false);
+  }
+
+  /**
+   * Hands every batch admitted and not yet sent to the writer in one transferred buffer; `freeze`:
+   * a checkpoint covers them, so the writer ends a record after them (with no batches to send, a
+   * boundary alone). After a failed checkpoint, batches admitted before it still go to the (sound)
+   * journal.
+   */
+  #sendTurn(freeze: boolean): void {
     const turn = this.#turn;
     this.#turn = undefined;
-    if (this.#fatal !== undefined && turn === undefined) return;
-    // After a failed checkpoint, batches admitted before it still go to the (sound) journal.
-    const freeze = this.#maybeCheckpoint(turn !== undefined);
-    if (turn === undefined) return;
+    if (turn === undefined) {
+      if (freeze) this.#writer.post({ kind: 'batches', buf: new ArrayBuffer(0), ops: 0, firstSeq: 0, lastSeq: 0, freeze: true });
+      return;
+    }
     const ab = new ArrayBuffer(turn.bytes);
     const buf = Buffer.from(ab);
     let off = 0;
@@ -623,10 +633,11 @@ export class Birch {
 
   /**
    * Starts a checkpoint if none runs and the buffer (or the journal) calls for one, or `force`:
-   * freezes the active generation at the last admitted batch. Returns whether it froze (the
-   * caller's message then carries the boundary); sends the boundary itself if `withTurn` is false.
+   * freezes the active generation at the last admitted batch, and hands the writer every batch
+   * not yet sent with the boundary after them (so that no record holds batches on both sides of
+   * it). Returns whether it froze.
    */
-  #maybeCheckpoint(withTurn: boolean, force = false): boolean {
+  #maybeCheckpoint(force = false): boolean {
     if (this.#ckpt !== undefined || this.#fatal !== undefined) return false;
     const active = this.#gens[0] as Generation;
     if (active.ops === 0) return false;
@@ -638,7 +649,7 @@ export class Birch {
     let finish!: () => void;
     const done = new Promise<void>((resolve) => (finish = resolve));
     this.#ckpt = { upToSeq: this.#admitted, requested: false, done, finish };
-    if (!withTurn) this.#writer.post({ kind: 'batches', buf: new ArrayBuffer(0), ops: 0, firstSeq: 0, lastSeq: 0, freeze: true });
+    this.#sendTurn(true);
     this.#requestCheckpoint();
     this.#updateRefs();
     return true;
@@ -725,7 +736,7 @@ export class Birch {
         c?.finish();
         this.#pump();
         // The buffer may have filled again meanwhile.
-        if (this.#status === 'open') this.#maybeCheckpoint(false);
+        if (this.#status === 'open') this.#maybeCheckpoint();
         this.#checkIdle();
         break;
       }
@@ -878,7 +889,7 @@ export class Birch {
   async #checkpointAll(): Promise<void> {
     if (this.#ckpt !== undefined) await this.#ckpt.done;
     if (this.#fatal !== undefined) return;
-    this.#maybeCheckpoint(this.#turn !== undefined && this.#flushScheduled, true);
+    this.#maybeCheckpoint(true);
     if (this.#ckpt !== undefined) await this.#ckpt.done;
   }
 

@@ -103,6 +103,21 @@ describe('checkpoints: readers, page reuse, trees, recovery and compaction', () 
     await db.close();
   });
 
+  it('regression: a checkpoint that starts while a turn of batches is not yet sent puts the boundary after them (a record straddled it: INTERNAL under load)', async () => {
+    const { db } = await memDb({ checkpointBytes: 16 * 1024 });
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 2000 }, async (_, c) => {
+        for (let n = 0; n < 10; n++) await db.put(`c${c}-${n % 3}`, `value ${n} `.repeat(4));
+      }),
+    );
+    const failed = outcomes.filter((o) => o.status === 'rejected');
+    assert.equal(failed.length, 0, String((failed[0] as PromiseRejectedResult | undefined)?.reason));
+    assert.ok(db.stats({ trees: false }).checkpoints.count > 20);
+    await db.checkpoint();
+    assertClean(db);
+    await db.close();
+  });
+
   it('close() gives back the space of freed pages: after random rewrites the file is about the size of what it holds', async () => {
     const dir = new MemoryDirectory();
     const opts = { backend: dir, checkpointBytes: 256 * 1024 };
