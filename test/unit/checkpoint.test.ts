@@ -112,7 +112,7 @@ describe('checkpoints: readers, page reuse, trees, recovery and compaction', () 
     );
     const failed = outcomes.filter((o) => o.status === 'rejected');
     assert.equal(failed.length, 0, String((failed[0] as PromiseRejectedResult | undefined)?.reason));
-    assert.ok(db.stats({ trees: false }).checkpoints.count > 20);
+    assert.ok(db.stats({ trees: false }).checkpoints.count >= 5, 'checkpoints ran among the batches');
     await db.checkpoint();
     assertClean(db);
     await db.close();
