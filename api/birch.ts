@@ -18,7 +18,6 @@
 //
 // Page reuse across threads: this thread publishes, in shared memory, the oldest checkpoint whose
 // trees its readers may still read; the checkpointer reuses no page such a tree reaches.
-import { latin1 } from '../pager/bytes.js';
 import { BirchError } from '../pager/errors.js';
 import { NodeDirectory, type DirectoryBackend } from '../pager/backend.js';
 import { FAULT_COUNTERS_BYTES } from '../pager/faults.js';
@@ -98,12 +97,16 @@ export interface BirchStats {
   failed: string | null;
 }
 
-/** One validated operation: views into its batch's encoded bytes. */
+/**
+ * One validated operation, as copied into its batch's encoded bytes: the key as a latin1 string
+ * (the write buffer's key), the value where it lies in those bytes.
+ */
 interface InputOp {
   type: OpType;
   tree: string;
-  key: Buffer;
-  value: Buffer | null;
+  key: string;
+  valueOff: number;
+  valueLen: number;
 }
 
 interface InputCond {
@@ -161,14 +164,37 @@ function treeOf(tree: unknown): string {
 /** Validates one batch and copies it into its encoded form; throws a typed error for any bad part. */
 function encodeBatch(ops: unknown, opts: unknown): { ops: InputOp[]; conds: InputCond[]; encoded: Buffer } {
   if (!Array.isArray(ops)) throw new BirchError('BAD_OPTION', `batch() takes an array of operations, not ${describe(ops)}`);
-  const parsed = ops.map((op: unknown, i) => {
+  const n = ops.length;
+  const types: OpType[] = new Array(n);
+  const trees: string[] = new Array(n);
+  const keys: Buffer[] = new Array(n);
+  const values: (Buffer | undefined)[] = new Array(n);
+  let treeBytes: Map<string, Buffer> | undefined;
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const op: unknown = ops[i];
     if (typeof op !== 'object' || op === null) throw new BirchError('BAD_OPTION', `operation ${i} is not an object`);
     const o = op as { type?: unknown; key?: unknown; value?: unknown; tree?: unknown };
     const tree = treeOf(o.tree);
-    if (o.type === 'put') return { type: OP_PUT as OpType, tree, key: toKey(o.key), value: toValue(o.value) };
-    if (o.type === 'del') return { type: OP_DEL as OpType, tree, key: toKey(o.key), value: undefined };
-    throw new BirchError('BAD_OPTION', `operation ${i} has type ${String(o.type)}; expected 'put' or 'del'`);
-  });
+    let treeLen = 0;
+    if (tree !== '') {
+      treeBytes ??= new Map();
+      let b = treeBytes.get(tree);
+      if (b === undefined) treeBytes.set(tree, (b = Buffer.from(tree, 'utf8')));
+      treeLen = b.length;
+    }
+    const key = toKey(o.key);
+    let value: Buffer | undefined;
+    if (o.type === 'put') {
+      types[i] = OP_PUT;
+      value = toValue(o.value);
+    } else if (o.type === 'del') types[i] = OP_DEL;
+    else throw new BirchError('BAD_OPTION', `operation ${i} has type ${String(o.type)}; expected 'put' or 'del'`);
+    trees[i] = tree;
+    keys[i] = key;
+    values[i] = value;
+    total += opBytes(treeLen, key.length, value?.length ?? 0);
+  }
   const conds: InputCond[] = [];
   if (opts !== undefined) {
     if (typeof opts !== 'object' || opts === null) throw new BirchError('BAD_OPTION', 'batch options must be an object');
@@ -183,24 +209,18 @@ function encodeBatch(ops: unknown, opts: unknown): { ops: InputOp[]; conds: Inpu
       }
     }
   }
-  const treeBytes = new Map<string, Buffer>();
-  const bytesOf = (t: string): Buffer | undefined => {
-    if (t === '') return undefined;
-    let b = treeBytes.get(t);
-    if (b === undefined) treeBytes.set(t, (b = Buffer.from(t, 'utf8')));
-    return b;
-  };
-  let total = 0;
-  for (const o of parsed) total += opBytes(bytesOf(o.tree)?.length ?? 0, o.key.length, o.value?.length ?? 0);
+  // One copy of every key and value, in the journal's layout: later changes to the caller's
+  // buffers change nothing, and the writer writes these bytes as they are.
   const encoded = Buffer.allocUnsafe(total);
-  const out: InputOp[] = [];
+  const out: InputOp[] = new Array(n);
   let at = 0;
-  for (const o of parsed) {
-    const end = writeOp(encoded, at, o.type, bytesOf(o.tree), o.key, o.value);
-    // The key and value as copied: later changes to the caller's buffers change nothing.
-    const valueLen = o.value?.length ?? 0;
-    const keyAt = end - valueLen - o.key.length;
-    out.push({ type: o.type, tree: o.tree, key: encoded.subarray(keyAt, keyAt + o.key.length), value: o.value === undefined ? null : encoded.subarray(end - valueLen, end) });
+  for (let i = 0; i < n; i++) {
+    const key = keys[i] as Buffer;
+    const value = values[i];
+    const tree = trees[i] as string;
+    const end = writeOp(encoded, at, types[i] as OpType, tree === '' ? undefined : treeBytes?.get(tree), key, value);
+    const valueAt = end - (value?.length ?? 0);
+    out[i] = { type: types[i] as OpType, tree, key: encoded.toString('latin1', valueAt - key.length, valueAt), valueOff: valueAt, valueLen: end - valueAt };
     at = end;
   }
   return { ops: out, conds, encoded };
@@ -523,7 +543,7 @@ export class Birch {
       const treeBytes = Buffer.from(tree, 'utf8');
       const encoded = Buffer.allocUnsafe(opBytes(treeBytes.length, 0, 0));
       writeOp(encoded, 0, OP_DROP_TREE, treeBytes, undefined, undefined);
-      return { ops: [{ type: OP_DROP_TREE, tree, key: Buffer.alloc(0), value: null }], conds: [], encoded };
+      return { ops: [{ type: OP_DROP_TREE, tree, key: '', valueOff: 0, valueLen: 0 }], conds: [], encoded };
     });
   }
 
@@ -563,7 +583,7 @@ export class Birch {
     const gen = this.#gens[0] as Generation;
     for (const op of p.ops) {
       if (op.type === OP_DROP_TREE) gen.drop(op.tree, seq);
-      else gen.write(op.tree, latin1(op.key), op.value, seq, this.#pruneFloor);
+      else gen.write(op.tree, op.key, op.type === OP_PUT ? p.encoded : null, op.valueOff, op.valueLen, seq, this.#pruneFloor);
     }
     this.#inflight.push({ seq, bytes: p.encoded.length, t0: p.t0, duringCheckpoint: this.#ckpt !== undefined, refused: undefined, resolve: p.resolve, reject: p.reject });
     this.#unackedBytes += p.encoded.length;
@@ -578,6 +598,7 @@ export class Birch {
 
   /** Why the batch may not be applied after every batch admitted before it, if it may not. */
   #decide(p: Pending): BirchError | undefined {
+    if (p.conds.length === 0 && (p.ops[0] as InputOp | undefined)?.type !== OP_DROP_TREE) return undefined;
     const latest = new View(this.#admitted, this.#gens, this.#base);
     for (const c of p.conds) {
       const cur = latest.hasTree(c.tree) ? latest.get(c.tree, c.key) : undefined;

@@ -67,7 +67,8 @@ export function recover(dir: DirectoryBackend, gen: Generation): Recovered {
     forEachOp(body, rec.header.ops, (op) => {
       const tree = op.tree.toString('utf8');
       if (op.type === OP_DROP_TREE) gen.drop(tree, at);
-      else gen.write(tree, latin1(op.key), op.type === OP_PUT ? op.value : null, at, at);
+      else if (op.type === OP_PUT) gen.write(tree, latin1(op.key), body, op.value.byteOffset - body.byteOffset, op.value.length, at, at);
+      else gen.write(tree, latin1(op.key), null, 0, 0, at, at);
     });
     ops += rec.header.ops;
     batches += rec.header.lastSeq - rec.header.firstSeq + 1;

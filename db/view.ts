@@ -7,7 +7,7 @@ import { get as treeGet, type ReadPage, type TreeDesc } from '../btree/tree.js';
 import { iterateSpan, toSpan, type RangeBounds, type Span } from '../btree/cursor.js';
 import { decodeDesc, decodeRoots, type Roots } from '../btree/roots-format.js';
 import type { DbState } from '../pager/meta-format.js';
-import { visible, type Generation, type TreeBuffer } from './buffer.js';
+import { valueOf, visible, type Generation, type TreeBuffer } from './buffer.js';
 
 /** The trees of one checkpoint, as the main thread reads them. */
 export class Checkpointed {
@@ -65,7 +65,7 @@ export class View {
       if (t === undefined) continue;
       k ??= latin1(key);
       const v = visible(t.map.get(k), this.seq);
-      if (v !== undefined) return v.value ?? undefined;
+      if (v !== undefined) return valueOf(v) ?? undefined;
       if (t.droppedAt > 0) return undefined;
     }
     const desc = this.base.desc(tree);
@@ -148,7 +148,7 @@ function* bufferEntries(t: TreeBuffer, seq: number, span: Span): Generator<[Buff
       scanned++;
       from = k;
       const v = visible(t.map.get(k), seq);
-      if (v !== undefined) chunk.push([k, v.value]);
+      if (v !== undefined) chunk.push([k, valueOf(v)]);
     }
     for (const [k, value] of chunk) yield [Buffer.from(k, 'latin1'), value];
     if (done) return;

@@ -55,18 +55,19 @@ export function microBenches(): Promise<string[]> {
     for (let j = 0; j < 16; j++) b[j] = Math.floor(Math.random() * 256);
     return b;
   };
-  for (let n = 0; n < 100_000; n++) gen.write('', latin1(rnd()), Buffer.alloc(100), n + 1, n + 1);
+  const value = Buffer.alloc(100);
+  for (let n = 0; n < 100_000; n++) gen.write('', latin1(rnd()), value, 0, 100, n + 1, n + 1);
   let seq = 200_000;
   const keys = Array.from({ length: 10_000 }, rnd);
   let ki = 0;
   suite.add('write buffer put (16 B key, 100,000 entries)', () => {
     seq++;
-    gen.write('', latin1(keys[(ki = (ki + 1) % keys.length)] as Buffer), Buffer.alloc(100), seq, seq);
+    gen.write('', latin1(keys[(ki = (ki + 1) % keys.length)] as Buffer), value, 0, 100, seq, seq);
   });
   suite.add('write buffer get (16 B key, 100,000 entries)', () => gen.trees.get('')?.map.get(latin1(keys[(ki = (ki + 1) % keys.length)] as Buffer)));
   suite.add('write buffer key index, brought up to date after one put', () => {
     seq++;
-    gen.write('', latin1(rnd()), null, seq, seq);
+    gen.write('', latin1(rnd()), null, 0, 0, seq, seq);
     gen.trees.get('')?.index();
   });
   suite.add('page copy (4 KiB)', () => Buffer.from(page));
