@@ -127,9 +127,10 @@ interface Pending {
 }
 
 /**
- * A batch admitted and not yet acknowledged, or (`refused`) one refused at admission, whose
- * rejection waits for the batches admitted before it: it settles in commit order, so that the
- * caller who reads after it sees the state its condition was decided against.
+ * A batch admitted and not yet acknowledged; or one that needs no journal record, whose outcome
+ * waits for the batches admitted before it: refused at admission (`refused`), or with nothing to
+ * write (`empty`: a batch of no operations, a check of conditions only). Such a batch settles in
+ * commit order, so that the caller who reads after it sees the state it was decided against.
  */
 interface Inflight {
   seq: number;
@@ -137,6 +138,7 @@ interface Inflight {
   t0: number;
   duringCheckpoint: boolean;
   refused: BirchError | undefined;
+  empty: boolean;
   resolve(): void;
   reject(err: Error): void;
 }
@@ -353,6 +355,8 @@ export class Birch {
   #idleWaiters: (() => void)[] = [];
   #onWriterClosed: ((err?: BirchError) => void) | undefined;
   #onCheckpointerMsg: ((msg: FromCheckpointer) => void) | undefined;
+  /** A thread that died: nothing will answer it, so close() asks nothing of it. */
+  readonly #dead = { writer: false, checkpointer: false };
 
   // ---- counters
   #batches = 0;
@@ -447,9 +451,12 @@ export class Birch {
 
   // ---- reads -----------------------------------------------------------------------------------
 
-  /** @internal Throws DB_CLOSED once the handle is closed. */
+  /**
+   * @internal Throws DB_CLOSED once close() is called: closing checkpoints, releases every page no
+   * tree reaches and may move pages to give the file's tail back, so no reader may be left behind.
+   */
   assertReadable(): void {
-    if (this.#status === 'closed') throw new BirchError('DB_CLOSED', `database ${this.path} is closed`);
+    if (this.#status !== 'open') throw new BirchError('DB_CLOSED', `database ${this.path} is ${this.#status}`);
   }
 
   /** The value of `key` as of the last acknowledged batch. Never waits for the writer. */
@@ -570,12 +577,14 @@ export class Birch {
   /** Decides the batch against every batch admitted before it and, if it holds, applies it. */
   #admit(p: Pending): void {
     const refused = this.#decide(p);
-    if (refused !== undefined) {
+    if (refused !== undefined || p.ops.length === 0) {
+      // Nothing to journal: no sequence number; the outcome waits for the batches before it.
       if (this.#visible === this.#admitted) {
-        p.reject(refused);
+        if (refused !== undefined) p.reject(refused);
+        else p.resolve();
         this.#checkIdle();
       } else {
-        this.#inflight.push({ seq: this.#admitted, bytes: 0, t0: p.t0, duringCheckpoint: false, refused, resolve: p.resolve, reject: p.reject });
+        this.#inflight.push({ seq: this.#admitted, bytes: 0, t0: p.t0, duringCheckpoint: false, refused, empty: refused === undefined, resolve: p.resolve, reject: p.reject });
       }
       return;
     }
@@ -585,7 +594,7 @@ export class Birch {
       if (op.type === OP_DROP_TREE) gen.drop(op.tree, seq);
       else gen.write(op.tree, op.key, op.type === OP_PUT ? p.encoded : null, op.valueOff, op.valueLen, seq, this.#pruneFloor);
     }
-    this.#inflight.push({ seq, bytes: p.encoded.length, t0: p.t0, duringCheckpoint: this.#ckpt !== undefined, refused: undefined, resolve: p.resolve, reject: p.reject });
+    this.#inflight.push({ seq, bytes: p.encoded.length, t0: p.t0, duringCheckpoint: this.#ckpt !== undefined, refused: undefined, empty: false, resolve: p.resolve, reject: p.reject });
     this.#unackedBytes += p.encoded.length;
     let turn = this.#turn;
     if (turn === undefined) turn = this.#turn = { parts: [], ops: 0, bytes: 0, firstSeq: seq, lastSeq: seq };
@@ -642,7 +651,7 @@ export class Birch {
     const turn = this.#turn;
     this.#turn = undefined;
     if (turn === undefined) {
-      if (freeze) this.#writer.post({ kind: 'batches', buf: new ArrayBuffer(0), ops: 0, firstSeq: 0, lastSeq: 0, freeze: true });
+      if (freeze) this.#writer.post({ kind: 'boundary' });
       return;
     }
     const ab = new ArrayBuffer(turn.bytes);
@@ -722,6 +731,10 @@ export class Birch {
         b.reject(b.refused);
         continue;
       }
+      if (b.empty) {
+        b.resolve();
+        continue;
+      }
       this.#unackedBytes -= b.bytes;
       this.#batches++;
       const ms = now - b.t0;
@@ -799,8 +812,9 @@ export class Birch {
     this.#checkIdle();
   }
 
-  #threadDied(which: string, err: Error): void {
-    const e = new BirchError('INTERNAL', `the ${which} thread failed: ${err.message}; reopen the database`, { cause: err, site: { thread: which === 'writer' ? 'writer' : 'checkpointer' } });
+  #threadDied(which: 'writer' | 'checkpointer', err: Error): void {
+    this.#dead[which] = true;
+    const e = new BirchError('INTERNAL', `the ${which} thread failed: ${err.message}; reopen the database`, { cause: err, site: { thread: which } });
     this.#fail(e, which === 'writer');
     if (which === 'writer') this.#onWriterClosed?.(e);
     else this.#onCheckpointerMsg?.({ kind: 'fatal', error: { name: 'BirchError', code: 'INTERNAL', message: e.message, site: e.site } });
@@ -951,12 +965,16 @@ export class Birch {
           if (error === undefined) this.#writer.post({ kind: 'release', upToSeq: this.#base.state.seq });
         }
       }
-      const writerClosed = new Promise<BirchError | undefined>((resolve) => (this.#onWriterClosed = resolve));
-      this.#writer.post({ kind: 'close', removeReleased: this.#fatal === undefined && error === undefined });
-      error ??= await writerClosed;
-      const checkpointerClosed = fromCheckpointer('closed');
-      this.#checkpointer.post({ kind: 'close' });
-      await checkpointerClosed;
+      if (!this.#dead.writer) {
+        const writerClosed = new Promise<BirchError | undefined>((resolve) => (this.#onWriterClosed = resolve));
+        this.#writer.post({ kind: 'close', removeReleased: this.#fatal === undefined && error === undefined });
+        error ??= await writerClosed;
+      }
+      if (!this.#dead.checkpointer) {
+        const checkpointerClosed = fromCheckpointer('closed');
+        this.#checkpointer.post({ kind: 'close' });
+        await checkpointerClosed;
+      }
       this.#status = 'closed';
       this.#pins.clear();
       this.#reader.close();

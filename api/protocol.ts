@@ -71,11 +71,12 @@ export interface WriterInit {
 
 export type ToWriter =
   /**
-   * Batches firstSeq..lastSeq, `ops` operations in `buf`. freeze: a checkpoint covers batches up to
-   * lastSeq, so no record may hold batches on both sides of it. With ops 0 (buf empty) it is a
-   * boundary only, after every batch sent before it.
+   * Batches firstSeq..lastSeq (at least one), `ops` operations in `buf`. freeze: a checkpoint covers
+   * batches up to lastSeq, so no record may hold batches on both sides of it.
    */
   | { kind: 'batches'; buf: ArrayBuffer; ops: number; firstSeq: number; lastSeq: number; freeze: boolean }
+  /** A checkpoint covers every batch sent before this: the record that holds the last of them ends there. */
+  | { kind: 'boundary' }
   /** Both metas hold every batch up to upToSeq: records up to it may be recycled. */
   | { kind: 'release'; upToSeq: number }
   /** Stop; with removeReleased, delete every segment whose records are all released. */

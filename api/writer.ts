@@ -43,8 +43,9 @@ export class Writer {
   #idleScheduled = false;
   #fatal = false;
   #closed = false;
-  /** Records written since the last report. */
+  /** Records written since the last report, and the last batch reported durable. */
   #records: RecordLoc[] = [];
+  #reportedSeq = 0;
 
   constructor(dir: DirectoryBackend, opts: WriterOptions, send: (msg: FromWriter) => void) {
     // Records are synced here, once for all the records a turn writes.
@@ -57,17 +58,16 @@ export class Writer {
   receive(msg: ToWriter): void {
     if (this.#closed) return;
     switch (msg.kind) {
-      case 'batches': {
+      case 'batches':
         if (this.#fatal) return;
-        if (msg.ops === 0) {
-          // A boundary only: the batches queued before it end a record; with none queued, every
-          // batch before it is written already.
-          const last = this.#queue[this.#queue.length - 1];
-          if (last !== undefined) last.freeze = true;
-          return;
-        }
         this.#queue.push(msg);
         this.#schedule();
+        break;
+      case 'boundary': {
+        // The batches queued before it end a record; with none queued, every batch before it is
+        // written already.
+        const last = this.#queue[this.#queue.length - 1];
+        if (last !== undefined) last.freeze = true;
         break;
       }
       case 'release':
@@ -116,13 +116,23 @@ export class Writer {
       if (lastSeq === 0) return;
       if (this.#sync) this.#journal.sync();
     } catch (err) {
+      // Records a sync covered before the failure (a segment switch syncs the segment it leaves)
+      // are durable: their batches are acknowledged, not failed with the rest.
+      const durable = this.#sync ? this.#journal.syncedSeq : this.#journal.appendedSeq;
+      if (durable > this.#reportedSeq) this.#report(durable);
       this.#fail(err);
       return;
     }
-    const records = this.#records;
-    this.#records = [];
-    this.#send({ kind: 'synced', lastSeq, records, journal: { ...this.#journal.stats }, journalBytesHeld: this.#journal.bytesHeld });
+    this.#report(lastSeq);
     this.#scheduleIdleWork();
+  }
+
+  /** Tells the main thread that every batch up to `lastSeq` is durable, with the records written for them. */
+  #report(lastSeq: number): void {
+    const records = this.#records.filter((r) => r.lastSeq <= lastSeq);
+    this.#records = this.#records.filter((r) => r.lastSeq > lastSeq);
+    this.#reportedSeq = lastSeq;
+    this.#send({ kind: 'synced', lastSeq, records, journal: { ...this.#journal.stats }, journalBytesHeld: this.#journal.bytesHeld });
   }
 
   /**

@@ -418,8 +418,7 @@ class Sink implements PageSink {
       const first = want[k] as number;
       const last = want[end - 1] as number;
       if (end - k > 1) {
-        const pages = this.#data.readRun(first, last - first + 1);
-        for (let i = k; i < end; i++) this.#ahead.set(want[i] as number, pages[(want[i] as number) - first] as Buffer);
+        for (const [no, page] of this.#data.readRun(first, last - first + 1, want.slice(k, end))) this.#ahead.set(no, page);
       }
       k = end;
     }

@@ -7,15 +7,17 @@
 // batch after the older meta's checkpoint (segments are recycled only past it), so whichever meta
 // opens, every acknowledged batch after it is replayed. Both metas are then brought to the opened
 // trees (DataFile.settle), so the free pages recorded with them are free for the next checkpoint.
-// Recovery takes time in proportion to the batches since the last checkpoint: checkpointBytes
-// bounds it.
+// Records after a gap (batches missing before them: a damaged record in the middle of the journal)
+// are not replayed, and their headers are zeroed, because the batches written from now on take
+// the same sequence numbers. Recovery takes time in proportion to the batches since the last
+// checkpoint: checkpointBytes bounds it.
 import { latin1 } from '../pager/bytes.js';
 import type { DirectoryBackend } from '../pager/backend.js';
 import { DATA_FILE, DataFile, createDataFile } from '../pager/data-file.js';
 import { checkpointId, pageNo, seq } from '../pager/ids.js';
 import type { DbState } from '../pager/meta-format.js';
 import { OP_DROP_TREE, OP_PUT, forEachOp } from '../journal/format.js';
-import { scanJournal, type RecordLoc, type SegmentInfo } from '../journal/journal.js';
+import { neutralizeGaps, scanJournal, type RecordLoc, type SegmentInfo } from '../journal/journal.js';
 import { EMPTY_TREE } from '../btree/tree.js';
 import { encodeRoots } from '../btree/roots-format.js';
 import type { Generation } from './buffer.js';
@@ -73,6 +75,7 @@ export function recover(dir: DirectoryBackend, gen: Generation): Recovered {
     ops += rec.header.ops;
     batches += rec.header.lastSeq - rec.header.firstSeq + 1;
   }, true);
+  neutralizeGaps(dir, scan.gaps);
   return {
     state,
     segments: scan.segments,

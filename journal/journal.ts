@@ -117,6 +117,9 @@ export class JournalWriter {
   #scratch = Buffer.allocUnsafeSlow(0);
   readonly #header = Buffer.alloc(RECORD_HEADER_SIZE);
   #closed = false;
+  /** The last batch of the last record written, and of the last record a completed sync covers. */
+  #appendedSeq = 0;
+  #syncedSeq = 0;
   /** The next segment, being preallocated while the writer is idle (prepareSpare). */
   #spare: { name: string; file: FileBackend; written: number } | undefined;
 
@@ -166,6 +169,7 @@ export class JournalWriter {
       loc = { segment: seg.name, segSeq: seg.segSeq, offset: this.#pos, length, firstSeq, lastSeq };
       this.#pos += length;
       seg.lastSeq = lastSeq;
+      this.#appendedSeq = lastSeq;
       if (this.#opts.sync) this.sync();
     } catch (err) {
       if (err instanceof BirchError) throw err;
@@ -190,6 +194,17 @@ export class JournalWriter {
     }
     this.stats.syncs++;
     this.#unsynced = false;
+    this.#syncedSeq = this.#appendedSeq;
+  }
+
+  /** The last batch of the last record written (appended, synced or not). */
+  get appendedSeq(): number {
+    return this.#appendedSeq;
+  }
+
+  /** The last batch of the last record a completed sync covers: durable. */
+  get syncedSeq(): number {
+    return this.#syncedSeq;
   }
 
   /** Both metas' trees hold every batch up to `upToSeq`: segments holding nothing newer may be reused. */
@@ -352,6 +367,12 @@ export interface ScanResult {
   lastSeq: number;
   /** Why each segment's scan stopped ('' at its end), for tools and stats. */
   stops: string[];
+  /**
+   * Valid records the scan did not accept because batches before them are missing (a gap: a
+   * damaged record before them). Recovery makes them unreadable (neutralizeGaps): batches written
+   * after it reuse their sequence numbers.
+   */
+  gaps: { segment: string; offset: number }[];
 }
 
 /**
@@ -361,7 +382,7 @@ export interface ScanResult {
  */
 export function scanJournal(dir: DirectoryBackend, afterSeq: number, replay: ((rec: ScannedRecord, body: Buffer) => void) | undefined, syncAccepted: boolean): ScanResult {
   const segs: Segment[] = [];
-  const result: ScanResult = { segments: [], accepted: [], lastSeq: afterSeq, stops: [] };
+  const result: ScanResult = { segments: [], accepted: [], lastSeq: afterSeq, stops: [], gaps: [] };
   try {
     for (const name of dir.list().sort()) {
       if (parseSegmentName(name) === undefined) continue;
@@ -383,7 +404,10 @@ export function scanJournal(dir: DirectoryBackend, afterSeq: number, replay: ((r
       const stop = scanSegment(seg, (h, offset) => {
         seg.lastSeq = Math.max(seg.lastSeq, h.lastSeq);
         if (h.lastSeq < expected) return 'skip';
-        if (h.firstSeq !== expected) return `gap: found batches ${h.firstSeq}..${h.lastSeq}, expected ${expected}`;
+        if (h.firstSeq !== expected) {
+          result.gaps.push({ segment: seg.name, offset });
+          return `gap: found batches ${h.firstSeq}..${h.lastSeq}, expected ${expected}`;
+        }
         const loc: RecordLoc = { segment: seg.name, segSeq: seg.segSeq, offset, length: h.length, firstSeq: h.firstSeq, lastSeq: h.lastSeq };
         const body = readBody(seg.file, loc, h);
         if (typeof body === 'string') return body;
@@ -403,6 +427,22 @@ export function scanJournal(dir: DirectoryBackend, afterSeq: number, replay: ((r
     return result;
   } finally {
     for (const s of segs) s.file.close();
+  }
+}
+
+/**
+ * Zeroes the header of each record after a gap (ScanResult.gaps) and syncs, so that no later scan
+ * can take those stale batches for the batches that will be written under the same numbers.
+ */
+export function neutralizeGaps(dir: DirectoryBackend, gaps: readonly { segment: string; offset: number }[]): void {
+  for (const g of gaps) {
+    const file = dir.open(g.segment, { create: false });
+    try {
+      file.write(g.offset, Buffer.alloc(RECORD_HEADER_SIZE));
+      file.sync();
+    } finally {
+      file.close();
+    }
   }
 }
 

@@ -126,8 +126,12 @@ export class DataFile {
     return readVerifiedPage(this.file, no);
   }
 
-  /** Pages first .. first + count - 1, read with one read and each verified; views of one buffer. */
-  readRun(first: number, count: number): Buffer[] {
+  /**
+   * Pages first .. first + count - 1 read with one read; the `wanted` ones verified and returned
+   * (views of one buffer). The others are not looked at: a free page between wanted ones may hold
+   * anything (a torn write, zeros never written).
+   */
+  readRun(first: number, count: number, wanted: readonly number[]): Map<number, Buffer> {
     if (this.#closed) throw new BirchError('DB_CLOSED', 'the database is closed');
     const buf = Buffer.allocUnsafeSlow(count * PAGE_SIZE);
     try {
@@ -135,11 +139,11 @@ export class DataFile {
     } catch (err) {
       throw new BirchError('IO', `cannot read pages ${first}..${first + count - 1} of ${DATA_FILE}`, { cause: err, site: { file: DATA_FILE, pageNo: first } });
     }
-    const pages: Buffer[] = [];
-    for (let i = 0; i < count; i++) {
-      const page = buf.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
-      verifyPage(page, first + i, DATA_FILE);
-      pages.push(page);
+    const pages = new Map<number, Buffer>();
+    for (const no of wanted) {
+      const page = buf.subarray((no - first) * PAGE_SIZE, (no - first + 1) * PAGE_SIZE);
+      verifyPage(page, no, DATA_FILE);
+      pages.set(no, page);
     }
     return pages;
   }

@@ -34,11 +34,13 @@ export function diskWriteBytes(): number | null {
   }
 }
 
+/** Bytes of the files under `dir`; a file the engine removes while this walks is skipped. */
 export function dirBytes(dir: string): number {
   let total = 0;
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
-    total += e.isDirectory() ? dirBytes(p) : fs.statSync(p).size;
+    if (e.isDirectory()) total += dirBytes(p);
+    else total += fs.statSync(p, { throwIfNoEntry: false })?.size ?? 0;
   }
   return total;
 }

@@ -70,6 +70,20 @@ describe('async API: group commit through the writer thread', () => {
     assert.equal(db.get('c')?.toString(), '3');
   });
 
+  it('regression: a batch of no operations (a check of conditions only) settles in order and leaves no gap in the journal', async () => {
+    await db.put('a', '1');
+    await db.batch([]);
+    await db.batch([], { ifMatch: [{ key: 'a', value: '1' }] });
+    await assert.rejects(db.batch([], { ifMatch: [{ key: 'a', value: '2' }] }), isCode('CONDITION_FAILED'));
+    const [first, check, after] = await Promise.allSettled([db.put('a', '2'), db.batch([], { ifMatch: [{ key: 'a', value: '2' }] }), db.put('b', '3')]);
+    assert.deepEqual([first.status, check.status, after.status], ['fulfilled', 'fulfilled', 'fulfilled'], 'the check saw the put issued before it');
+    await db.close();
+    db = await open(dir);
+    assert.equal(db.get('a')?.toString(), '2');
+    assert.equal(db.get('b')?.toString(), '3', 'batches after the empty ones survive a reopen (the journal has no gap)');
+    assert.deepEqual(db.stats({ trees: false }).recovery.journalStops, []);
+  });
+
   it('read-modify-write with ifMatch: concurrent increments never lose an update', async () => {
     await db.put('n', '0');
     const incr = async (): Promise<number> => {

@@ -72,6 +72,8 @@ describe('bad input at the public API: a typed error with a stable code, nothing
     const it = db.range();
     it.next();
     const [a, b] = [db.close(), db.close()];
+    // Closing may move pages (compaction): no read is served from the moment close() is called.
+    assert.throws(() => db.get('keep'), isCode('DB_CLOSED'), 'reads refuse while closing');
     assert.equal(a, b, 'concurrent close() calls share one promise');
     await Promise.all([a, b]);
     await db.close();

@@ -207,6 +207,43 @@ describe('journal: recovery', () => {
   });
 });
 
+describe('journal: a gap in the middle of the journal', () => {
+  it('regression: records after a gap are made unreadable, so they are never taken for the batches written after recovery under the same numbers', async () => {
+    const dir = new MemoryDirectory();
+    const opts = { backend: dir, journalSegmentSize: 64 * 1024, checkpointBytes: 2 ** 40 };
+    const db = await open('g', opts);
+    // Ten batches of about 8 KiB (incompressible): one record each, the first segment full after seven or so.
+    const rand = rng(8);
+    const noise = (): Buffer => Buffer.from(Array.from({ length: 8000 }, () => Math.floor(rand() * 256)));
+    for (let b = 1; b <= 10; b++) await db.batch([{ type: 'put', key: 'last', value: `old-${b}` }, { type: 'put', key: `pad${b}`, value: noise() }]);
+    const image = dir.clone();
+    await db.close();
+    const records = listJournal(image).flatMap((s) => s.records.map((r) => ({ segment: s.segment, ...r })));
+    const segments = [...new Set(records.map((r) => r.segment))];
+    assert.ok(segments.length >= 2, 'the batches span two segments');
+    // Damage batch 6's record, in the first segment: batches 6.. of that segment stop there, and
+    // the second segment's records (after the gap) are stale from now on.
+    const six = records.find((r) => r.header.firstSeq === 6) as (typeof records)[number];
+    assert.equal(six.segment, segments[0]);
+    const f = image.files.get(six.segment) as MemoryFile;
+    f.data[six.offset + RECORD_HEADER_SIZE + 100] = (f.data[six.offset + RECORD_HEADER_SIZE + 100] as number) ^ 1;
+    const reopened = await open('g', { ...opts, backend: image });
+    assert.equal(reopened.seq, 5);
+    assert.equal(reopened.get('last')?.toString(), 'old-5');
+    // Batches 6 and 7 again, with other values, then a checkpoint past them and a crash.
+    await reopened.put('last', 'new-6');
+    await reopened.put('last', 'new-7');
+    await reopened.checkpoint();
+    const crashed = image.clone();
+    await reopened.close();
+    const again = await open('g', { ...opts, backend: crashed });
+    assert.equal(again.seq, 7, 'no stale batch 8 was replayed after the checkpoint of batch 7');
+    assert.equal(again.get('last')?.toString(), 'new-7');
+    assert.equal(again.get('pad8'), undefined);
+    await again.close();
+  });
+});
+
 describe('journal: a refused journal', () => {
   it('regression: opening a journal of another format version fails typed, naming both versions, and leaves no file open (handles leaked)', async () => {
     const dir = new MemoryDirectory();
