@@ -419,7 +419,7 @@ export class Birch {
         if (db !== undefined) fn(db);
         else early.push(() => fn(db as Birch));
       };
-      const checkpointer = await startCheckpointer(
+      const { peer: checkpointer, stats: checkpointerStats } = await startCheckpointer(
         { dir, cacheBytes: opts.cacheSize, allocation: opts.allocation, floor: floorSab, ...(faults === undefined ? {} : { faults }) },
         opts.backend,
         { message: (m) => deliver((d) => d.#fromCheckpointer(m)), died: (e) => deliver((d) => d.#threadDied('checkpointer', e)) },
@@ -437,6 +437,7 @@ export class Birch {
       db = new Birch(dir, opts, lock, reader, floor, recovered, gen);
       db.#writer = writer;
       db.#checkpointer = checkpointer;
+      db.#ckptStats = checkpointerStats;
       for (const f of early) f();
       // A journal replayed past checkpointBytes is checkpointed now.
       db.#maybeCheckpoint();

@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { BirchError } from '../pager/errors.js';
 import type { DirectoryBackend } from '../pager/backend.js';
 import { FaultyDirectory } from '../pager/faults.js';
+import type { CheckpointStats } from '../db/checkpoint.js';
 import { CheckpointService } from './checkpointer.js';
 import { Writer } from './writer.js';
 import {
@@ -32,12 +33,13 @@ export function faultyIfPlanned(dir: DirectoryBackend, faults: FaultInit | undef
   return faults === undefined ? dir : new FaultyDirectory(dir, faults.plan, faults.counters);
 }
 
-async function startWorker<To, From extends { kind: string }>(file: string, workerData: unknown, events: PeerEvents<From>): Promise<Peer<To>> {
+async function startWorker<To, From extends { kind: string }>(file: string, workerData: unknown, events: PeerEvents<From>): Promise<{ peer: Peer<To>; ready: From }> {
   const worker = new Worker(new URL(file, import.meta.url), { workerData });
   let ended = false;
   let handshake: { message(m: From): void; error(e: Error): void; exit(code: number): void } | undefined;
+  let first: From;
   try {
-    const first = await new Promise<From>((resolve, reject) => {
+    first = await new Promise<From>((resolve, reject) => {
       handshake = {
         message: resolve,
         error: reject,
@@ -69,7 +71,7 @@ async function startWorker<To, From extends { kind: string }>(file: string, work
     ended = true;
   });
   worker.unref();
-  return {
+  const peer: Peer<To> = {
     post: (msg, transfer) => {
       // Asked to close, the thread ends on its own: that exit is expected.
       if ((msg as { kind?: unknown }).kind === 'close') ended = true;
@@ -82,6 +84,7 @@ async function startWorker<To, From extends { kind: string }>(file: string, work
       await worker.terminate();
     },
   };
+  return { peer, ready: first };
 }
 
 /** Runs `receive` for each message on a later turn, in order. */
@@ -100,16 +103,20 @@ function inlinePeer<To>(receive: (msg: To) => void): Peer<To> {
 }
 
 export async function startWriter(init: WriterInit, backend: DirectoryBackend | undefined, events: PeerEvents<FromWriter>): Promise<Peer<ToWriter>> {
-  if (backend === undefined) return startWorker<ToWriter, FromWriter>('./writer-worker.js', init, events);
+  if (backend === undefined) return (await startWorker<ToWriter, FromWriter>('./writer-worker.js', init, events)).peer;
   const send = (m: FromWriter): void => void setImmediate(() => events.message(m));
   const writer = new Writer(faultyIfPlanned(backend, init.faults), init, send);
   return inlinePeer((m: ToWriter) => writer.receive(m));
 }
 
-export async function startCheckpointer(init: CheckpointerInit, backend: DirectoryBackend | undefined, events: PeerEvents<FromCheckpointer>): Promise<Peer<ToCheckpointer>> {
-  if (backend === undefined) return startWorker<ToCheckpointer, FromCheckpointer>('./checkpoint-worker.js', init, events);
+/** The checkpointer, and its statistics as it starts (the data file's size and free pages). */
+export async function startCheckpointer(init: CheckpointerInit, backend: DirectoryBackend | undefined, events: PeerEvents<FromCheckpointer>): Promise<{ peer: Peer<ToCheckpointer>; stats: CheckpointStats }> {
+  if (backend === undefined) {
+    const { peer, ready } = await startWorker<ToCheckpointer, FromCheckpointer>('./checkpoint-worker.js', init, events);
+    return { peer, stats: (ready as Extract<FromCheckpointer, { kind: 'ready' }>).stats };
+  }
   const floor = new Int32Array(init.floor);
   const send = (m: FromCheckpointer): void => void setImmediate(() => events.message(m));
   const service = new CheckpointService(faultyIfPlanned(backend, init.faults), init, () => Atomics.load(floor, 0), send);
-  return inlinePeer((m: ToCheckpointer) => service.receive(m));
+  return { peer: inlinePeer((m: ToCheckpointer) => service.receive(m)), stats: { ...service.stats } };
 }

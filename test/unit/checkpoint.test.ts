@@ -96,6 +96,7 @@ describe('checkpoints: readers, page reuse, trees, recovery and compaction', () 
     await h.db.checkpoint();
     await writeRound(h.db, 700, 1);
     const db = await h.crash();
+    assert.ok(db.stats({ trees: false }).dataFile.bytes > 0, 'the data file is reported from the open on');
     const r = db.stats({ trees: false }).recovery;
     assert.equal(r.batches, 7);
     assert.equal(r.ops, 700);
