@@ -19,7 +19,8 @@
 // Page reuse across threads: this thread publishes, in shared memory, the oldest checkpoint whose
 // trees its readers may still read; the checkpointer reuses no page such a tree reaches.
 import { BirchError } from '../pager/errors.js';
-import { NodeDirectory, type DirectoryBackend } from '../pager/backend.js';
+import { NodeDirectory, type DirectoryBackend, type HeldLock } from '../pager/backend.js';
+import { checksumImplementation, checksumReady } from '../pager/checksum.js';
 import { FAULT_COUNTERS_BYTES } from '../pager/faults.js';
 import { decodeState } from '../pager/meta-format.js';
 import { PageReader } from '../pager/reader.js';
@@ -34,6 +35,7 @@ import { recover } from '../db/recovery.js';
 import { Checkpointed, View } from '../db/view.js';
 import { describe, toBound, toKey, toTreeName, toValue, type Bytes } from './input.js';
 import { LatencyHistogram } from './latency.js';
+import { currentRuntime, type RuntimeInfo } from './runtime.js';
 import { resolveOptions, type BirchOptions, type ResolvedOptions } from './options.js';
 import { fromWireError, type FaultInit, type FromCheckpointer, type FromWriter, type ToCheckpointer, type ToWriter } from './protocol.js';
 import { startCheckpointer, startWriter, type Peer } from './threads.js';
@@ -94,7 +96,24 @@ export interface BirchStats {
   cache: { hits: number; misses: number; bytes: number };
   snapshots: { live: number; oldestSeq: number | null; oldestAgeMs: number | null };
   trees: TreeStats[];
+  /** Why the handle refuses writes (a failed write or sync, a dead thread), or null. */
   failed: string | null;
+  /** Which implementation serves each part that has more than one (install-dependent). */
+  implementation: BirchImplementation;
+}
+
+/** The implementations a handle uses, where the install or runtime decides. */
+export interface BirchImplementation {
+  /** The runtime: 'node', 'bun' or 'deno', with its version. */
+  runtime: RuntimeInfo;
+  /** 'flock' (fs-ext, native) or 'pidfile' (no native code); 'memory' or a custom backend's own for other backends. */
+  lock: string;
+  /** 'xxhash-wasm', or 'js-xxhash' where WebAssembly is unavailable. */
+  checksum: 'xxhash-wasm' | 'js-xxhash';
+  /** The journal's LZ4 codec: always birchdb's own, in JavaScript. */
+  compression: 'lz4-js';
+  /** 'worker-threads' for files on disk; 'inline' (the opening thread) for a caller's backend. */
+  threads: 'worker-threads' | 'inline';
 }
 
 /**
@@ -317,7 +336,7 @@ export class Tree {
 export class Birch {
   readonly path: string;
   readonly #opts: ResolvedOptions;
-  readonly #lock: { release(): void };
+  readonly #lock: HeldLock;
   readonly #reader: PageReader;
   readonly #floor: Int32Array;
   #writer!: Peer<ToWriter>;
@@ -371,7 +390,7 @@ export class Birch {
   #lastCheckpointMs = 0;
   readonly #recovery: BirchStats['recovery'];
 
-  private constructor(path: string, opts: ResolvedOptions, lock: { release(): void }, reader: PageReader, floor: Int32Array, recovered: ReturnType<typeof recover>, gen: Generation) {
+  private constructor(path: string, opts: ResolvedOptions, lock: HeldLock, reader: PageReader, floor: Int32Array, recovered: ReturnType<typeof recover>, gen: Generation) {
     this.path = path;
     this.#opts = opts;
     this.#lock = lock;
@@ -392,7 +411,9 @@ export class Birch {
   static async open(dir: string, options: BirchOptions = {}): Promise<Birch> {
     if (typeof dir !== 'string' || dir === '') throw new BirchError('BAD_OPTION', 'open() takes a directory path');
     const opts = resolveOptions(options);
-    const backend: DirectoryBackend = opts.backend ?? new NodeDirectory(dir);
+    // Pages and records are checksummed from the first read: use the fastest implementation.
+    await checksumReady();
+    const backend: DirectoryBackend = opts.backend ?? new NodeDirectory(dir, opts.lock === undefined ? {} : { lock: opts.lock });
     // The directory lock is taken here, on the opening thread, and held for the other threads.
     const lock = backend.lock();
     let reader: PageReader | undefined;
@@ -902,6 +923,13 @@ export class Birch {
       snapshots: { live: this.#pins.size, oldestSeq: oldest?.seq ?? null, oldestAgeMs: oldest === undefined ? null : Date.now() - oldest.since },
       trees: opts.trees === false ? [] : allTreeShapes(this.#base.read, this.#base.roots),
       failed: this.#fatal?.message ?? null,
+      implementation: {
+        runtime: currentRuntime(),
+        lock: this.#lock.kind,
+        checksum: checksumImplementation(),
+        compression: 'lz4-js',
+        threads: this.#opts.backend === undefined ? 'worker-threads' : 'inline',
+      },
     };
   }
 

@@ -7,8 +7,9 @@
 import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { NodeDirectory } from '../pager/backend.js';
+import { checksumReady } from '../pager/checksum.js';
 import { CheckpointService } from './checkpointer.js';
-import { faultyIfPlanned } from './threads.js';
+import { endWorkerPort, faultyIfPlanned } from './threads.js';
 import { toWireError, type CheckpointerInit, type FromCheckpointer, type ToCheckpointer } from './protocol.js';
 
 /** Nice value of the checkpointer thread (0 is the default; higher runs less eagerly). */
@@ -25,15 +26,18 @@ try {
 } catch {
   // A priority is a preference, not a requirement.
 }
-let service: CheckpointService;
-try {
-  service = new CheckpointService(faultyIfPlanned(new NodeDirectory(init.dir), init.faults), init, () => Atomics.load(floor, 0), send);
-} catch (err) {
-  send({ kind: 'openFailed', error: toWireError(err, 'checkpointer') });
-  process.exit(0);
-}
-port.on('message', (msg: ToCheckpointer) => {
-  service.receive(msg);
-  if (msg.kind === 'close') port.close();
+// The main thread posts nothing before 'ready', so no message can arrive before the listener.
+void checksumReady().then(() => {
+  let service: CheckpointService;
+  try {
+    service = new CheckpointService(faultyIfPlanned(new NodeDirectory(init.dir), init.faults), init, () => Atomics.load(floor, 0), send);
+  } catch (err) {
+    send({ kind: 'openFailed', error: toWireError(err, 'checkpointer') });
+    process.exit(0);
+  }
+  port.on('message', (msg: ToCheckpointer) => {
+    service.receive(msg);
+    if (msg.kind === 'close') endWorkerPort(port);
+  });
+  send({ kind: 'ready', stats: { ...service.stats } });
 });
-send({ kind: 'ready', stats: { ...service.stats } });

@@ -1,12 +1,14 @@
 // birchdb's public entry point.
-export { open, Birch, Snapshot, Tree, type BatchOp, type BatchOptions, type BirchStats, type RangeOptions } from './birch.js';
+export { open, Birch, Snapshot, Tree, type BatchOp, type BatchOptions, type BirchStats, type BirchImplementation, type RangeOptions } from './birch.js';
 export { DEFAULTS, DEFAULT_CHECKPOINT_BYTES, type BirchOptions } from './options.js';
 export type { CheckReport } from '../btree/verify.js';
 export type { TreeStats } from '../btree/shape.js';
 export { BirchError, CorruptionError, FatalIoError, type ErrorCode, type ErrorSite } from '../pager/errors.js';
-export { MemoryDirectory, NodeDirectory, type DirectoryBackend, type FileBackend } from '../pager/backend.js';
+export { MemoryDirectory, NodeDirectory, type DirectoryBackend, type FileBackend, type HeldLock } from '../pager/backend.js';
 export { MAX_KEY_BYTES, MAX_VALUE_BYTES, MAX_INLINE_LEAF_CELL } from '../btree/node-format.js';
 export { ENTRY_OVERHEAD_BYTES } from '../db/buffer.js';
 export type { Bytes } from './input.js';
+export type { RuntimeInfo } from './runtime.js';
+export type { LockMode } from '../pager/lock.js';
 export type { AllocationPolicy, AllocationOptions } from '../pager/freelist.js';
 export type { FaultPlan } from '../pager/faults.js';

@@ -2,6 +2,7 @@
 import { BirchError } from '../pager/errors.js';
 import type { DirectoryBackend } from '../pager/backend.js';
 import type { FaultPlan } from '../pager/faults.js';
+import type { LockMode } from '../pager/lock.js';
 import { DEFAULT_ALLOCATION, type AllocationOptions } from '../pager/freelist.js';
 
 export interface BirchOptions {
@@ -23,6 +24,12 @@ export interface BirchOptions {
   maxMergeBytes?: number;
   /** The free-list allocation policy (pager/freelist.ts). */
   allocation?: Partial<AllocationOptions>;
+  /**
+   * The directory lock (default 'auto': fs-ext's flock where its native module loads, else the
+   * owner record alone; the BIRCH_LOCK environment variable can force either under 'auto').
+   * 'flock' fails with UNSUPPORTED where fs-ext does not load. Both kinds exclude each other.
+   */
+  lock?: LockMode;
   /**
    * Storage to use instead of files in `dir` (tests: memory and simulated disks). The writer and
    * checkpointer then run on the opening thread, since a worker thread cannot share it.
@@ -60,6 +67,7 @@ export interface ResolvedOptions {
   maxQueuedBytes: number;
   maxMergeBytes: number;
   allocation: AllocationOptions;
+  lock: LockMode | undefined;
   backend: DirectoryBackend | undefined;
   faults: FaultPlan | undefined;
 }
@@ -79,6 +87,9 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   if (o.backend !== undefined && (typeof o.backend !== 'object' || o.backend === null || typeof o.backend.open !== 'function')) {
     throw new BirchError('BAD_OPTION', 'option backend must be a DirectoryBackend');
   }
+  if (o.lock !== undefined && o.lock !== 'auto' && o.lock !== 'flock' && o.lock !== 'pidfile') {
+    throw new BirchError('BAD_OPTION', `option lock must be 'auto', 'flock' or 'pidfile', not ${String(o.lock)}`);
+  }
   return {
     sync: o.sync ?? DEFAULTS.sync,
     cacheSize: num('cacheSize', o.cacheSize, DEFAULTS.cacheSize, 1),
@@ -87,6 +98,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     maxQueuedBytes: num('maxQueuedBytes', o.maxQueuedBytes, DEFAULTS.maxQueuedBytes, 1),
     maxMergeBytes: num('maxMergeBytes', o.maxMergeBytes, DEFAULTS.maxMergeBytes, 1),
     allocation,
+    lock: o.lock,
     backend: o.backend,
     faults: o.faults,
   };

@@ -28,6 +28,15 @@ export interface PeerEvents<From> {
   died(err: Error): void;
 }
 
+/**
+ * Lets a worker thread end once it has handled 'close': closing its port empties its event loop.
+ * Deno's worker_threads has neither parentPort.close() nor removeAllListeners(); there the main
+ * thread's terminate(), which follows every close, ends the thread (nothing is posted after close).
+ */
+export function endWorkerPort(port: { close?: () => void }): void {
+  if (typeof port.close === 'function') port.close();
+}
+
 /** The directory a thread's files live in, with the test fault plan if there is one. */
 export function faultyIfPlanned(dir: DirectoryBackend, faults: FaultInit | undefined): DirectoryBackend {
   return faults === undefined ? dir : new FaultyDirectory(dir, faults.plan, faults.counters);

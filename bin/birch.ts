@@ -11,7 +11,7 @@ import { inspectJournal } from './inspect.js';
 import { DEFAULTS, WORKLOADS, parseStores, type BenchOptions, type StoreSpec, type Workload } from './bench/workloads.js';
 import { formatTables, runBench } from './bench/run.js';
 import { htmlReport } from './bench/report.js';
-import type { EngineName } from './bench/engines.js';
+import { installCommand, type EngineName } from './bench/engines.js';
 
 function positiveInt(name: string): (v: string) => number {
   return (v) => {
@@ -98,8 +98,9 @@ program
     const machine = `machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}, node ${process.version}`;
     console.log(machine);
     const engines: EngineName[] = ['birchdb', ...(flags.compare ?? PEERS)];
-    const { results, skipped } = await runBench({ workloads: plans, engines, ...(flags.dir !== undefined ? { dir: flags.dir } : {}), progress: process.stderr.isTTY === true, log: (l) => console.log(l) });
+    const { results, skipped, missing } = await runBench({ workloads: plans, engines, ...(flags.dir !== undefined ? { dir: flags.dir } : {}), progress: process.stderr.isTTY === true, log: (l) => console.log(l) });
     for (const s of skipped) console.log(`skipped: ${s}`);
+    if (missing.length > 0) console.log(`to compare with ${missing.join(', ')} too, install ${missing.length === 1 ? 'it' : 'them'}: ${installCommand(missing)}`);
     console.log('');
     for (const line of formatTables(results, plans)) console.log(line);
     if (flags.report !== undefined) fs.writeFileSync(flags.report, htmlReport(results, plans, machine));

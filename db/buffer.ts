@@ -23,7 +23,16 @@
 import sortedBtree from 'sorted-btree';
 
 const BTree = ('default' in sortedBtree ? sortedBtree.default : sortedBtree) as typeof sortedBtree.default;
-type KeyIndex = InstanceType<typeof BTree<string, true>>;
+type SortedKeys = InstanceType<typeof BTree<string, true>>;
+/**
+ * What readers use of the key index. Declared here rather than as sorted-btree's class so that
+ * the package's declarations do not depend on how that module's default export is typed (it
+ * differs between the ES and CommonJS readings of its types).
+ */
+export interface KeyIndex {
+  entries(lowestKey?: string): IterableIterator<[string, true]>;
+  entriesReversed(highestKey?: string): IterableIterator<[string, true]>;
+}
 /** Plain string order (byte order for latin1 strings); sorted-btree's default also orders mixed types, slower. */
 const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 /** Node size of the key index: 128 measured fastest for 16-byte keys (0.5 us a lookup vs 0.8 at the default 32). */
@@ -62,7 +71,7 @@ export class TreeBuffer {
   /** Key -> its versions, newest first. Keys are never removed: a delete is a version too. */
   readonly map = new Map<string, Version>();
   /** The keys in order, as of the last range; `unindexed` holds the keys added since. */
-  #index: KeyIndex | undefined;
+  #index: SortedKeys | undefined;
   #unindexed: string[] = [];
   /** The seq of the drop that began this map (0: none: older data shows through). */
   readonly droppedAt: number;

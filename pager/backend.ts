@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BirchError } from './errors.js';
+import { lockDirectory, resolveLockMode, type LockMode } from './lock.js';
 
 export interface FileBackend {
   /** Reads exactly `buf.length` bytes at `position`; bytes past the end of the file read as zero. */
@@ -25,6 +26,12 @@ export interface FileBackend {
   close(): void;
 }
 
+/** A directory lock held by one handle; `kind` names the mechanism (stats().implementation.lock). */
+export interface HeldLock {
+  readonly kind: string;
+  release(): void;
+}
+
 /** A directory of named files: the data file, journal segments and the lock file. */
 export interface DirectoryBackend {
   readonly path: string;
@@ -38,7 +45,7 @@ export interface DirectoryBackend {
   /** Makes created, renamed and removed names durable. */
   syncDirectory(): void;
   /** Takes an exclusive lock on the directory for this handle; throws DB_LOCKED if another holds it. */
-  lock(): { release(): void };
+  lock(): HeldLock;
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -94,16 +101,13 @@ class NodeFile implements FileBackend {
   }
 }
 
-const require = (await import('node:module')).createRequire(import.meta.url);
-
-interface FsExt {
-  flockSync(fd: number, flags: 'ex' | 'exnb' | 'un'): void;
-}
-
 export class NodeDirectory implements DirectoryBackend {
   readonly path: string;
-  constructor(dir: string) {
+  readonly #lockMode: LockMode;
+  /** `lock` chooses the directory lock (pager/lock.ts); 'auto' yields to the BIRCH_LOCK environment variable. */
+  constructor(dir: string, opts: { lock?: LockMode } = {}) {
     this.path = path.resolve(dir);
+    this.#lockMode = resolveLockMode(opts.lock);
     fs.mkdirSync(this.path, { recursive: true });
   }
   open(name: string, opts: { create: boolean; readOnly?: boolean }): FileBackend {
@@ -131,30 +135,8 @@ export class NodeDirectory implements DirectoryBackend {
       fs.closeSync(fd);
     }
   }
-  lock(): { release(): void } {
-    const fsExt = require('fs-ext') as FsExt;
-    const fd = fs.openSync(path.join(this.path, 'LOCK'), 'w');
-    try {
-      // flock locks belong to the open file description, so a second handle in this same process
-      // conflicts too, which is what we want: two handles on one directory would corrupt it.
-      fsExt.flockSync(fd, 'exnb');
-    } catch (err) {
-      fs.closeSync(fd);
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN' || code === 'EWOULDBLOCK') {
-        throw new BirchError('DB_LOCKED', `database ${this.path} is open in another handle or process`, { cause: err });
-      }
-      throw new BirchError('IO', `cannot lock ${this.path}`, { cause: err });
-    }
-    return {
-      release: () => {
-        try {
-          fsExt.flockSync(fd, 'un');
-        } finally {
-          fs.closeSync(fd);
-        }
-      },
-    };
+  lock(): HeldLock {
+    return lockDirectory(this.path, this.#lockMode);
   }
 }
 
@@ -246,9 +228,9 @@ export class MemoryDirectory implements DirectoryBackend {
     }
     return c;
   }
-  lock(): { release(): void } {
+  lock(): HeldLock {
     if (this.#locked) throw new BirchError('DB_LOCKED', `database ${this.path} is already open`);
     this.#locked = true;
-    return { release: () => (this.#locked = false) };
+    return { kind: 'memory', release: () => (this.#locked = false) };
   }
 }

@@ -33,6 +33,8 @@ export type ErrorCode =
   | 'FORMAT_UNSUPPORTED'
   /** An I/O operation failed in a way that does not poison the handle (a failed read, open). */
   | 'IO'
+  /** The runtime or install lacks something an option or feature needs (the message names the runtime and the piece). */
+  | 'UNSUPPORTED'
   /** A bug in birchdb: an invariant did not hold. The handle refuses further writes. */
   | 'INTERNAL';
 

@@ -2,7 +2,7 @@
 // (counted across all files) throws EIO or ENOSPC, once or from then on. It wraps any
 // DirectoryBackend, real or in memory. The counters may live in shared memory, so that the writer
 // and checkpointer threads of one database count together: "the Nth write" is the database's.
-import type { DirectoryBackend, FileBackend } from './backend.js';
+import type { DirectoryBackend, FileBackend, HeldLock } from './backend.js';
 
 export type FaultOp = 'write' | 'sync';
 
@@ -109,7 +109,7 @@ export class FaultyDirectory implements DirectoryBackend {
   syncDirectory(): void {
     this.inner.syncDirectory();
   }
-  lock(): { release(): void } {
+  lock(): HeldLock {
     return this.inner.lock();
   }
 }

@@ -1,6 +1,7 @@
 // One interface over the engines a user would compare: birchdb (its public async API), lmdb-js,
-// LevelDB (classic-level) and SQLite in WAL mode (better-sqlite3). The peers are optional
-// dependencies: `load` says how to install one that is missing. Durability is the same for all:
+// LevelDB (classic-level) and SQLite in WAL mode (better-sqlite3). The peers are development
+// dependencies of this repository, never of the published package: in an app without them,
+// `birch bench` runs birchdb alone and prints the one command that installs them. Durability is the same for all:
 // with sync, a write returns only once its transaction is on disk.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -46,12 +47,18 @@ export interface EngineOptions {
 export const ENGINES = ['birchdb', 'lmdb', 'level', 'sqlite'] as const;
 export type EngineName = (typeof ENGINES)[number];
 
-export const INSTALL_HINT: Record<EngineName, string> = {
-  birchdb: '',
-  lmdb: 'npm install lmdb',
-  level: 'npm install classic-level',
-  sqlite: 'npm install better-sqlite3',
+/** The npm package of each engine: the peers are not dependencies of birchdb, only of its repository. */
+export const PACKAGE: Record<EngineName, string> = {
+  birchdb: 'birchdb',
+  lmdb: 'lmdb',
+  level: 'classic-level',
+  sqlite: 'better-sqlite3',
 };
+
+/** The one command that installs every missing peer. */
+export function installCommand(missing: readonly EngineName[]): string {
+  return `npm install --save-dev ${missing.map((n) => PACKAGE[n]).join(' ')}`;
+}
 
 async function birch(o: EngineOptions): Promise<Engine> {
   const db: Birch = await openBirch(o.dir, { sync: o.sync, cacheSize: o.cacheSize });
@@ -233,7 +240,7 @@ export async function openEngine(name: EngineName, o: EngineOptions): Promise<En
     }
   } catch (err) {
     const code = (err as { code?: string }).code;
-    if (name !== 'birchdb' && (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND')) return { missing: `${name} is not installed (${INSTALL_HINT[name]})` };
+    if (name !== 'birchdb' && (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND')) return { missing: `${name} is not installed (${PACKAGE[name]})` };
     throw err;
   }
 }

@@ -25,7 +25,9 @@ export interface RunPlan {
 
 export interface RunOutcome {
   results: BenchResult[];
+  /** Why engines were left out, and which peers are not installed. */
   skipped: string[];
+  missing: EngineName[];
 }
 
 function runChild(plan: ChildPlan, onProgress: (done: number, total: number) => void): Promise<ChildMessage> {
@@ -76,7 +78,7 @@ export async function runBench(plan: RunPlan): Promise<RunOutcome> {
   } finally {
     if (plan.dir === undefined) fs.rmSync(base, { recursive: true, force: true });
   }
-  return { results, skipped: [...skipped] };
+  return { results, skipped: [...skipped], missing: [...missing] };
 }
 
 export function fmt(n: number, digits = 0): string {

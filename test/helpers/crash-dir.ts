@@ -4,7 +4,7 @@
 // may write dirty pages back in any order, and a power cut can stop a write part-way). File
 // creation, rename and removal become durable at syncDirectory.
 import { BirchError, MemoryDirectory, type DirectoryBackend, type FileBackend } from '../../api/index.js';
-import type { MemoryFile } from '../../pager/backend.js';
+import type { HeldLock, MemoryFile } from '../../pager/backend.js';
 
 const SECTOR = 512;
 
@@ -134,10 +134,10 @@ export class CrashDirectory implements DirectoryBackend {
     this.#durableNames = new Map(this.#files);
     this.onOp?.({ kind: 'syncDirectory', file: '' });
   }
-  lock(): { release(): void } {
+  lock(): HeldLock {
     if (this.#locked) throw new BirchError('DB_LOCKED', 'already open');
     this.#locked = true;
-    return { release: () => (this.#locked = false) };
+    return { kind: 'memory', release: () => (this.#locked = false) };
   }
 
   /**

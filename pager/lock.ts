@@ -1,0 +1,366 @@
+// The directory lock: one handle per database directory, across processes and within one.
+//
+// Two mechanisms, one protocol, so that processes using either exclude each other (a Node app
+// with fs-ext built and a Deno tool without it may open the same directory):
+//
+//   LOCK      flock(2)ed by holders that have fs-ext. The kernel drops the lock when its holder
+//             dies, whatever the pid namespace, so it needs no liveness guess. Never removed.
+//   LOCK.pid  the owner record, written by every holder (both kinds), created whole (written to
+//             LOCK.pid.tmp-<pid>-<token>, then hard-linked, which fails if the name exists):
+//             {"v":1,"dir":"<dev>:<ino>","pid":..,"start":..,"host":..,"kind":"flock"|"pidfile","token":..,"since":..}
+//             `start` is the process start time where the platform tells it (Linux:
+//             /proc/<pid>/stat field 22), so that a pid reused after a crash is not taken for
+//             the holder.
+//
+// Invariant: a live handle's LOCK.pid exists and names it; a handle removes its own LOCK.pid
+// on release. A record is stale when (a) its process is gone (kill(pid, 0) says ESRCH, or the
+// pid now belongs to a process with another start time), or (b) it says kind "flock" and this
+// opener holds the flock (the recorded holder would hold it otherwise), or (c) it names another
+// directory (device and inode): the directory is a copy of one that was open, or (d) it cannot be
+// parsed and is older than TORN_RECORD_MS (a record torn by a machine crash; a younger one may
+// be mid-write). A record from another host cannot be judged (its pid means nothing here) and
+// is treated as live: the error names the file to delete.
+//
+// Stale records are replaced under a mutex (mkdir LOCK.steal), re-reading the record inside
+// it: without that, two openers that both judged a dead holder could each remove the other's
+// fresh record. The mutex is held for microseconds; one left by an opener killed inside it is
+// removed once older than STEAL_MUTEX_STALE_MS, and an opener that finds it younger waits
+// (blocking, at open only) until it goes or turns stale.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { BirchError } from './errors.js';
+
+export const LOCK_FILE = 'LOCK';
+export const OWNER_FILE = 'LOCK.pid';
+export const STEAL_MUTEX = 'LOCK.steal';
+/** Prefix of the temporary files records are written to before they are linked into place. */
+export const TEMP_PREFIX = 'LOCK.pid.tmp-';
+export const OWNER_RECORD_VERSION = 1;
+const TORN_RECORD_MS = 5_000;
+const STEAL_MUTEX_STALE_MS = 2_000;
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
+
+/** Which lock to take: fs-ext's flock where it loads ('auto'), only it ('flock'), or the owner record alone ('pidfile'). */
+export type LockMode = 'auto' | 'flock' | 'pidfile';
+/** The lock a handle holds: 'flock' (fs-ext flock plus the owner record) or 'pidfile' (the owner record alone). */
+export type LockKind = 'flock' | 'pidfile';
+/** The environment variable that forces a lock mode when the option says 'auto'. */
+export const LOCK_MODE_ENV = 'BIRCH_LOCK';
+
+export interface DirectoryLock {
+  readonly kind: LockKind;
+  release(): void;
+}
+
+interface FsExt {
+  flockSync(fd: number, flags: 'ex' | 'exnb' | 'un'): void;
+}
+
+interface OwnerRecord {
+  v: number;
+  /** The directory's identity (device and inode) when the record was written. */
+  dir: string;
+  pid: number;
+  start: string | null;
+  host: string;
+  kind: LockKind;
+  token: string;
+  since: string;
+}
+
+let fsExtLoad: { fsExt: FsExt | null; why: string } | undefined;
+
+/** fs-ext if its native module loads here; otherwise null and why (not installed, not built, another runtime). */
+export function loadFsExt(): { fsExt: FsExt | null; why: string } {
+  if (fsExtLoad === undefined) {
+    try {
+      const fsExt = createRequire(import.meta.url)('fs-ext') as FsExt;
+      if (typeof fsExt.flockSync !== 'function') throw new Error('fs-ext has no flockSync');
+      fsExtLoad = { fsExt, why: 'loaded' };
+    } catch (err) {
+      fsExtLoad = { fsExt: null, why: err instanceof Error ? err.message.split('\n')[0] ?? String(err) : String(err) };
+    }
+  }
+  return fsExtLoad;
+}
+
+/** The mode to use: an explicit option wins; 'auto' yields to BIRCH_LOCK when that is set. */
+export function resolveLockMode(option: LockMode | undefined): LockMode {
+  const mode = option ?? 'auto';
+  if (mode !== 'auto') return mode;
+  const env = process.env[LOCK_MODE_ENV];
+  if (env === undefined || env === '' || env === 'auto') return 'auto';
+  if (env === 'flock' || env === 'pidfile') return env;
+  throw new BirchError('BAD_OPTION', `${LOCK_MODE_ENV}=${env}: expected auto, flock or pidfile`);
+}
+
+export function lockDirectory(dir: string, mode: LockMode): DirectoryLock {
+  let flockFd: number | null = null;
+  let fsExt: FsExt | null = null;
+  if (mode !== 'pidfile') {
+    const loaded = loadFsExt();
+    fsExt = loaded.fsExt;
+    if (fsExt === null && mode === 'flock') {
+      throw new BirchError('UNSUPPORTED', `the flock lock needs fs-ext, which does not load here (${loaded.why}); use lock: 'auto' or 'pidfile'`);
+    }
+  }
+  if (fsExt !== null) flockFd = takeFlock(dir, fsExt);
+  const kind: LockKind = flockFd === null ? 'pidfile' : 'flock';
+  let record: OwnerRecord;
+  try {
+    record = takeOwnerRecord(dir, kind);
+  } catch (err) {
+    if (flockFd !== null) releaseFlock(flockFd, fsExt as FsExt);
+    throw err;
+  }
+  let released = false;
+  return {
+    kind,
+    release: () => {
+      if (released) return;
+      released = true;
+      try {
+        removeOwnRecord(dir, record);
+      } finally {
+        if (flockFd !== null) releaseFlock(flockFd, fsExt as FsExt);
+      }
+    },
+  };
+}
+
+function takeFlock(dir: string, fsExt: FsExt): number {
+  const fd = fs.openSync(path.join(dir, LOCK_FILE), 'w');
+  try {
+    // flock locks belong to the open file description, so a second handle in this same process
+    // conflicts too, which is what we want: two handles on one directory would corrupt it.
+    fsExt.flockSync(fd, 'exnb');
+  } catch (err) {
+    fs.closeSync(fd);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EAGAIN' || code === 'EWOULDBLOCK') {
+      throw new BirchError('DB_LOCKED', `database ${dir} is open in another handle or process (flock on ${LOCK_FILE})`, { cause: err });
+    }
+    throw new BirchError('IO', `cannot lock ${dir}`, { cause: err });
+  }
+  return fd;
+}
+
+function releaseFlock(fd: number, fsExt: FsExt): void {
+  try {
+    fsExt.flockSync(fd, 'un');
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** This process's start time as the kernel reports it, or null where it cannot be read. */
+export function processStart(pid: number): string | null {
+  if (process.platform !== 'linux') return null;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return rest[19] ?? null; // field 22 overall: starttime, in clock ticks since boot
+  } catch {
+    return null;
+  }
+}
+
+function isAlive(pid: number, start: string | null): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    // EPERM: the process exists and belongs to someone else.
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  if (start === null) return true;
+  const now = processStart(pid);
+  // Unreadable now (another platform, hidepid): trust the pid alone.
+  return now === null || now === start;
+}
+
+function parseRecord(text: string): OwnerRecord | null {
+  try {
+    const r = JSON.parse(text) as Partial<OwnerRecord>;
+    if (typeof r.pid !== 'number' || typeof r.host !== 'string' || typeof r.token !== 'string' || (r.kind !== 'flock' && r.kind !== 'pidfile')) return null;
+    return { v: r.v ?? 0, dir: typeof r.dir === 'string' ? r.dir : '', pid: r.pid, start: typeof r.start === 'string' ? r.start : null, host: r.host, kind: r.kind, token: r.token, since: String(r.since) };
+  } catch {
+    return null;
+  }
+}
+
+type Existing = { text: string; record: OwnerRecord | null; mtimeMs: number } | null;
+
+function readExisting(file: string): Existing {
+  try {
+    const text = fs.readFileSync(file, 'utf8');
+    const mtimeMs = fs.statSync(file).mtimeMs;
+    return { text, record: parseRecord(text), mtimeMs };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new BirchError('IO', `cannot read the lock record ${file}`, { cause: err });
+  }
+}
+
+/** Why an existing record still holds the directory, or null if it is stale. */
+function holdsLock(existing: NonNullable<Existing>, heldFlock: boolean, dirId: string): string | null {
+  const r = existing.record;
+  if (r === null) {
+    return Date.now() - existing.mtimeMs < TORN_RECORD_MS ? 'its lock record is being written' : null;
+  }
+  // A copy of a directory (a backup, a test fixture) carries the record of the original's holder.
+  if (r.dir !== '' && r.dir !== dirId) return null;
+  if (r.host !== os.hostname()) {
+    return `process ${r.pid} on host ${r.host} holds it (birchdb cannot check a process on another host; if it is gone, delete ${OWNER_FILE})`;
+  }
+  if (r.kind === 'flock' && heldFlock) return null;
+  if (!isAlive(r.pid, r.start)) return null;
+  return r.pid === process.pid ? 'this process already has it open' : `process ${r.pid} has it open (since ${r.since})`;
+}
+
+function takeOwnerRecord(dir: string, kind: LockKind): OwnerRecord {
+  const file = path.join(dir, OWNER_FILE);
+  const dirId = directoryIdentity(dir);
+  const record: OwnerRecord = {
+    v: OWNER_RECORD_VERSION,
+    dir: dirId,
+    pid: process.pid,
+    start: processStart(process.pid),
+    host: os.hostname(),
+    kind,
+    token: randomBytes(8).toString('hex'),
+    since: new Date().toISOString(),
+  };
+  if (createRecord(dir, file, record)) {
+    removeOrphanTemps(dir);
+    return record;
+  }
+  const existing = readExisting(file);
+  if (existing !== null) {
+    const why = holdsLock(existing, kind === 'flock', dirId);
+    if (why !== null) throw new BirchError('DB_LOCKED', `database ${dir} is locked: ${why}`, { site: { file: OWNER_FILE } });
+  }
+  // Stale (or just removed): replace it under the mutex, judging it again inside.
+  withStealMutex(dir, () => {
+    const again = readExisting(file);
+    if (again !== null) {
+      if (existing === null || again.text !== existing.text) {
+        throw new BirchError('DB_LOCKED', `database ${dir} is locked: another opener took it just now`, { site: { file: OWNER_FILE } });
+      }
+      fs.rmSync(file, { force: true });
+    }
+    if (!createRecord(dir, file, record)) {
+      throw new BirchError('DB_LOCKED', `database ${dir} is locked: another opener took it just now`, { site: { file: OWNER_FILE } });
+    }
+  });
+  removeOrphanTemps(dir);
+  return record;
+}
+
+/** Device and inode of the directory: a copy has others, a rename keeps them. */
+function directoryIdentity(dir: string): string {
+  const st = fs.statSync(dir, { bigint: true });
+  return `${st.dev}:${st.ino}`;
+}
+
+/**
+ * Creates the record whole or not at all; false if one exists. The content goes to a temporary
+ * file first, which is then hard-linked to the record's name (link fails if the name exists):
+ * a holder killed while creating it leaves either no record or a complete one, never an empty
+ * file that would read as "being written". Where the file system has no hard links, O_EXCL
+ * create-then-write is used, and a holder killed in between leaves a record that reads as torn.
+ */
+function createRecord(dir: string, file: string, record: OwnerRecord): boolean {
+  const text = JSON.stringify(record) + '\n';
+  const tmp = path.join(dir, `${TEMP_PREFIX}${record.pid}-${record.token}`);
+  try {
+    fs.writeFileSync(tmp, text, { mode: 0o644 });
+  } catch (err) {
+    throw new BirchError('IO', `cannot write the lock record ${tmp}`, { cause: err });
+  }
+  try {
+    fs.linkSync(tmp, file);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') {
+      throw new BirchError('IO', `cannot create the lock record ${file}`, { cause: err });
+    }
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+  return createExclusive(file, text);
+}
+
+function createExclusive(file: string, text: string): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'wx', 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw new BirchError('IO', `cannot create the lock record ${file}`, { cause: err });
+  }
+  try {
+    fs.writeSync(fd, text);
+  } catch (err) {
+    fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+    throw new BirchError('IO', `cannot write the lock record ${file}`, { cause: err });
+  }
+  fs.closeSync(fd);
+  return true;
+}
+
+/** Temporary records left by openers killed between writing and linking them (their pid is gone). */
+function removeOrphanTemps(dir: string): void {
+  for (const name of fs.readdirSync(dir)) {
+    if (!name.startsWith(TEMP_PREFIX)) continue;
+    const pid = Number(name.slice(TEMP_PREFIX.length).split('-')[0]);
+    if (Number.isInteger(pid) && pid !== process.pid && !isAlive(pid, null)) fs.rmSync(path.join(dir, name), { force: true });
+  }
+}
+
+function withStealMutex(dir: string, body: () => void): void {
+  const mutex = path.join(dir, STEAL_MUTEX);
+  const deadline = Date.now() + STEAL_MUTEX_STALE_MS + 1_000;
+  for (;;) {
+    try {
+      fs.mkdirSync(mutex);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new BirchError('IO', `cannot create ${mutex}`, { cause: err });
+    }
+    let age = 0;
+    try {
+      age = Date.now() - fs.statSync(mutex).mtimeMs;
+    } catch {
+      continue; // removed meanwhile: try again
+    }
+    if (age > STEAL_MUTEX_STALE_MS) {
+      fs.rmSync(mutex, { recursive: true, force: true });
+      continue;
+    }
+    if (Date.now() > deadline) {
+      throw new BirchError('DB_LOCKED', `database ${dir} is locked: another opener is replacing a stale lock record`, { site: { file: STEAL_MUTEX } });
+    }
+    // Held for microseconds by a live opener; a killed one's is stale within STEAL_MUTEX_STALE_MS.
+    Atomics.wait(SLEEPER, 0, 0, 10);
+  }
+  try {
+    body();
+  } finally {
+    fs.rmSync(mutex, { recursive: true, force: true });
+  }
+}
+
+function removeOwnRecord(dir: string, record: OwnerRecord): void {
+  const file = path.join(dir, OWNER_FILE);
+  const existing = readExisting(file);
+  // Only our own: a record that is not ours means ours was judged stale and replaced, which the
+  // protocol does only when this process looked dead; never remove the new holder's.
+  if (existing?.record?.token === record.token) fs.rmSync(file, { force: true });
+}

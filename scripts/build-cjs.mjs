@@ -1,0 +1,45 @@
+// Builds the CommonJS entry point after tsc has built the ES modules (npm run build, prepare):
+//
+//   dist/cjs/api/index.cjs   the library (api/index.ts and every layer under it) bundled by esbuild
+//                            into one CommonJS file; dependencies stay require()s.
+//   dist/cjs/**/*.d.ts       tsc's declarations, copied under a package.json that says
+//                            "commonjs", so that TypeScript reads them as CommonJS types.
+//
+// The worker threads stay ES modules (a thread is a module of its own, whichever format started
+// it), so the bundle's import.meta.url points at dist/api/index.js: the writer and checkpointer
+// files and the fs-ext lookup resolve from there, as they do in the ES build.
+import { build } from 'esbuild';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const out = path.join(root, 'dist', 'cjs');
+const LAYERS = ['pager', 'journal', 'btree', 'db', 'api'];
+
+fs.rmSync(out, { recursive: true, force: true });
+await build({
+  entryPoints: [path.join(root, 'api', 'index.ts')],
+  outfile: path.join(out, 'api', 'index.cjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  packages: 'external',
+  define: { 'import.meta.url': '__birchEsmUrl' },
+  banner: { js: "const __birchEsmUrl = require('node:url').pathToFileURL(require('node:path').join(__dirname, '..', '..', 'api', 'index.js')).href;" },
+  logLevel: 'warning',
+});
+
+const copyDeclarations = (from, to) => {
+  for (const e of fs.readdirSync(from, { withFileTypes: true })) {
+    const src = path.join(from, e.name);
+    if (e.isDirectory()) copyDeclarations(src, path.join(to, e.name));
+    else if (e.name.endsWith('.d.ts')) {
+      fs.mkdirSync(to, { recursive: true });
+      fs.copyFileSync(src, path.join(to, e.name));
+    }
+  }
+};
+for (const layer of LAYERS) copyDeclarations(path.join(root, 'dist', layer), path.join(out, layer));
+fs.writeFileSync(path.join(out, 'package.json'), JSON.stringify({ type: 'commonjs' }, null, 2) + '\n');

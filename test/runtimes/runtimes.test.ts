@@ -1,0 +1,93 @@
+// The same compiled package under Node, Bun and Deno (both development dependencies of this
+// repository, so `npm install` brings them): the smoke suite in smoke.ts, and a writer killed
+// with SIGKILL whose acknowledged batches must all be there when the same runtime reopens.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { rmDir, tmpDir } from '../helpers/index.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../../..');
+const SMOKE = path.join(here, 'smoke.js');
+
+interface Runtime {
+  name: 'node' | 'bun' | 'deno';
+  bin: string;
+  args: string[];
+}
+
+const RUNTIMES: Runtime[] = [
+  { name: 'node', bin: process.execPath, args: [] },
+  { name: 'bun', bin: path.join(root, 'node_modules', '.bin', 'bun'), args: [] },
+  // -A: the engine reads and writes its files, starts worker threads, reads the environment.
+  { name: 'deno', bin: path.join(root, 'node_modules', '.bin', 'deno'), args: ['run', '-A', '--quiet'] },
+];
+
+function run(rt: Runtime, step: string[], onLine?: (line: string, kill: () => void) => void): Promise<{ lines: string[]; stderr: string; code: number | null; signal: string | null }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(rt.bin, [...rt.args, SMOKE, ...step], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    const lines: string[] = [];
+    let buf = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        lines.push(line);
+        onLine?.(line, () => p.kill('SIGKILL'));
+      }
+    });
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('error', reject);
+    p.on('exit', (code, signal) => resolve({ lines, stderr, code, signal }));
+  });
+}
+
+function resultOf(rt: Runtime, r: { lines: string[]; stderr: string; code: number | null }): Record<string, unknown> {
+  const last = r.lines[r.lines.length - 1] ?? '';
+  assert.ok(last.startsWith('OK '), `${rt.name}: ${last || '(no output)'}\n${r.stderr.slice(-2000)}`);
+  assert.equal(r.code, 0, `${rt.name} exit code`);
+  return JSON.parse(last.slice(3)) as Record<string, unknown>;
+}
+
+describe('runtimes: the package under Node, Bun and Deno', function () {
+  this.timeout(120_000);
+  for (const rt of RUNTIMES) {
+    describe(rt.name, () => {
+      let dir: string;
+      beforeEach(() => (dir = tmpDir(`birch-${rt.name}`)));
+      afterEach(() => rmDir(dir));
+
+      it('is installed as a development dependency', () => {
+        assert.ok(fs.existsSync(rt.bin), `${rt.bin} is missing: run npm install`);
+      });
+
+      it('open, 64 concurrent writers, snapshots, ranges, a named tree, check(), close and reopen', async () => {
+        const r = resultOf(rt, await run(rt, ['basic', dir]));
+        const impl = r.implementation as { runtime: { name: string }; threads: string; checksum: string };
+        assert.equal(impl.runtime.name, rt.name, 'stats() names the runtime');
+        assert.equal(impl.threads, 'worker-threads');
+        assert.equal(r.total, 64 * 50 - 1);
+        console.log(`      ${rt.name}: ${JSON.stringify(impl)}`);
+      });
+
+      it('reopens after a SIGKILL of a writing process with every acknowledged batch whole', async () => {
+        let acked = 0;
+        const killed = await run(rt, ['write', dir], (line, kill) => {
+          const m = /^ACK (\d+)$/.exec(line);
+          if (m !== null) acked = Number(m[1]);
+          // Enough batches for a few checkpoints (256 KiB each) to have run or be running.
+          if (acked === 400) kill();
+        });
+        assert.equal(killed.signal, 'SIGKILL', `${rt.name} writer: ${killed.lines.slice(-1).join('')} ${killed.stderr.slice(-2000)}`);
+        assert.ok(acked >= 400, `${rt.name} writer acknowledged ${acked} batches`);
+        const r = resultOf(rt, await run(rt, ['verify', dir, String(acked)]));
+        assert.ok((r.last as number) >= acked);
+      });
+    });
+  }
+});
