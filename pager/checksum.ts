@@ -6,7 +6,8 @@
 // require() from CommonJS, so the wasm module starts loading at import and the pure-JS one serves
 // every call until it is ready (or forever, where WebAssembly is unavailable). open() and each
 // worker thread await checksumReady() first, so in practice the engine runs on wasm. Both give
-// the same value for the same bytes and seed (test/unit/checksum.test.ts).
+// the same value for the same bytes and seed (test/unit/checksum.test.ts). BIRCH_CHECKSUM=js
+// keeps the pure-JS one, so that tests can run the engine on it.
 import xxhashWasm from 'xxhash-wasm';
 import { xxHash32 } from 'js-xxhash';
 
