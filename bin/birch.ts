@@ -12,6 +12,7 @@ import { DEFAULTS, WORKLOADS, parseStores, type BenchOptions, type StoreSpec, ty
 import { formatTables, runBench } from './bench/run.js';
 import { htmlReport } from './bench/report.js';
 import { installCommand, type EngineName } from './bench/engines.js';
+import { currentRuntime } from '../api/runtime.js';
 
 function positiveInt(name: string): (v: string) => number {
   return (v) => {
@@ -95,7 +96,7 @@ program
       };
       return { name, options };
     });
-    const machine = `machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}, node ${process.version}`;
+    const machine = `machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}, ${runtimeName()}`;
     console.log(machine);
     const engines: EngineName[] = ['birchdb', ...(flags.compare ?? PEERS)];
     const { results, skipped, missing } = await runBench({ workloads: plans, engines, ...(flags.dir !== undefined ? { dir: flags.dir } : {}), progress: process.stderr.isTTY === true, log: (l) => console.log(l) });
@@ -106,6 +107,12 @@ program
     if (flags.report !== undefined) fs.writeFileSync(flags.report, htmlReport(results, plans, machine));
     if (flags.json !== undefined) fs.writeFileSync(flags.json, JSON.stringify({ machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memBytes: os.totalmem(), release: os.release(), node: process.version }, workloads: plans, results }, null, 2));
   });
+
+/** The runtime as the machine line names it: Bun and Deno report a Node version of their own in process.version. */
+function runtimeName(): string {
+  const rt = currentRuntime();
+  return rt.name === 'node' ? `node ${process.version}` : `${rt.name} ${rt.version}`;
+}
 
 /** Exit status for a database that cannot be used at all: missing, locked or unreadable. */
 const EXIT_UNUSABLE = 2;

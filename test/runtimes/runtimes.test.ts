@@ -2,15 +2,17 @@
 // repository, so `npm install` brings them): the smoke suite in smoke.ts, and a writer killed
 // with SIGKILL whose acknowledged batches must all be there when the same runtime reopens.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { open } from '../../api/index.js';
 import { rmDir, tmpDir } from '../helpers/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../../..');
 const SMOKE = path.join(here, 'smoke.js');
+const BIRCH = path.join(root, 'dist', 'bin', 'birch.js');
 
 interface Runtime {
   name: 'node' | 'bun' | 'deno';
@@ -73,6 +75,17 @@ describe('runtimes: the package under Node, Bun and Deno', function () {
         assert.equal(impl.threads, 'worker-threads');
         assert.equal(r.total, 64 * 50 - 1);
         console.log(`      ${rt.name}: ${JSON.stringify(impl)}`);
+      });
+
+      it('runs the birch CLI: check and dump', async () => {
+        const db = await open(dir);
+        await db.batch([{ type: 'put', key: 'a', value: '1' }, { type: 'put', key: 'b', value: '2', tree: 't' }]);
+        await db.close();
+        for (const [tool, expected] of [['check', /clean/], ['dump', /^birchdb-dump 1\n-\t61\t31\nt\t62\t32\n$/]] as const) {
+          const r = spawnSync(rt.bin, [...rt.args, BIRCH, tool, dir], { cwd: root, encoding: 'utf8' });
+          assert.equal(r.status, 0, `${rt.name} birch ${tool}: ${r.stderr}`);
+          assert.match(r.stdout, expected, `${rt.name} birch ${tool}`);
+        }
       });
 
       it('reopens after a SIGKILL of a writing process with every acknowledged batch whole', async () => {
