@@ -30,7 +30,7 @@ try {
 void checksumReady().then(() => {
   let service: CheckpointService;
   try {
-    service = new CheckpointService(faultyIfPlanned(new NodeDirectory(init.dir), init.faults), init, () => Atomics.load(floor, 0), send);
+    service = new CheckpointService(faultyIfPlanned(new NodeDirectory(init.dir), init.faults, 'checkpointer'), init, () => Atomics.load(floor, 0), send);
   } catch (err) {
     send({ kind: 'openFailed', error: toWireError(err, 'checkpointer') });
     process.exit(0);

@@ -38,8 +38,8 @@ export function endWorkerPort(port: { close?: () => void }): void {
 }
 
 /** The directory a thread's files live in, with the test fault plan if there is one. */
-export function faultyIfPlanned(dir: DirectoryBackend, faults: FaultInit | undefined): DirectoryBackend {
-  return faults === undefined ? dir : new FaultyDirectory(dir, faults.plan, faults.counters);
+export function faultyIfPlanned(dir: DirectoryBackend, faults: FaultInit | undefined, thread: 'writer' | 'checkpointer'): DirectoryBackend {
+  return faults === undefined ? dir : new FaultyDirectory(dir, faults.plan, faults.counters, thread);
 }
 
 async function startWorker<To, From extends { kind: string }>(file: string, workerData: unknown, events: PeerEvents<From>): Promise<{ peer: Peer<To>; ready: From }> {
@@ -114,7 +114,7 @@ function inlinePeer<To>(receive: (msg: To) => void): Peer<To> {
 export async function startWriter(init: WriterInit, backend: DirectoryBackend | undefined, events: PeerEvents<FromWriter>): Promise<Peer<ToWriter>> {
   if (backend === undefined) return (await startWorker<ToWriter, FromWriter>('./writer-worker.js', init, events)).peer;
   const send = (m: FromWriter): void => void setImmediate(() => events.message(m));
-  const writer = new Writer(faultyIfPlanned(backend, init.faults), init, send);
+  const writer = new Writer(faultyIfPlanned(backend, init.faults, 'writer'), init, send);
   return inlinePeer((m: ToWriter) => writer.receive(m));
 }
 
@@ -126,6 +126,6 @@ export async function startCheckpointer(init: CheckpointerInit, backend: Directo
   }
   const floor = new Int32Array(init.floor);
   const send = (m: FromCheckpointer): void => void setImmediate(() => events.message(m));
-  const service = new CheckpointService(faultyIfPlanned(backend, init.faults), init, () => Atomics.load(floor, 0), send);
+  const service = new CheckpointService(faultyIfPlanned(backend, init.faults, 'checkpointer'), init, () => Atomics.load(floor, 0), send);
   return { peer: inlinePeer((m: ToCheckpointer) => service.receive(m)), stats: { ...service.stats } };
 }

@@ -14,7 +14,7 @@ const send = (msg: FromWriter): void => port.postMessage(msg);
 void checksumReady().then(() => {
   let writer: Writer;
   try {
-    writer = new Writer(faultyIfPlanned(new NodeDirectory(init.dir), init.faults), init, send);
+    writer = new Writer(faultyIfPlanned(new NodeDirectory(init.dir), init.faults, 'writer'), init, send);
   } catch (err) {
     send({ kind: 'openFailed', error: toWireError(err, 'writer') });
     process.exit(0);

@@ -2,6 +2,7 @@
 // (counted across all files) throws EIO or ENOSPC, once or from then on. It wraps any
 // DirectoryBackend, real or in memory. The counters may live in shared memory, so that the writer
 // and checkpointer threads of one database count together: "the Nth write" is the database's.
+import { isMainThread } from 'node:worker_threads';
 import type { DirectoryBackend, FileBackend, HeldLock } from './backend.js';
 
 export type FaultOp = 'write' | 'sync';
@@ -14,6 +15,14 @@ export interface FaultPlan {
   sticky: boolean;
   /** The errno to fail with (default EIO). */
   code?: 'EIO' | 'ENOSPC';
+  /**
+   * What happens there: the operation throws (default), or the thread doing it ends on the spot,
+   * as a thread that crashed would ('exit-thread': worker threads only; it triggers on that
+   * thread's first operation at or past the nth).
+   */
+  action?: 'error' | 'exit-thread';
+  /** Only this thread's operations trigger the plan (all threads still count). */
+  thread?: 'writer' | 'checkpointer';
   /**
    * Where the database counts its operations (FAULT_COUNTERS_BYTES, zeroed): give one to read the
    * counts after the run (faultCounts). Every thread of the database counts into it.
@@ -36,13 +45,18 @@ const BASE = 2;
 export class FaultyDirectory implements DirectoryBackend {
   readonly inner: DirectoryBackend;
   readonly #counters: Int32Array;
+  readonly #thread: string | undefined;
   #plan: FaultPlan | undefined;
 
-  /** `counters`: FAULT_COUNTERS_BYTES of (shared) memory, zeroed; a fresh one if omitted. */
-  constructor(inner: DirectoryBackend, plan?: FaultPlan, counters: SharedArrayBuffer | ArrayBuffer = new ArrayBuffer(FAULT_COUNTERS_BYTES)) {
+  /**
+   * `counters`: FAULT_COUNTERS_BYTES of (shared) memory, zeroed; a fresh one if omitted.
+   * `thread`: which of the database's threads uses this directory (for plans with `thread`).
+   */
+  constructor(inner: DirectoryBackend, plan?: FaultPlan, counters: SharedArrayBuffer | ArrayBuffer = new ArrayBuffer(FAULT_COUNTERS_BYTES), thread?: string) {
     this.inner = inner;
     this.#counters = new Int32Array(counters);
     this.#plan = plan;
+    this.#thread = thread;
   }
 
   get path(): string {
@@ -63,7 +77,14 @@ export class FaultyDirectory implements DirectoryBackend {
     const count = Atomics.add(this.#counters, op === 'write' ? WRITES : SYNCS, 1) + 1;
     const f = this.#plan;
     if (f === undefined || f.op !== op) return;
+    if (f.thread !== undefined && f.thread !== this.#thread) return;
     const nth = count - Atomics.load(this.#counters, BASE);
+    if (f.action === 'exit-thread') {
+      if (nth < f.n) return;
+      if (isMainThread) throw new Error('an exit-thread fault needs the database on worker threads (files on disk)');
+      // Ends this worker thread only, running no more of its JavaScript.
+      process.exit(70);
+    }
     if (nth === f.n || (f.sticky && nth > f.n)) {
       const code = f.code ?? 'EIO';
       const err = new Error(`injected ${code} on ${op} #${count}`) as NodeJS.ErrnoException;
