@@ -464,9 +464,12 @@ export class Birch {
       db.#maybeCheckpoint();
       return db;
     } catch (err) {
-      for (const p of started) await p.terminate();
-      reader?.close();
-      lock.release();
+      try {
+        for (const p of started) await p.terminate();
+        reader?.close();
+      } finally {
+        lock.release();
+      }
       throw err;
     }
   }
@@ -1006,10 +1009,14 @@ export class Birch {
       }
       this.#status = 'closed';
       this.#pins.clear();
-      this.#reader.close();
-      await this.#writer.terminate();
-      await this.#checkpointer.terminate();
-      this.#lock.release();
+      try {
+        this.#reader.close();
+        await this.#writer.terminate();
+        await this.#checkpointer.terminate();
+      } finally {
+        // Whatever failed above, the directory is not left locked by a closed handle.
+        this.#lock.release();
+      }
       // A failure some caller was told of is not reported again; any other one is, here.
       if (error === undefined && this.#fatal !== undefined && !this.#fatalReported) error = this.#fatal;
       if (error !== undefined && !(error === this.#fatal && this.#fatalReported)) throw error;

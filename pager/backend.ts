@@ -103,11 +103,14 @@ class NodeFile implements FileBackend {
 
 export class NodeDirectory implements DirectoryBackend {
   readonly path: string;
-  readonly #lockMode: LockMode;
-  /** `lock` chooses the directory lock (pager/lock.ts); 'auto' yields to the BIRCH_LOCK environment variable. */
+  readonly #lockOption: LockMode | undefined;
+  /**
+   * `lock` chooses the directory lock (pager/lock.ts); 'auto' yields to the BIRCH_LOCK environment
+   * variable, read when the lock is taken (threads that never lock never read it).
+   */
   constructor(dir: string, opts: { lock?: LockMode } = {}) {
     this.path = path.resolve(dir);
-    this.#lockMode = resolveLockMode(opts.lock);
+    this.#lockOption = opts.lock;
     fs.mkdirSync(this.path, { recursive: true });
   }
   open(name: string, opts: { create: boolean; readOnly?: boolean }): FileBackend {
@@ -136,7 +139,7 @@ export class NodeDirectory implements DirectoryBackend {
     }
   }
   lock(): HeldLock {
-    return lockDirectory(this.path, this.#lockMode);
+    return lockDirectory(this.path, resolveLockMode(this.#lockOption));
   }
 }
 

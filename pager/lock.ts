@@ -18,14 +18,16 @@
 // opener holds the flock (the recorded holder would hold it otherwise), or (c) it names another
 // directory (device and inode): the directory is a copy of one that was open, or (d) it cannot be
 // parsed and is older than TORN_RECORD_MS (a record torn by a machine crash; a younger one may
-// be mid-write). A record from another host cannot be judged (its pid means nothing here) and
+// be mid-write), or (e) it was written before the host's last boot. A record from another host,
+// or from another pid namespace (a container), cannot be judged (its pid means nothing here) and
 // is treated as live: the error names the file to delete.
 //
 // Stale records are replaced under a mutex (mkdir LOCK.steal), re-reading the record inside
 // it: without that, two openers that both judged a dead holder could each remove the other's
-// fresh record. The mutex is held for microseconds; one left by an opener killed inside it is
-// removed once older than STEAL_MUTEX_STALE_MS, and an opener that finds it younger waits
-// (blocking, at open only) until it goes or turns stale.
+// fresh record. The mutex names its owner and is held for microseconds; one left by an opener
+// killed inside it is removed once its owner is seen dead (or, ownerless, after
+// STEAL_MUTEX_STALE_MS); an opener that finds a live one waits briefly (blocking, at open only).
+// After linking its record, an opener reads it back and refuses if it is not its own.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,6 +43,7 @@ export const TEMP_PREFIX = 'LOCK.pid.tmp-';
 export const OWNER_RECORD_VERSION = 1;
 const TORN_RECORD_MS = 5_000;
 const STEAL_MUTEX_STALE_MS = 2_000;
+const BOOT_TIME_SLACK_MS = 120_000;
 const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
 
 /** Which lock to take: fs-ext's flock where it loads ('auto'), only it ('flock'), or the owner record alone ('pidfile'). */
@@ -63,6 +66,10 @@ interface OwnerRecord {
   v: number;
   /** The directory's identity (device and inode) when the record was written. */
   dir: string;
+  /** This boot of the host (Linux boot_id; elsewhere the boot time): a record from an earlier boot is stale. */
+  boot: string | null;
+  /** The pid namespace (Linux), so that a pid from another container is not judged here. */
+  pidns: string | null;
   pid: number;
   start: string | null;
   host: string;
@@ -186,7 +193,8 @@ function parseRecord(text: string): OwnerRecord | null {
   try {
     const r = JSON.parse(text) as Partial<OwnerRecord>;
     if (typeof r.pid !== 'number' || typeof r.host !== 'string' || typeof r.token !== 'string' || (r.kind !== 'flock' && r.kind !== 'pidfile')) return null;
-    return { v: r.v ?? 0, dir: typeof r.dir === 'string' ? r.dir : '', pid: r.pid, start: typeof r.start === 'string' ? r.start : null, host: r.host, kind: r.kind, token: r.token, since: String(r.since) };
+    const str = (x: unknown): string | null => (typeof x === 'string' ? x : null);
+    return { v: r.v ?? 0, dir: typeof r.dir === 'string' ? r.dir : '', boot: str(r.boot), pidns: str(r.pidns), pid: r.pid, start: typeof r.start === 'string' ? r.start : null, host: r.host, kind: r.kind, token: r.token, since: String(r.since) };
   } catch {
     return null;
   }
@@ -206,27 +214,70 @@ function readExisting(file: string): Existing {
 }
 
 /** Why an existing record still holds the directory, or null if it is stale. */
-function holdsLock(existing: NonNullable<Existing>, heldFlock: boolean, dirId: string): string | null {
+function holdsLock(existing: NonNullable<Existing>, heldFlock: boolean, me: OwnerRecord): string | null {
   const r = existing.record;
   if (r === null) {
     return Date.now() - existing.mtimeMs < TORN_RECORD_MS ? 'its lock record is being written' : null;
   }
-  // A copy of a directory (a backup, a test fixture) carries the record of the original's holder.
-  if (r.dir !== '' && r.dir !== dirId) return null;
-  if (r.host !== os.hostname()) {
+  // Another host's pids (and, on network file systems, its device numbers) mean nothing here.
+  if (r.host !== me.host) {
     return `process ${r.pid} on host ${r.host} holds it (birchdb cannot check a process on another host; if it is gone, delete ${OWNER_FILE})`;
   }
+  if (otherBoot(r.boot, me.boot)) return null; // written before a reboot
+  // A copy of a directory (a backup, a test fixture) carries the record of the original's holder.
+  if (r.dir !== '' && r.dir !== me.dir) return null;
   if (r.kind === 'flock' && heldFlock) return null;
+  if (r.pidns !== null && me.pidns !== null && r.pidns !== me.pidns) {
+    return `process ${r.pid} in another pid namespace (a container) holds it (birchdb cannot check it from here; if it is gone, delete ${OWNER_FILE})`;
+  }
   if (!isAlive(r.pid, r.start)) return null;
-  return r.pid === process.pid ? 'this process already has it open' : `process ${r.pid} has it open (since ${r.since})`;
+  return r.pid === process.pid ? 'this process already has it open' : `process ${r.pid} has it open (since ${r.since}; if it is not running, delete ${OWNER_FILE})`;
 }
 
-function takeOwnerRecord(dir: string, kind: LockKind): OwnerRecord {
-  const file = path.join(dir, OWNER_FILE);
-  const dirId = directoryIdentity(dir);
-  const record: OwnerRecord = {
+/** Identifies this boot of the host: Linux's boot_id, elsewhere the boot time to the minute. */
+function bootIdentity(): string | null {
+  if (process.platform === 'linux') {
+    try {
+      return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
+    } catch {
+      return null;
+    }
+  }
+  const bootMs = Date.now() - os.uptime() * 1000;
+  return Number.isFinite(bootMs) ? `time:${Math.round(bootMs)}` : null;
+}
+
+/**
+ * Whether two boot identities are different boots. A boot time computed from the uptime drifts
+ * by the clock's adjustments, so those count as one boot within BOOT_TIME_SLACK_MS; when unsure,
+ * the same boot (the pid is then checked, which is the safe side).
+ */
+function otherBoot(a: string | null, b: string | null): boolean {
+  if (a === null || b === null) return false;
+  if (a.startsWith('time:') && b.startsWith('time:')) return Math.abs(Number(a.slice(5)) - Number(b.slice(5))) > BOOT_TIME_SLACK_MS;
+  return a !== b;
+}
+
+function pidNamespace(): string | null {
+  if (process.platform !== 'linux') return null;
+  try {
+    return fs.readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return null;
+  }
+}
+
+/** A name for this host that is safe inside a file name. */
+function hostTag(): string {
+  return os.hostname().replace(/[^A-Za-z0-9.]/g, '_');
+}
+
+function newRecord(dir: string, kind: LockKind): OwnerRecord {
+  return {
     v: OWNER_RECORD_VERSION,
-    dir: dirId,
+    dir: directoryIdentity(dir),
+    boot: bootIdentity(),
+    pidns: pidNamespace(),
     pid: process.pid,
     start: processStart(process.pid),
     host: os.hostname(),
@@ -234,29 +285,36 @@ function takeOwnerRecord(dir: string, kind: LockKind): OwnerRecord {
     token: randomBytes(8).toString('hex'),
     since: new Date().toISOString(),
   };
-  if (createRecord(dir, file, record)) {
-    removeOrphanTemps(dir);
-    return record;
-  }
-  const existing = readExisting(file);
-  if (existing !== null) {
-    const why = holdsLock(existing, kind === 'flock', dirId);
-    if (why !== null) throw new BirchError('DB_LOCKED', `database ${dir} is locked: ${why}`, { site: { file: OWNER_FILE } });
-  }
-  // Stale (or just removed): replace it under the mutex, judging it again inside.
-  withStealMutex(dir, () => {
-    const again = readExisting(file);
-    if (again !== null) {
-      if (existing === null || again.text !== existing.text) {
-        throw new BirchError('DB_LOCKED', `database ${dir} is locked: another opener took it just now`, { site: { file: OWNER_FILE } });
+}
+
+function takeOwnerRecord(dir: string, kind: LockKind): OwnerRecord {
+  const file = path.join(dir, OWNER_FILE);
+  const record = newRecord(dir, kind);
+  const locked = (why: string, site: string = OWNER_FILE): BirchError => new BirchError('DB_LOCKED', `database ${dir} is locked: ${why}`, { site: { file: site } });
+  if (!createRecord(dir, file, record)) {
+    const existing = readExisting(file);
+    if (existing !== null) {
+      const why = holdsLock(existing, kind === 'flock', record);
+      if (why !== null) throw locked(why);
+    }
+    // Stale (or just removed): replace it under the mutex, judging it again inside.
+    withStealMutex(dir, record, () => {
+      const again = readExisting(file);
+      if (again !== null) {
+        if (existing === null || again.text !== existing.text) throw locked('another opener took it just now');
+        fs.rmSync(file, { force: true });
       }
-      fs.rmSync(file, { force: true });
-    }
-    if (!createRecord(dir, file, record)) {
-      throw new BirchError('DB_LOCKED', `database ${dir} is locked: another opener took it just now`, { site: { file: OWNER_FILE } });
-    }
-  });
-  removeOrphanTemps(dir);
+      if (!createRecord(dir, file, record)) throw locked('another opener took it just now');
+    });
+  }
+  // The record in place must be ours: if a stealer misjudged and replaced it, refuse, and leave
+  // the other's record alone.
+  if (readExisting(file)?.record?.token !== record.token) throw locked('another opener took it just now');
+  try {
+    removeOrphanTemps(dir);
+  } catch {
+    // Tidying only: a temp file that cannot be removed now is removed by a later opener.
+  }
   return record;
 }
 
@@ -275,7 +333,7 @@ function directoryIdentity(dir: string): string {
  */
 function createRecord(dir: string, file: string, record: OwnerRecord): boolean {
   const text = JSON.stringify(record) + '\n';
-  const tmp = path.join(dir, `${TEMP_PREFIX}${record.pid}-${record.token}`);
+  const tmp = path.join(dir, `${TEMP_PREFIX}${record.pid}-${record.token}-${hostTag()}`);
   try {
     fs.writeFileSync(tmp, text, { mode: 0o644 });
   } catch (err) {
@@ -315,46 +373,66 @@ function createExclusive(file: string, text: string): boolean {
   return true;
 }
 
-/** Temporary records left by openers killed between writing and linking them (their pid is gone). */
+/** Temporary records left by openers on this host killed between writing and linking them (their pid is gone). */
 function removeOrphanTemps(dir: string): void {
+  const suffix = `-${hostTag()}`;
   for (const name of fs.readdirSync(dir)) {
-    if (!name.startsWith(TEMP_PREFIX)) continue;
+    if (!name.startsWith(TEMP_PREFIX) || !name.endsWith(suffix)) continue;
     const pid = Number(name.slice(TEMP_PREFIX.length).split('-')[0]);
     if (Number.isInteger(pid) && pid !== process.pid && !isAlive(pid, null)) fs.rmSync(path.join(dir, name), { force: true });
   }
 }
 
-function withStealMutex(dir: string, body: () => void): void {
+/**
+ * Runs `body` holding LOCK.steal: a directory holding `owner`, the opener's record. A mutex is
+ * removed as stale only when its owner is known gone (this host, and its process dead or from an
+ * earlier boot) or, when it has no readable owner (killed between mkdir and writing it), once
+ * older than STEAL_MUTEX_STALE_MS. A live owner's mutex is never removed: an opener paused inside
+ * it keeps it. Each opener removes only a mutex that holds its own token.
+ */
+function withStealMutex(dir: string, me: OwnerRecord, body: () => void): void {
   const mutex = path.join(dir, STEAL_MUTEX);
+  const ownerFile = path.join(mutex, 'owner');
   const deadline = Date.now() + STEAL_MUTEX_STALE_MS + 1_000;
   for (;;) {
     try {
       fs.mkdirSync(mutex);
+      fs.writeFileSync(ownerFile, JSON.stringify(me));
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new BirchError('IO', `cannot create ${mutex}`, { cause: err });
     }
-    let age = 0;
-    try {
-      age = Date.now() - fs.statSync(mutex).mtimeMs;
-    } catch {
-      continue; // removed meanwhile: try again
-    }
-    if (age > STEAL_MUTEX_STALE_MS) {
+    if (stealMutexIsStale(mutex, ownerFile, me)) {
       fs.rmSync(mutex, { recursive: true, force: true });
       continue;
     }
     if (Date.now() > deadline) {
-      throw new BirchError('DB_LOCKED', `database ${dir} is locked: another opener is replacing a stale lock record`, { site: { file: STEAL_MUTEX } });
+      throw new BirchError('DB_LOCKED', `database ${dir} is locked: another opener is replacing a stale lock record (if no process has it open, delete ${STEAL_MUTEX})`, { site: { file: STEAL_MUTEX } });
     }
-    // Held for microseconds by a live opener; a killed one's is stale within STEAL_MUTEX_STALE_MS.
+    // Held for microseconds by a live opener.
     Atomics.wait(SLEEPER, 0, 0, 10);
   }
   try {
     body();
   } finally {
-    fs.rmSync(mutex, { recursive: true, force: true });
+    if (readExisting(ownerFile)?.record?.token === me.token) fs.rmSync(mutex, { recursive: true, force: true });
   }
+}
+
+function stealMutexIsStale(mutex: string, ownerFile: string, me: OwnerRecord): boolean {
+  let owner: Existing;
+  let ageMs: number;
+  try {
+    owner = readExisting(ownerFile);
+    ageMs = Date.now() - fs.statSync(mutex).mtimeMs;
+  } catch {
+    return false; // changing under us: look again
+  }
+  const r = owner?.record ?? null;
+  if (r === null) return ageMs > STEAL_MUTEX_STALE_MS;
+  if (r.host !== me.host) return false;
+  if (otherBoot(r.boot, me.boot)) return true;
+  return !isAlive(r.pid, r.start);
 }
 
 function removeOwnRecord(dir: string, record: OwnerRecord): void {

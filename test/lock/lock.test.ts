@@ -133,6 +133,8 @@ describe('lock: the directory lock, with fs-ext and without it', function () {
       await db.close();
       process.env.BIRCH_LOCK = 'fcntl';
       await assert.rejects(open(dir), isCode('BAD_OPTION'));
+      // An explicit option wins, and the threads, which take no lock, never read it.
+      await (await open(dir, { lock: 'pidfile' })).close();
     } finally {
       if (saved === undefined) delete process.env.BIRCH_LOCK;
       else process.env.BIRCH_LOCK = saved;
@@ -178,8 +180,33 @@ describe('lock: the directory lock, with fs-ext and without it', function () {
     });
 
     it('a record from another host is taken as live, and the error names the file to delete', async () => {
-      write(dir, { ...base, pid: 1, start: null, host: 'some-other-host' });
+      // Its directory identity differs too, as device numbers do across NFS clients: the host decides first.
+      write(dir, { ...base, pid: 1, start: null, host: 'some-other-host', dir: '1:2' });
       await assert.rejects(open(dir, { lock: 'pidfile' }), (e: unknown) => isCode('DB_LOCKED')(e) && /some-other-host/.test((e as Error).message) && (e as Error).message.includes(OWNER_FILE));
+    });
+
+    it('a live pid recorded before the last boot is stale; a dead pid in another pid namespace is not judged', async () => {
+      const live = process.ppid;
+      write(dir, { ...base, pid: live, start: processStart(live), boot: 'an-earlier-boot' });
+      await (await open(dir, { lock: 'pidfile' })).close();
+      write(dir, { ...base, pid: 2 ** 22 + 7, start: null, pidns: 'pid:[1]' });
+      const ns = process.platform === 'linux' ? fs.readlinkSync('/proc/self/ns/pid') : null;
+      if (ns === null) return; // pid namespaces are Linux's
+      await assert.rejects(open(dir, { lock: 'pidfile' }), (e: unknown) => isCode('DB_LOCKED')(e) && /pid namespace/.test((e as Error).message) && (e as Error).message.includes(OWNER_FILE));
+    });
+
+    it('a steal mutex whose owner is alive is never removed, however old; a dead owner\'s goes at once', async () => {
+      write(dir, { ...base, pid: 2 ** 22 + 7, start: null });
+      const mutex = path.join(dir, STEAL_MUTEX);
+      fs.mkdirSync(mutex);
+      fs.writeFileSync(path.join(mutex, 'owner'), JSON.stringify({ ...base, pid: process.ppid, start: processStart(process.ppid), token: 'beef' }));
+      const old = new Date(Date.now() - 60_000);
+      fs.utimesSync(mutex, old, old);
+      await assert.rejects(open(dir, { lock: 'pidfile' }), (e: unknown) => isCode('DB_LOCKED')(e) && (e as Error).message.includes(STEAL_MUTEX));
+      assert.ok(fs.existsSync(mutex), 'a live owner keeps its mutex');
+      fs.writeFileSync(path.join(mutex, 'owner'), JSON.stringify({ ...base, pid: 2 ** 22 + 9, start: null, token: 'dead' }));
+      await (await open(dir, { lock: 'pidfile' })).close();
+      assert.ok(!fs.existsSync(mutex));
     });
 
     it('an unreadable record is being written while young, and torn by a crash when old', async () => {
@@ -189,12 +216,15 @@ describe('lock: the directory lock, with fs-ext and without it', function () {
       await (await open(dir, { lock: 'pidfile' })).close();
     });
 
-    it('a temporary record left by an opener killed before linking it is removed by the next holder', async () => {
-      const orphan = path.join(dir, `${TEMP_PREFIX}${2 ** 22 + 7}-0123456789abcdef`);
+    it('a temporary record left by an opener on this host killed before linking it is removed by the next holder', async () => {
+      const tag = os.hostname().replace(/[^A-Za-z0-9.]/g, '_');
+      const orphan = path.join(dir, `${TEMP_PREFIX}${2 ** 22 + 7}-0123456789abcdef-${tag}`);
+      const foreign = `${TEMP_PREFIX}${2 ** 22 + 7}-fedcba9876543210-some-other-host`;
       fs.writeFileSync(orphan, '{"pid":');
+      fs.writeFileSync(path.join(dir, foreign), '{"pid":');
       await (await open(dir, { lock: 'pidfile' })).close();
       assert.ok(!fs.existsSync(orphan));
-      assert.deepEqual(fs.readdirSync(dir).filter((n) => n.startsWith('LOCK.pid')), [], 'nothing of the lock is left after close but LOCK');
+      assert.deepEqual(fs.readdirSync(dir).filter((n) => n.startsWith('LOCK.pid')), [foreign], "nothing of this host's lock is left after close; another host's temp file is not judged here");
     });
 
     it('a steal mutex left by a killed opener holds the next opener back only until it turns stale, then is removed', async () => {
