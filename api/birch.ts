@@ -18,7 +18,7 @@
 //
 // Page reuse across threads: this thread publishes, in shared memory, the oldest checkpoint whose
 // trees its readers may still read; the checkpointer reuses no page such a tree reaches.
-import { BirchError } from '../pager/errors.js';
+import { BirchError, deniedByRuntime } from '../pager/errors.js';
 import { NodeDirectory, type DirectoryBackend, type HeldLock } from '../pager/backend.js';
 import { checksumImplementation, checksumReady } from '../pager/checksum.js';
 import { FAULT_COUNTERS_BYTES } from '../pager/faults.js';
@@ -409,6 +409,14 @@ export class Birch {
 
   /** Opens (creating if needed) the database in directory `dir`. */
   static async open(dir: string, options: BirchOptions = {}): Promise<Birch> {
+    try {
+      return await Birch.#open(dir, options);
+    } catch (err) {
+      throw deniedByRuntime(err) ?? err;
+    }
+  }
+
+  static async #open(dir: string, options: BirchOptions): Promise<Birch> {
     if (typeof dir !== 'string' || dir === '') throw new BirchError('BAD_OPTION', 'open() takes a directory path');
     const opts = resolveOptions(options);
     // Pages and records are checksummed from the first read: use the fastest implementation.

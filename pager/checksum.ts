@@ -10,6 +10,7 @@
 // keeps the pure-JS one, so that tests can run the engine on it.
 import xxhashWasm from 'xxhash-wasm';
 import { xxHash32 } from 'js-xxhash';
+import { readEnv } from './errors.js';
 
 type H32 = (buf: Uint8Array, seed: number) => number;
 
@@ -17,7 +18,7 @@ let h32: H32 = (buf, seed) => xxHash32(buf, seed);
 let implementation: 'xxhash-wasm' | 'js-xxhash' = 'js-xxhash';
 
 const ready: Promise<void> = (async () => {
-  if (process.env.BIRCH_CHECKSUM === 'js') return;
+  if (readEnv('BIRCH_CHECKSUM') === 'js') return;
   try {
     const hasher = await xxhashWasm();
     h32 = (buf, seed) => hasher.h32Raw(buf, seed);

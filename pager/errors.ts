@@ -87,3 +87,27 @@ export class FatalIoError extends BirchError {
 export function assert(cond: unknown, msg: string): asserts cond {
   if (!cond) throw new BirchError('INTERNAL', `birchdb assertion failed: ${msg}`);
 }
+
+/**
+ * Deno refuses what its permission flags do not allow with a NotCapable error (PermissionDenied in
+ * older versions): turned into UNSUPPORTED, naming the runtime and the flags birchdb needs.
+ */
+export function deniedByRuntime(err: unknown, what?: string): BirchError | undefined {
+  if (!(err instanceof Error) || (err.name !== 'NotCapable' && err.name !== 'PermissionDenied')) return undefined;
+  const runtime = typeof (process.versions as { deno?: string }).deno === 'string' ? 'deno' : 'the runtime';
+  return new BirchError(
+    'UNSUPPORTED',
+    `${runtime} denied ${what ?? 'a permission birchdb needs'}: ${err.message} (birchdb needs --allow-read --allow-write --allow-sys --allow-run, and --allow-env for BIRCH_* variables; or -A)`,
+    { cause: err },
+  );
+}
+
+/** An environment variable, or undefined where it is unset or the runtime does not let us read it. */
+export function readEnv(name: string): string | undefined {
+  try {
+    return process.env[name];
+  } catch (err) {
+    if (deniedByRuntime(err) !== undefined) return undefined;
+    throw err;
+  }
+}

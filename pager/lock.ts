@@ -33,7 +33,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { BirchError } from './errors.js';
+import { BirchError, deniedByRuntime, readEnv } from './errors.js';
 
 export const LOCK_FILE = 'LOCK';
 export const OWNER_FILE = 'LOCK.pid';
@@ -98,7 +98,7 @@ export function loadFsExt(): { fsExt: FsExt | null; why: string } {
 export function resolveLockMode(option: LockMode | undefined): LockMode {
   const mode = option ?? 'auto';
   if (mode !== 'auto') return mode;
-  const env = process.env[LOCK_MODE_ENV];
+  const env = readEnv(LOCK_MODE_ENV);
   if (env === undefined || env === '' || env === 'auto') return 'auto';
   if (env === 'flock' || env === 'pidfile') return env;
   throw new BirchError('BAD_OPTION', `${LOCK_MODE_ENV}=${env}: expected auto, flock or pidfile`);
@@ -180,8 +180,12 @@ function isAlive(pid: number, start: string | null): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
-    // EPERM: the process exists and belongs to someone else.
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ESRCH') return false;
+    // Never judge a holder dead on doubt: that would hand its directory to a second handle.
+    const denied = deniedByRuntime(err, `checking whether process ${pid}, the lock's holder, is running`);
+    if (denied !== undefined) throw denied;
+    // EPERM (it exists and belongs to someone else) and anything else: alive.
   }
   if (start === null) return true;
   const now = processStart(pid);

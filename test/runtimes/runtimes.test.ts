@@ -103,4 +103,30 @@ describe('runtimes: the package under Node, Bun and Deno', function () {
       });
     });
   }
+
+  describe('deno without the permissions birchdb needs', () => {
+    const deno = RUNTIMES[2] as Runtime;
+    let dir: string;
+    beforeEach(() => (dir = tmpDir('birch-deno-perm')));
+    afterEach(() => rmDir(dir));
+
+    it('open() fails with UNSUPPORTED naming the runtime and the flag', async () => {
+      const r = await run({ ...deno, args: ['run', '--no-prompt', '--quiet', '--allow-read', '--allow-write'] }, ['basic', dir]);
+      const last = r.lines[r.lines.length - 1] ?? '';
+      assert.match(last, /^FAIL BirchError UNSUPPORTED: deno denied .*--allow-sys/, `${last} ${r.stderr.slice(-1000)}`);
+    });
+
+    it('without --allow-run, a live holder is never judged gone: UNSUPPORTED, not a second handle', async () => {
+      const holder = spawn(process.execPath, [path.join(here, '..', 'lock', 'lock-child.js'), dir, 'pidfile'], { stdio: ['pipe', 'pipe', 'inherit'] });
+      try {
+        const first = await new Promise<string>((resolve) => holder.stdout.once('data', (d: Buffer) => resolve(d.toString().trim())));
+        assert.equal(first, 'HELD pidfile');
+        const r = await run({ ...deno, args: ['run', '--no-prompt', '--quiet', '--allow-read', '--allow-write', '--allow-env', '--allow-sys'] }, ['basic', dir]);
+        const last = r.lines[r.lines.length - 1] ?? '';
+        assert.match(last, /^FAIL BirchError UNSUPPORTED: deno denied checking whether process \d+, the lock's holder, is running/, `${last} ${r.stderr.slice(-1000)}`);
+      } finally {
+        holder.kill('SIGKILL');
+      }
+    });
+  });
 });
