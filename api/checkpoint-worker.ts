@@ -6,11 +6,9 @@
 // cannot keep up, the write buffer grows and backpressure slows the writers, which frees the CPU.
 import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { NodeDirectory } from '../pager/backend.js';
-import { checksumReady } from '../pager/checksum.js';
 import { CheckpointService } from './checkpointer.js';
-import { endWorkerPort, faultyIfPlanned } from './threads.js';
-import { toWireError, type CheckpointerInit, type FromCheckpointer, type ToCheckpointer } from './protocol.js';
+import { serveWorker } from './threads.js';
+import type { CheckpointerInit, FromCheckpointer, ToCheckpointer } from './protocol.js';
 
 /** Nice value of the checkpointer thread (0 is the default; higher runs less eagerly). */
 const CHECKPOINTER_NICE = 5;
@@ -26,18 +24,14 @@ try {
 } catch {
   // A priority is a preference, not a requirement.
 }
-// The main thread posts nothing before 'ready', so no message can arrive before the listener.
-void checksumReady().then(() => {
-  let service: CheckpointService;
-  try {
-    service = new CheckpointService(faultyIfPlanned(new NodeDirectory(init.dir), init.faults, 'checkpointer'), init, () => Atomics.load(floor, 0), send);
-  } catch (err) {
-    send({ kind: 'openFailed', error: toWireError(err, 'checkpointer') });
-    process.exit(0);
-  }
-  port.on('message', (msg: ToCheckpointer) => {
-    service.receive(msg);
-    if (msg.kind === 'close') endWorkerPort(port);
-  });
-  send({ kind: 'ready', stats: { ...service.stats } });
+serveWorker<ToCheckpointer, FromCheckpointer>({
+  thread: 'checkpointer',
+  port,
+  init,
+  send,
+  start: (dir) => {
+    const service = new CheckpointService(dir, init, () => Atomics.load(floor, 0), send);
+    return { service, ready: () => ({ kind: 'ready', stats: { ...service.stats } }) };
+  },
+  failed: (error) => ({ kind: 'openFailed', error }),
 });

@@ -2,15 +2,16 @@
 // caller gives a storage backend (tests: the in-memory and simulated disks, which a thread cannot
 // share), on the opening thread, as the same classes driven by the same messages. Inline
 // messages are delivered on a later turn of the event loop, in order, as a thread's would be.
-import { Worker } from 'node:worker_threads';
+import { Worker, type MessagePort } from 'node:worker_threads';
 import { BirchError } from '../pager/errors.js';
-import type { DirectoryBackend } from '../pager/backend.js';
+import { NodeDirectory, type DirectoryBackend } from '../pager/backend.js';
+import { checksumReady } from '../pager/checksum.js';
 import { FaultyDirectory } from '../pager/faults.js';
 import type { CheckpointStats } from '../db/checkpoint.js';
 import { CheckpointService } from './checkpointer.js';
 import { Writer } from './writer.js';
 import {
-  fromWireError, type CheckpointerInit, type FaultInit, type FromCheckpointer, type FromWriter, type ToCheckpointer, type ToWriter, type WriterInit,
+  fromWireError, toWireError, type CheckpointerInit, type FaultInit, type FromCheckpointer, type FromWriter, type ToCheckpointer, type ToWriter, type WireError, type WriterInit,
 } from './protocol.js';
 
 /** The main thread's handle on the writer or the checkpointer. */
@@ -29,12 +30,36 @@ export interface PeerEvents<From> {
 }
 
 /**
- * Lets a worker thread end once it has handled 'close': closing its port empties its event loop.
- * Deno's worker_threads has neither parentPort.close() nor removeAllListeners(); there the main
- * thread's terminate(), which follows every close, ends the thread (nothing is posted after close).
+ * The body of a worker thread, the same for the writer and the checkpointer: once checksums are
+ * ready, builds its service on the directory (with the test fault plan, if any) and says 'ready',
+ * or 'openFailed' and exits; then hands the service every message. The main thread posts nothing
+ * before 'ready', so no message can arrive before the listener.
  */
-export function endWorkerPort(port: { close?: () => void }): void {
-  if (typeof port.close === 'function') port.close();
+export function serveWorker<To extends { kind: string }, From>(opts: {
+  thread: 'writer' | 'checkpointer';
+  port: MessagePort;
+  init: { dir: string; faults?: FaultInit };
+  send: (msg: From) => void;
+  start: (dir: DirectoryBackend) => { service: { receive(msg: To): void }; ready: () => From };
+  failed: (error: WireError) => From;
+}): void {
+  const { port, send } = opts;
+  void checksumReady().then(() => {
+    let started: ReturnType<typeof opts.start>;
+    try {
+      started = opts.start(faultyIfPlanned(new NodeDirectory(opts.init.dir), opts.init.faults, opts.thread));
+    } catch (err) {
+      send(opts.failed(toWireError(err, opts.thread)));
+      process.exit(0);
+    }
+    port.on('message', (msg: To) => {
+      started.service.receive(msg);
+      // Closing the port lets the thread end. Deno's worker_threads has no parentPort.close();
+      // there the main thread's terminate(), which follows every close, ends the thread.
+      if (msg.kind === 'close' && typeof port.close === 'function') port.close();
+    });
+    send(started.ready());
+  });
 }
 
 /** The directory a thread's files live in, with the test fault plan if there is one. */
