@@ -23,7 +23,7 @@ import { pageNo, type PageNo } from '../pager/ids.js';
 import { GENERIC_HEADER_SIZE, PageKind, initPage } from '../pager/page-format.js';
 import { LEAF_CELL_HEADER, MAX_INLINE_LEAF_CELL, NODE_CAPACITY, OVERFLOW_PAYLOAD, overflowPagesFor } from './node-format.js';
 import {
-  buildNode, cellBytes, cellCost, childAt, compareAt, count, isLeaf, keyAt, keyOfLeafCell, makeBranchCell, makeLeafCell, usedBytes,
+  buildNode, cellBytes, cellCost, childAt, compareAt, count, isLeaf, keyAt, keyOfLeafCell, makeBranchCell, makeLeafCell, searchLeaf, usedBytes,
 } from './node.js';
 import { EMPTY_TREE, freeOverflow, type TreeDesc } from './tree.js';
 
@@ -135,20 +135,7 @@ class Merge {
       const op = ops[j] as MergeOp;
       // The cells before the op's key, found by binary search from i: a leaf of dozens of cells
       // usually takes a few operations per checkpoint, so searching beats walking every cell.
-      let a = i;
-      let b = n;
-      let found = false;
-      while (a < b) {
-        const mid = (a + b) >>> 1;
-        const c = compareAt(page, mid, op.key, true);
-        if (c < 0) a = mid + 1;
-        else if (c > 0) b = mid;
-        else {
-          a = mid;
-          found = true;
-          break;
-        }
-      }
+      const { index: a, found } = searchLeaf(page, op.key, i);
       while (i < a) cells.push(cellBytes(page, i++, true));
       if (found) {
         freeOverflow(page, i++, free);

@@ -147,9 +147,9 @@ export function compareAt(page: Buffer, i: number, key: Buffer, leaf: boolean): 
   return len - key.length;
 }
 
-/** Leaf: the first slot whose key is >= `key`, and whether it is equal. */
-export function searchLeaf(page: Buffer, key: Buffer): { index: number; found: boolean } {
-  let lo = 0;
+/** Leaf: the first slot at or after `from` whose key is >= `key`, and whether it is equal. */
+export function searchLeaf(page: Buffer, key: Buffer, from = 0): { index: number; found: boolean } {
+  let lo = from;
   let hi = count(page);
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;

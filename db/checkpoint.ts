@@ -396,16 +396,16 @@ class Sink implements PageSink {
   read(no: PageNo): Buffer {
     const u = this.#unwritten.get(no);
     if (u !== undefined) return u;
-    const a = this.#ahead.get(no);
-    if (a !== undefined) {
-      this.#ahead.delete(no);
-      return a;
-    }
     const c = this.#cache.get(no);
     if (c !== undefined) return c;
-    const buf = this.#data.readPage(no);
-    // Branch pages are read again by the next checkpoint; a leaf is read once and rewritten.
-    if (pageKind(buf) === PageKind.Branch && !this.#allocated.has(no)) this.#cache.set(no, buf);
+    let buf = this.#ahead.get(no);
+    if (buf !== undefined) this.#ahead.delete(no);
+    else buf = this.#data.readPage(no);
+    // Branch pages are read again by the next checkpoint; a leaf is read once and rewritten. A
+    // page read ahead is a view of its whole run: the cache keeps a copy, not the run.
+    if (pageKind(buf) === PageKind.Branch && !this.#allocated.has(no)) {
+      this.#cache.set(no, buf.byteLength === buf.buffer.byteLength ? buf : Buffer.from(buf));
+    }
     return buf;
   }
 

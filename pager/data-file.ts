@@ -26,13 +26,20 @@ const GROW_MAX_BYTES = 64 << 20;
  * CorruptionError naming it.
  */
 export function readVerifiedPage(file: FileBackend, no: PageNo): Buffer {
-  const buf = Buffer.allocUnsafeSlow(PAGE_SIZE);
-  try {
-    file.read(pageOffsetBytes(no), buf);
-  } catch (err) {
-    throw new BirchError('IO', `cannot read page ${no} of ${DATA_FILE}`, { cause: err, site: { file: DATA_FILE, pageNo: no } });
-  }
+  const buf = readPages(file, no, 1);
   verifyPage(buf, no, DATA_FILE);
+  return buf;
+}
+
+/** Pages first .. first + count - 1 in one read, unverified; a failed read is a typed IO error. */
+function readPages(file: FileBackend, first: number, count: number): Buffer {
+  const buf = Buffer.allocUnsafeSlow(count * PAGE_SIZE);
+  try {
+    file.read(pageOffsetBytes(first), buf);
+  } catch (err) {
+    const which = count === 1 ? `page ${first}` : `pages ${first}..${first + count - 1}`;
+    throw new BirchError('IO', `cannot read ${which} of ${DATA_FILE}`, { cause: err, site: { file: DATA_FILE, pageNo: first } });
+  }
   return buf;
 }
 
@@ -133,12 +140,7 @@ export class DataFile {
    */
   readRun(first: number, count: number, wanted: readonly number[]): Map<number, Buffer> {
     if (this.#closed) throw new BirchError('DB_CLOSED', 'the database is closed');
-    const buf = Buffer.allocUnsafeSlow(count * PAGE_SIZE);
-    try {
-      this.file.read(pageOffsetBytes(first), buf);
-    } catch (err) {
-      throw new BirchError('IO', `cannot read pages ${first}..${first + count - 1} of ${DATA_FILE}`, { cause: err, site: { file: DATA_FILE, pageNo: first } });
-    }
+    const buf = readPages(this.file, first, count);
     const pages = new Map<number, Buffer>();
     for (const no of wanted) {
       const page = buf.subarray((no - first) * PAGE_SIZE, (no - first + 1) * PAGE_SIZE);
