@@ -16,6 +16,8 @@ export class PageCache {
   readonly #map = new Map<number, Entry>();
   /** The page number in each slot (-1: empty), swept by the clock hand. */
   readonly #slots: number[] = [];
+  /** Slots emptied by delete(), filled before the clock hand takes a page out. */
+  readonly #freeSlots: number[] = [];
   readonly #capacityPages: number;
   #hand = 0;
   hits = 0;
@@ -47,8 +49,10 @@ export class PageCache {
       old.referenced = true;
       return;
     }
-    let slot: number;
-    if (this.#slots.length < this.#capacityPages) {
+    let slot: number | undefined = this.#freeSlots.pop();
+    if (slot !== undefined) {
+      this.#slots[slot] = no;
+    } else if (this.#slots.length < this.#capacityPages) {
       slot = this.#slots.length;
       this.#slots.push(no);
     } else {
@@ -79,11 +83,13 @@ export class PageCache {
     if (e === undefined) return;
     this.#map.delete(no);
     this.#slots[e.slot] = -1;
+    this.#freeSlots.push(e.slot);
   }
 
   clear(): void {
     this.#map.clear();
     this.#slots.length = 0;
+    this.#freeSlots.length = 0;
     this.#hand = 0;
   }
 
