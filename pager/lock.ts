@@ -34,13 +34,14 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { BirchError, deniedByRuntime, readEnv } from './errors.js';
+import type { HeldLock } from './backend.js';
 
-export const LOCK_FILE = 'LOCK';
+const LOCK_FILE = 'LOCK';
 export const OWNER_FILE = 'LOCK.pid';
 export const STEAL_MUTEX = 'LOCK.steal';
 /** Prefix of the temporary files records are written to before they are linked into place. */
 export const TEMP_PREFIX = 'LOCK.pid.tmp-';
-export const OWNER_RECORD_VERSION = 1;
+const OWNER_RECORD_VERSION = 1;
 const TORN_RECORD_MS = 5_000;
 const STEAL_MUTEX_STALE_MS = 2_000;
 const BOOT_TIME_SLACK_MS = 120_000;
@@ -49,14 +50,10 @@ const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
 /** Which lock to take: fs-ext's flock where it loads ('auto'), only it ('flock'), or the owner record alone ('pidfile'). */
 export type LockMode = 'auto' | 'flock' | 'pidfile';
 /** The lock a handle holds: 'flock' (fs-ext flock plus the owner record) or 'pidfile' (the owner record alone). */
-export type LockKind = 'flock' | 'pidfile';
+type LockKind = 'flock' | 'pidfile';
 /** The environment variable that forces a lock mode when the option says 'auto'. */
-export const LOCK_MODE_ENV = 'BIRCH_LOCK';
+const LOCK_MODE_ENV = 'BIRCH_LOCK';
 
-export interface DirectoryLock {
-  readonly kind: LockKind;
-  release(): void;
-}
 
 interface FsExt {
   flockSync(fd: number, flags: 'ex' | 'exnb' | 'un'): void;
@@ -104,7 +101,7 @@ export function resolveLockMode(option: LockMode | undefined): LockMode {
   throw new BirchError('BAD_OPTION', `${LOCK_MODE_ENV}=${env}: expected auto, flock or pidfile`);
 }
 
-export function lockDirectory(dir: string, mode: LockMode): DirectoryLock {
+export function lockDirectory(dir: string, mode: LockMode): HeldLock {
   let flockFd: number | null = null;
   let fsExt: FsExt | null = null;
   if (mode !== 'pidfile') {
@@ -223,14 +220,25 @@ function holdsLock(existing: NonNullable<Existing>, heldFlock: boolean, me: Owne
   if (r === null) {
     return Date.now() - existing.mtimeMs < TORN_RECORD_MS ? 'its lock record is being written' : null;
   }
+  if (r.host === me.host && !otherBoot(r.boot, me.boot)) {
+    // A copy of a directory (a backup, a test fixture) carries the record of the original's holder.
+    if (r.dir !== '' && r.dir !== me.dir) return null;
+    if (r.kind === 'flock' && heldFlock) return null;
+  }
+  return ownerAlive(r, me);
+}
+
+/**
+ * Why the process a record names (an owner record or the steal mutex's) must be taken as running,
+ * or null if it is known gone. Only a process of this host, this boot and this pid namespace can
+ * be checked; any other is taken as running, and the reason says which file to delete.
+ */
+function ownerAlive(r: OwnerRecord, me: OwnerRecord): string | null {
   // Another host's pids (and, on network file systems, its device numbers) mean nothing here.
   if (r.host !== me.host) {
     return `process ${r.pid} on host ${r.host} holds it (birchdb cannot check a process on another host; if it is gone, delete ${OWNER_FILE})`;
   }
   if (otherBoot(r.boot, me.boot)) return null; // written before a reboot
-  // A copy of a directory (a backup, a test fixture) carries the record of the original's holder.
-  if (r.dir !== '' && r.dir !== me.dir) return null;
-  if (r.kind === 'flock' && heldFlock) return null;
   if (r.pidns !== null && me.pidns !== null && r.pidns !== me.pidns) {
     return `process ${r.pid} in another pid namespace (a container) holds it (birchdb cannot check it from here; if it is gone, delete ${OWNER_FILE})`;
   }
@@ -312,8 +320,20 @@ function takeOwnerRecord(dir: string, kind: LockKind): OwnerRecord {
     });
   }
   // The record in place must be ours: if a stealer misjudged and replaced it, refuse, and leave
-  // the other's record alone.
-  if (readExisting(file)?.record?.token !== record.token) throw locked('another opener took it just now');
+  // the other's record alone. If reading it back fails, ours must not stay behind naming a
+  // process that does not hold the directory.
+  let ours: boolean;
+  try {
+    ours = readExisting(file)?.record?.token === record.token;
+  } catch (err) {
+    try {
+      removeOwnRecord(dir, record);
+    } catch {
+      // Reported below; the record names this process, which a later opener here can judge.
+    }
+    throw err;
+  }
+  if (!ours) throw locked('another opener took it just now');
   try {
     removeOrphanTemps(dir);
   } catch {
@@ -401,20 +421,27 @@ function withStealMutex(dir: string, me: OwnerRecord, body: () => void): void {
   for (;;) {
     try {
       fs.mkdirSync(mutex);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new BirchError('IO', `cannot create ${mutex}`, { cause: err });
+      if (stealMutexIsStale(mutex, ownerFile, me)) {
+        fs.rmSync(mutex, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new BirchError('DB_LOCKED', `database ${dir} is locked: another opener is replacing a stale lock record (if no process has it open, delete ${STEAL_MUTEX})`, { site: { file: STEAL_MUTEX } });
+      }
+      // Held for microseconds by a live opener.
+      Atomics.wait(SLEEPER, 0, 0, 10);
+      continue;
+    }
+    try {
       fs.writeFileSync(ownerFile, JSON.stringify(me));
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new BirchError('IO', `cannot create ${mutex}`, { cause: err });
-    }
-    if (stealMutexIsStale(mutex, ownerFile, me)) {
+      // An ownerless mutex would hold every opener back until it turned stale.
       fs.rmSync(mutex, { recursive: true, force: true });
-      continue;
+      throw new BirchError('IO', `cannot write ${ownerFile}`, { cause: err });
     }
-    if (Date.now() > deadline) {
-      throw new BirchError('DB_LOCKED', `database ${dir} is locked: another opener is replacing a stale lock record (if no process has it open, delete ${STEAL_MUTEX})`, { site: { file: STEAL_MUTEX } });
-    }
-    // Held for microseconds by a live opener.
-    Atomics.wait(SLEEPER, 0, 0, 10);
   }
   try {
     body();
@@ -433,10 +460,7 @@ function stealMutexIsStale(mutex: string, ownerFile: string, me: OwnerRecord): b
     return false; // changing under us: look again
   }
   const r = owner?.record ?? null;
-  if (r === null) return ageMs > STEAL_MUTEX_STALE_MS;
-  if (r.host !== me.host) return false;
-  if (otherBoot(r.boot, me.boot)) return true;
-  return !isAlive(r.pid, r.start);
+  return r === null ? ageMs > STEAL_MUTEX_STALE_MS : ownerAlive(r, me) === null;
 }
 
 function removeOwnRecord(dir: string, record: OwnerRecord): void {
