@@ -73,6 +73,24 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
     await engine.close();
     engine = await open();
   }
+  // Inputs that the timed phase only looks up are made before it starts, as for every engine.
+  const rand = prng(o.seed ^ 0x0bad);
+  // Deletes visit every key once, in a seeded random order.
+  const order = w.kind === 'delete' ? Array.from({ length: total }, (_, i) => i) : [];
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [order[i], order[j]] = [order[j] as number, order[i] as number];
+  }
+  const putKeys: Buffer[] = [];
+  const putValues: Buffer[] = [];
+  if (w.kind === 'concurrent') {
+    const key = keyMaker('random', o);
+    const value = valueMaker(o);
+    for (let i = 0; i < total; i++) {
+      putKeys.push(key(0));
+      putValues.push(value());
+    }
+  }
   const latencies: number[] = [];
   const timeline: BenchResult['timeline'] = [];
   let done = 0;
@@ -87,7 +105,6 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
   };
   const io0 = diskWriteBytes();
   let userBytes = 0;
-  const rand = prng(o.seed ^ 0x0bad);
   const pick = (): number => Math.floor(rand() * total);
   const seqKey = keyMaker('seq', o);
   /** One timed transaction: its latency, bytes and operations counted. */
@@ -105,12 +122,6 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
     case 'delete': {
       const key = keyMaker(w.keys, o);
       const value = valueMaker(o);
-      // Deletes visit every key once, in a seeded random order.
-      const order = w.kind === 'delete' ? Array.from({ length: total }, (_, i) => i) : [];
-      for (let i = order.length - 1; i > 0; i--) {
-        const j = Math.floor(rand() * (i + 1));
-        [order[i], order[j]] = [order[j] as number, order[i] as number];
-      }
       for (let t = 0; t < o.txns; t++) {
         const ops: KV[] = [];
         for (let i = 0; i < o.batch; i++) {
@@ -152,17 +163,13 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
       break;
     }
     case 'concurrent': {
-      const key = keyMaker('random', o);
-      const value = valueMaker(o);
-      const keys = Array.from({ length: total }, () => key(0));
-      const values = Array.from({ length: total }, () => value());
       userBytes = total * (o.keySize + o.valueSize);
       let next = 0;
       await Promise.all(
         Array.from({ length: o.callers }, async () => {
           for (let i = next++; i < total; i = next++) {
             const c0 = performance.now();
-            await engine.put(keys[i] as Buffer, values[i] as Buffer);
+            await engine.put(putKeys[i] as Buffer, putValues[i] as Buffer);
             latencies.push(performance.now() - c0);
             done++;
             if ((i & 255) === 0) sample();
@@ -175,11 +182,18 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
   const seconds = (performance.now() - t0) / 1000;
   sample(true);
   const extra = engine.extra();
-  if (engine.recoveryMs !== undefined && w.kind !== 'readrandom' && w.kind !== 'readseq') extra.recoveryMs = await engine.recoveryMs();
+  const copyIo0 = diskWriteBytes();
+  const recovery = engine.crashCopy !== undefined && w.kind !== 'readrandom' && w.kind !== 'readseq' ? await engine.crashCopy() : undefined;
+  const copyIo1 = diskWriteBytes();
   await engine.close();
   const io1 = diskWriteBytes();
+  const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+  const fileBytes = dirBytes(dir);
+  if (recovery !== undefined) extra.recoveryMs = await recovery();
   latencies.sort((a, b) => a - b);
-  const disk = io0 !== null && io1 !== null ? io1 - io0 : null;
+  // The engine's own writes: the crash copy's are the harness's.
+  const copyBytes = copyIo0 !== null && copyIo1 !== null ? copyIo1 - copyIo0 : 0;
+  const disk = io0 !== null && io1 !== null ? io1 - io0 - copyBytes : null;
   return {
     workload: w.name,
     engine: engine.name,
@@ -191,8 +205,8 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
     userBytes,
     diskBytesWritten: disk,
     writeAmplification: disk === null || userBytes === 0 ? null : disk / userBytes,
-    fileBytes: dirBytes(dir),
-    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    fileBytes,
+    peakRssBytes,
     extra,
     timeline,
   };

@@ -77,10 +77,10 @@ export const WORKLOADS: Record<string, Workload> = {
   streams: { name: 'streams', kind: 'fill', keys: 'streams', describe: '--streams interleaved ascending streams with distinct prefixes', defaults: { valueSize: 100 } },
   overwrite: { name: 'overwrite', kind: 'overwrite', keys: 'seq', describe: 'random overwrites of existing keys (after an untimed fill)', defaults: { valueSize: 100 } },
   delete: { name: 'delete', kind: 'delete', keys: 'seq', describe: 'deletes of every key in random order (after an untimed fill)', defaults: { valueSize: 100 } },
-  readrandom: { name: 'readrandom', kind: 'readrandom', keys: 'seq', describe: 'random point reads (after an untimed fill)', defaults: { txns: 1000, valueSize: 100 } },
+  readrandom: { name: 'readrandom', kind: 'readrandom', keys: 'seq', describe: 'random point reads (after an untimed fill)', defaults: { txns: 10000, valueSize: 100 } },
   readseq: { name: 'readseq', kind: 'readseq', keys: 'seq', describe: 'a full ordered scan, repeated (after an untimed fill)', defaults: { txns: 1000, valueSize: 100 } },
   concurrent: { name: 'concurrent', kind: 'concurrent', keys: 'random', describe: '--callers async callers, each awaiting single-op puts of random keys', defaults: { txns: 8000, valueSize: 100 } },
-  puts: { name: 'puts', kind: 'concurrent', keys: 'random', describe: 'one caller awaiting each single-op put of a random key (one put per durable commit)', defaults: { txns: 500, callers: 1, valueSize: 100 } },
+  puts: { name: 'puts', kind: 'concurrent', keys: 'random', describe: 'one caller awaiting each single-op put of a random key (one put per durable commit)', defaults: { txns: 5000, callers: 1, valueSize: 100 } },
   versions: { name: 'versions', kind: 'versions', keys: 'random', describe: 'application versions: one transaction each, changing several --stores with their own size distributions and delete fractions', defaults: { txns: 5000 } },
 };
 
