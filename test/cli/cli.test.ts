@@ -154,7 +154,7 @@ describe('cli: birch', () => {
       await db.batch([{ type: 'put', key: 'b', value: '2' }, { type: 'del', key: 'a' }]);
       fs.cpSync(dir, crashed, { recursive: true });
       await db.close();
-      fs.rmSync(path.join(crashed, 'LOCK'));
+      fs.rmSync(path.join(crashed, 'LOCK'), { force: true });
       const r = birch(['journal', crashed]);
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /holds batches up to 2 /);

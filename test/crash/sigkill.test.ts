@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { open } from '../../api/index.js';
-import { assertClean, rmDir, rng, tmpDir } from '../helpers/index.js';
+import { assertClean, isCode, rmDir, rng, tmpDir } from '../helpers/index.js';
 import { assertRowClean, checkCaseAsync, reliabilityRow } from '../helpers/reliability.js';
 
 const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'child.js');
@@ -91,7 +91,7 @@ describe('crash: SIGKILL during journal writes and checkpoints', () => {
         refused = open(dir).then((db) => db.close(), (e: unknown) => e);
       });
       const e = await refused;
-      assert.ok(e instanceof Error && (e as { code?: string }).code === 'DB_LOCKED', `expected DB_LOCKED, got ${String(e)}`);
+      assert.ok(isCode('DB_LOCKED')(e), `expected DB_LOCKED, got ${String(e)}`);
       await (await open(dir)).close();
     } finally {
       rmDir(dir);
@@ -102,7 +102,7 @@ describe('crash: SIGKILL during journal writes and checkpoints', () => {
     const dir = tmpDir('birch-lock');
     try {
       const db = await open(dir);
-      await assert.rejects(open(dir), (e: unknown) => e instanceof Error && (e as { code?: string }).code === 'DB_LOCKED');
+      await assert.rejects(open(dir), isCode('DB_LOCKED'));
       await db.close();
       await (await open(dir)).close();
     } finally {

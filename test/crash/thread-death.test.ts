@@ -4,7 +4,7 @@
 // and a reopen finds every acknowledged write, with the trees sound.
 import assert from 'node:assert/strict';
 import { BirchError, open, type Birch, type FaultPlan } from '../../api/index.js';
-import { rmDir, tmpDir } from '../helpers/index.js';
+import { assertClean, rmDir, tmpDir } from '../helpers/index.js';
 
 const CALLERS = 16;
 
@@ -40,8 +40,7 @@ async function assertAllThere(dir: string, acked: Map<string, string>): Promise<
   try {
     for (const [k, v] of acked) assert.equal(db.get(k)?.toString(), v, `acknowledged ${k} is missing after reopening`);
     await db.checkpoint();
-    const report = db.check();
-    assert.ok(report.ok, report.errors.join('; '));
+    assertClean(db);
   } finally {
     await db.close();
   }

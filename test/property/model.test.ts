@@ -181,9 +181,6 @@ async function run(ops: Op[]): Promise<void> {
     releaseAll();
     await db.close();
   }
-  // The model is rebuilt per run; `existing` and `model` are per run too.
-  model = new Map();
-  existing = new Set();
 }
 
 describe('property: the database against a Map model, with checkpoints and crashes as steps', () => {

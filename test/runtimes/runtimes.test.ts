@@ -74,6 +74,7 @@ describe('runtimes: the package under Node, Bun and Deno', function () {
         assert.equal(impl.runtime.name, rt.name, 'stats() names the runtime');
         assert.equal(impl.threads, 'worker-threads');
         assert.equal(r.total, 64 * 50 - 1);
+        assert.equal(r.snapCount, 64 * 50, 'the snapshot saw every key from before the batch');
         console.log(`      ${rt.name}: ${JSON.stringify(impl)}`);
       });
 

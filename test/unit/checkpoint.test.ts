@@ -100,7 +100,7 @@ describe('checkpoints: readers, page reuse, trees, recovery and compaction', () 
     const r = db.stats({ trees: false }).recovery;
     assert.equal(r.batches, 7);
     assert.equal(r.ops, 700);
-    assert.ok(r.ms >= 0);
+    assert.ok(r.ms > 0, 'the replay is timed');
     assert.equal(db.get(key(600))?.toString(), value(600, 1));
     assert.equal(db.get(key(800))?.toString(), value(800, 0));
     await db.close();
