@@ -40,11 +40,13 @@ export interface BirchOptions {
 }
 
 /**
- * 32 MiB of buffered operations (about 170,000 entries of 16-byte keys and 100-byte values).
+ * 32 MiB of buffered operations (about 110,000 entries of 16-byte keys and 100-byte values, each
+ * counting ENTRY_OVERHEAD_BYTES besides).
  * A checkpoint rewrites every leaf its keys touch, so random keys cost, per checkpoint, about
  * the whole tree once they outnumber its leaves: the larger the buffer, the fewer rewrites. Over
- * a million such keys (a 130 MiB tree) this default makes about six checkpoints, writing about five
- * times the data in tree pages; 8 MiB would write about twenty times. Against that, the buffer
+ * a million such keys (a 130 MiB tree) this default made seven checkpoints in `birch bench
+ * fillrandom`, writing about 3.7 times the data in tree pages; a smaller buffer rewrites more
+ * leaves per key. Against that, the buffer
  * holds up to four times this in memory under a sustained load (an active and a frozen generation,
  * each up to twice it), and opening replays at most about twice this from the journal.
  */
