@@ -8,7 +8,7 @@ import readline from 'node:readline';
 import { BirchError, open, type Birch } from '../api/index.js';
 import { DUMP_HEADER, decodeTreeName, dumpLine, parseDumpLine, type DumpEntry } from './dump-format.js';
 import { inspectJournal } from './inspect.js';
-import { DEFAULTS, WORKLOADS, parseStores, type BenchOptions, type StoreSpec, type Workload } from './bench/workloads.js';
+import { DEFAULTS, RANGES_PER_TXN, WORKLOADS, WRITES_PER_KEY, parseStores, type BenchOptions, type StoreSpec, type Workload } from './bench/workloads.js';
 import { formatTables, runBench } from './bench/run.js';
 import { htmlReport } from './bench/report.js';
 import { installCommand, type EngineName } from './bench/engines.js';
@@ -56,11 +56,11 @@ program
   .description('run workloads on birchdb and, side by side, on the engines you would otherwise pick')
   .argument('[workloads...]', `workloads to run: ${Object.keys(WORKLOADS).join(', ')}`, ['fillseq', 'fillrandom'])
   .option('--compare <engines>', `peers to run too, comma-separated (default: every installed one of ${PEERS.join(', ')})`, engineList)
-  .option('--txns <n>', 'transactions (versions: versions; reads: keys / batch)', positiveInt('--txns'))
-  .option('--batch <n>', 'operations per transaction', positiveInt('--batch'))
+  .option('--txns <n>', `transactions (versions: versions; reads: keys / batch, and scan100 reads ${RANGES_PER_TXN} ranges per txn, readwhilewriting puts ${WRITES_PER_KEY} per key)`, positiveInt('--txns'))
+  .option('--batch <n>', 'operations per transaction (scan100: also entries per range)', positiveInt('--batch'))
   .option('--key-size <bytes>', 'key size', positiveInt('--key-size'))
   .option('--value-size <bytes>', 'value size', positiveInt('--value-size'))
-  .option('--callers <n>', 'concurrent async callers (concurrent)', positiveInt('--callers'))
+  .option('--callers <n>', 'concurrent async callers (concurrent, readwhilewriting)', positiveInt('--callers'))
   .option('--streams <n>', 'interleaved streams (streams)', positiveInt('--streams'))
   .option('--desc', 'descending keys (fillseq)')
   .option('--stores <spec>', 'versions: name:keyMean:keySpread:valueMean:valueSpread:changes:deleteFraction,... (default: accounts, events, index)', (v: string) => {

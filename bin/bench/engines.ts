@@ -23,13 +23,23 @@ export interface Engine {
   readonly name: string;
   /** One transaction. */
   write(ops: KV[]): Promise<void>;
-  /** One single-op transaction (the concurrent workload). */
-  put(key: Buffer, value: Buffer): Promise<void>;
+  /** One single-op transaction (concurrent, readwhilewriting): synchronous where the engine's commit is. */
+  put(key: Buffer, value: Buffer): Promise<void> | void;
+  /** A point read: synchronous where the engine's read is (the harness awaits only a Promise). */
   get(key: Buffer): Promise<Buffer | undefined> | Buffer | undefined;
   /** Reads every entry in key order; returns how many. */
   scan(): Promise<number>;
+  /** Reads up to `limit` entries, keys and values, ascending from the first key >= `start`; returns how many. */
+  range(start: Buffer, limit: number): Promise<number> | number;
   /** Engine-specific figures (birchdb: checkpoints, buffer, latency while checkpoints ran). */
   extra(): Record<string, number>;
+  /**
+   * Called as the timed phase starts; the function it returns, called as the phase ends, gives
+   * figures for the phase alone (birchdb: the page cache hit ratio), added to extra()'s.
+   */
+  beginTimed?(): () => Record<string, number>;
+  /** birchdb only: whether a checkpoint is running now (readwhilewriting sorts reads by it). */
+  checkpointInFlight?(): boolean;
   /**
    * birchdb only: copies the directory as a crash would leave it now; the function returned
    * opens the copy (the buffered batches replayed from the journal) and gives the time it took,
@@ -77,6 +87,11 @@ async function birch(o: EngineOptions): Promise<Engine> {
       for (const _ of db.range()) n++;
       return n;
     },
+    range: (start, limit) => {
+      let n = 0;
+      for (const _ of db.range({ gte: start, limit })) n++;
+      return n;
+    },
     extra: () => {
       const s = db.stats({ trees: false });
       const c = s.checkpoints;
@@ -92,6 +107,16 @@ async function birch(o: EngineOptions): Promise<Engine> {
         blockedBatches: s.writer.blockedBatches,
       };
     },
+    beginTimed: () => {
+      const c0 = db.stats({ trees: false }).cache;
+      return (): Record<string, number> => {
+        const c1 = db.stats({ trees: false }).cache;
+        const hits = c1.hits - c0.hits;
+        const lookups = hits + c1.misses - c0.misses;
+        return lookups === 0 ? {} : { cacheHitRatio: hits / lookups };
+      };
+    },
+    checkpointInFlight: () => db.stats({ trees: false }).checkpoints.inFlight,
     crashCopy: async () => {
       // Every acknowledged batch is on disk and nothing is being written but a checkpoint's
       // pages to free space: wait for it, so that the copy is what a crash now would leave.
@@ -146,6 +171,11 @@ async function lmdb(o: EngineOptions): Promise<Engine> {
       for (const _ of db.getRange()) n++;
       return n;
     },
+    range: (start, limit) => {
+      let n = 0;
+      for (const _ of db.getRange({ start, limit })) n++;
+      return n;
+    },
     extra: () => ({}),
     close: () => db.close(),
   };
@@ -156,8 +186,28 @@ interface LevelDb {
   put(k: Buffer, v: Buffer, o: object): Promise<void>;
   get(k: Buffer): Promise<Buffer | undefined>;
   batch(ops: object[], o: object): Promise<void>;
-  iterator(): AsyncIterable<[Buffer, Buffer]>;
+  iterator(opts?: { gte?: Buffer; limit?: number }): LevelIterator;
   close(): Promise<void>;
+}
+
+interface LevelIterator {
+  /** Up to `size` entries; none at the end. */
+  nextv(size: number): Promise<[Buffer, Buffer][]>;
+  close(): Promise<void>;
+}
+
+/** Entries per nextv() of a full scan: one promise per thousand entries, not one per entry as for-await costs. */
+const LEVEL_SCAN_CHUNK = 1000;
+
+/** Reads the iterator to its end (or its limit) in chunks of `size`; returns how many entries. */
+async function drain(it: LevelIterator, size: number): Promise<number> {
+  let n = 0;
+  try {
+    for (let got = await it.nextv(size); got.length > 0; got = await it.nextv(size)) n += got.length;
+  } finally {
+    await it.close();
+  }
+  return n;
 }
 
 async function level(o: EngineOptions): Promise<Engine> {
@@ -170,11 +220,8 @@ async function level(o: EngineOptions): Promise<Engine> {
     write: (ops) => db.batch(ops.map((op) => (op.value === null ? { type: 'del', key: prefixed(op) } : { type: 'put', key: prefixed(op), value: op.value })), wo),
     put: (k, v) => db.put(k, v, wo),
     get: (k) => db.get(k),
-    scan: async () => {
-      let n = 0;
-      for await (const _ of db.iterator()) n++;
-      return n;
-    },
+    scan: () => drain(db.iterator(), LEVEL_SCAN_CHUNK),
+    range: (start, limit) => drain(db.iterator({ gte: start, limit }), limit),
     extra: () => ({}),
     close: () => db.close(),
   };
@@ -183,6 +230,7 @@ async function level(o: EngineOptions): Promise<Engine> {
 interface SqliteStmt {
   run(...a: unknown[]): unknown;
   get(...a: unknown[]): { v: Buffer } | undefined;
+  all(...a: unknown[]): unknown[];
   iterate(...a: unknown[]): Iterable<unknown>;
 }
 interface SqliteDb {
@@ -205,6 +253,7 @@ async function sqlite(o: EngineOptions): Promise<Engine> {
   const del = db.prepare('DELETE FROM kv WHERE k = ?');
   const get = db.prepare('SELECT v FROM kv WHERE k = ?');
   const all = db.prepare('SELECT k, v FROM kv ORDER BY k');
+  const from = db.prepare('SELECT k, v FROM kv WHERE k >= ? ORDER BY k LIMIT ?');
   const txn = db.transaction((ops: KV[]) => {
     for (const op of ops) {
       if (op.value === null) del.run(prefixed(op));
@@ -215,7 +264,7 @@ async function sqlite(o: EngineOptions): Promise<Engine> {
     name: 'sqlite',
     // better-sqlite3 is synchronous: each call commits before it returns.
     write: async (ops) => txn(ops),
-    put: async (k, v) => {
+    put: (k, v) => {
       put.run(k, v);
     },
     get: (k) => get.get(k)?.v,
@@ -224,6 +273,7 @@ async function sqlite(o: EngineOptions): Promise<Engine> {
       for (const _ of all.iterate()) n++;
       return n;
     },
+    range: (start, limit) => from.all(start, limit).length,
     extra: () => ({}),
     close: async () => db.close(),
   };

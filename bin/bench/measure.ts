@@ -2,7 +2,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Engine, KV } from './engines.js';
-import { keyMaker, prng, valueMaker, versionMaker, type BenchOptions, type Workload } from './workloads.js';
+import { prepareReads, readFilesOnce, type ReadOutcome } from './measure-reads.js';
+import { keyMaker, prng, valueMaker, versionMaker, READ_KINDS, type BenchOptions, type Workload } from './workloads.js';
 
 export interface BenchResult {
   workload: string;
@@ -11,9 +12,11 @@ export interface BenchResult {
   ops: number;
   seconds: number;
   opsPerSec: number;
-  /** Latency per transaction (per operation for reads and the concurrent workload), ms. */
+  /** Latency per transaction (per read, scan or range for the reads, per put for concurrent), ms. */
   p50Ms: number;
   p99Ms: number;
+  /** readwhilewriting: the writers' puts, next to the reads above. */
+  writes?: { ops: number; opsPerSec: number; p50Ms: number; p99Ms: number };
   userBytes: number;
   diskBytesWritten: number | null;
   writeAmplification: number | null;
@@ -73,6 +76,7 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
     await engine.close();
     engine = await open();
   }
+  const reads = READ_KINDS.includes(w.kind) ? prepareReads(engine, w, o) : undefined;
   // Inputs that the timed phase only looks up are made before it starts, as for every engine.
   const rand = prng(o.seed ^ 0x0bad);
   // Deletes visit every key once, in a seeded random order.
@@ -91,20 +95,26 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
       putValues.push(value());
     }
   }
-  const latencies: number[] = [];
+  let latencies: number[] = [];
   const timeline: BenchResult['timeline'] = [];
   let done = 0;
+  /** Progress towards `reads.total`, where it is not `done`. */
+  let progressed: number | undefined;
   let lastSample = 0;
+  // Last before the clock: every engine's files in the OS page cache.
+  if (reads !== undefined) readFilesOnce(dir);
+  const endTimed = engine.beginTimed?.();
   const t0 = performance.now();
   const sample = (force = false): void => {
     const now = performance.now();
     if (!force && now - lastSample < 250) return;
     lastSample = now;
     timeline.push([(now - t0) / 1000, done, process.memoryUsage().rss, dirBytes(dir)]);
-    progress(done, total);
+    progress(progressed ?? done, reads?.total ?? total);
   };
   const io0 = diskWriteBytes();
   let userBytes = 0;
+  let read: ReadOutcome | undefined;
   const pick = (): number => Math.floor(rand() * total);
   const seqKey = keyMaker('seq', o);
   /** One timed transaction: its latency, bytes and operations counted. */
@@ -116,7 +126,16 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
     done += ops.length;
     sample();
   };
-  switch (w.kind) {
+  if (reads !== undefined) {
+    read = await reads.run((n, p) => {
+      done = n;
+      progressed = p;
+      sample();
+    });
+    done = read.done;
+    latencies = read.latencies;
+    userBytes = read.userBytes;
+  } else switch (w.kind) {
     case 'fill':
     case 'overwrite':
     case 'delete': {
@@ -131,29 +150,6 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
           else ops.push({ key: seqKey(order[n] as number), value: null });
         }
         await timedWrite(ops);
-      }
-      break;
-    }
-    case 'readrandom': {
-      for (let n = 0; n < total; n++) {
-        const c0 = performance.now();
-        const v = await engine.get(seqKey(pick()));
-        latencies.push(performance.now() - c0);
-        if (v === undefined) throw new Error(`${engine.name}: a key written by the fill is missing`);
-        done++;
-        if ((n & 1023) === 0) sample();
-      }
-      break;
-    }
-    case 'readseq': {
-      // Enough passes to read as many entries as the other workloads operate on, at least one.
-      for (let pass = 0; pass < 5; pass++) {
-        const c0 = performance.now();
-        const n = await engine.scan();
-        latencies.push(performance.now() - c0);
-        if (n !== total) throw new Error(`${engine.name}: scan found ${n} entries, expected ${total}`);
-        done += n;
-        sample();
       }
       break;
     }
@@ -180,10 +176,14 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
     }
   }
   const seconds = (performance.now() - t0) / 1000;
+  const timedExtra = endTimed?.() ?? {};
   sample(true);
-  const extra = engine.extra();
+  const extra = { ...engine.extra(), ...timedExtra };
+  if (read?.duringCheckpoint !== undefined && read.duringCheckpoint.length > 0) extra.readP99DuringCheckpointMs = percentile(read.duringCheckpoint.sort((a, b) => a - b), 99);
   const copyIo0 = diskWriteBytes();
-  const recovery = engine.crashCopy !== undefined && w.kind !== 'readrandom' && w.kind !== 'readseq' ? await engine.crashCopy() : undefined;
+  // Only a workload that wrote has batches to replay.
+  const wrote = !READ_KINDS.includes(w.kind) || w.kind === 'readwhilewriting';
+  const recovery = engine.crashCopy !== undefined && wrote ? await engine.crashCopy() : undefined;
   const copyIo1 = diskWriteBytes();
   await engine.close();
   const io1 = diskWriteBytes();
@@ -191,6 +191,8 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
   const fileBytes = dirBytes(dir);
   if (recovery !== undefined) extra.recoveryMs = await recovery();
   latencies.sort((a, b) => a - b);
+  const puts = read?.writes;
+  puts?.latencies.sort((a, b) => a - b);
   // The engine's own writes: the crash copy's are the harness's.
   const copyBytes = copyIo0 !== null && copyIo1 !== null ? copyIo1 - copyIo0 : 0;
   const disk = io0 !== null && io1 !== null ? io1 - io0 - copyBytes : null;
@@ -202,6 +204,7 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
     opsPerSec: done / seconds,
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
+    ...(puts === undefined ? {} : { writes: { ops: puts.ops, opsPerSec: puts.ops / seconds, p50Ms: percentile(puts.latencies, 50), p99Ms: percentile(puts.latencies, 99) } }),
     userBytes,
     diskBytesWritten: disk,
     writeAmplification: disk === null || userBytes === 0 ? null : disk / userBytes,

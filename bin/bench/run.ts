@@ -10,7 +10,7 @@ import cliProgress from 'cli-progress';
 import type { ChildMessage, ChildPlan } from './child.js';
 import type { EngineName } from './engines.js';
 import type { BenchResult } from './measure.js';
-import { WORKLOADS, type BenchOptions } from './workloads.js';
+import { RANGES_PER_TXN, READ_KINDS, SCAN_PASSES, WORKLOADS, WRITES_PER_KEY, type BenchOptions, type WorkloadKind } from './workloads.js';
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'child.js');
 
@@ -97,10 +97,22 @@ export function describeWorkload(name: string, o: BenchOptions): string {
     const stores = o.stores.map((s) => `${s.name} (keys ${s.keyMean}+-${s.keySpread} B, values ${s.valueMean}+-${s.valueSpread} B, ${s.changes} changes, ${Math.round(s.deleteFraction * 100)}% deletes)`).join('; ');
     return `${name}: ${fmt(o.txns)} versions over ${o.stores.length} stores: ${stores}; sync ${o.sync ? 'on' : 'off'}, seed ${o.seed}`;
   }
-  const shape = w?.kind === 'concurrent' ? `${o.callers} callers, ${fmt(o.txns * o.batch)} single-op puts` : w?.kind === 'readrandom' || w?.kind === 'readseq' ? `${fmt(o.txns * o.batch)} keys` : `${fmt(o.txns)} txns x ${o.batch} ops`;
+  const keys = fmt(o.txns * o.batch);
+  const warm = 'files in the OS page cache';
+  const shapes: Partial<Record<WorkloadKind, string>> = {
+    concurrent: `${o.callers} callers, ${keys} single-op puts`,
+    readrandom: `${keys} random reads of ${keys} keys, ${warm}`,
+    readseq: `${SCAN_PASSES} ordered scans of ${keys} keys, ${warm}`,
+    scan: `${fmt(o.txns * RANGES_PER_TXN)} ranges of ${o.batch} entries from random keys of ${keys}, ${warm}`,
+    readwhilewriting: `${o.callers} callers, ${fmt(Math.round(o.txns * o.batch * WRITES_PER_KEY))} single-op overwrites of ${keys} keys while one reader reads random keys, ${warm}`,
+  };
+  const shape = (w === undefined ? undefined : shapes[w.kind]) ?? `${fmt(o.txns)} txns x ${o.batch} ops`;
   const extra = name === 'streams' ? `, ${o.streams} streams` : name === 'fillseq' && o.desc ? ', descending' : '';
   return `${name}: ${shape}${extra}, ${o.keySize} B keys, ${o.valueSize} B values, sync ${o.sync ? 'on' : 'off'}, seed ${o.seed}`;
 }
+
+/** A table row: its label and each engine's cell. */
+type Row = [string, (r: BenchResult) => string];
 
 /** One table per workload: a column per engine, and each engine's ops/s as a ratio to birchdb's. */
 export function formatTables(results: BenchResult[], workloads: { name: string; options: BenchOptions }[]): string[] {
@@ -110,13 +122,24 @@ export function formatTables(results: BenchResult[], workloads: { name: string; 
     if (rs.length === 0) continue;
     const birch = rs.find((r) => r.engine === 'birchdb');
     const kind = WORKLOADS[name]?.kind;
-    const latencyOf = kind === 'readrandom' || kind === 'concurrent' ? 'op' : kind === 'readseq' ? 'scan' : kind === 'versions' ? 'version' : 'txn';
+    const rww = kind === 'readwhilewriting';
+    const reads = kind !== undefined && READ_KINDS.includes(kind);
+    const latencyOf = kind === 'readrandom' || kind === 'concurrent' ? 'op' : kind === 'readseq' ? 'scan' : kind === 'scan' ? 'range' : rww ? 'read' : kind === 'versions' ? 'version' : 'txn';
     const extra = (key: string, digits: number, suffix = ''): ((r: BenchResult) => string) => (r) => (r.extra[key] === undefined ? 'n/a' : `${fmt(r.extra[key] as number, digits)}${suffix}`);
-    const rows: [string, (r: BenchResult) => string][] = [
+    const writes = (f: (x: NonNullable<BenchResult['writes']>) => string): ((r: BenchResult) => string) => (r) => (r.writes === undefined ? 'n/a' : f(r.writes));
+    const rows: Row[] = [
       ['ops/s', (r) => fmt(r.opsPerSec)],
       ['  vs birchdb', (r) => (birch === undefined ? '' : `${fmt(r.opsPerSec / birch.opsPerSec, 2)}x`)],
       [`latency p50 (per ${latencyOf})`, (r) => ms(r.p50Ms)],
       [`latency p99 (per ${latencyOf})`, (r) => ms(r.p99Ms)],
+      ...(rww
+        ? ([
+            ['writes/s', writes((x) => fmt(x.opsPerSec))],
+            ['  vs birchdb', writes((x) => (birch?.writes === undefined ? '' : `${fmt(x.opsPerSec / birch.writes.opsPerSec, 2)}x`))],
+            ['latency p50 (per put)', writes((x) => ms(x.p50Ms))],
+            ['latency p99 (per put)', writes((x) => ms(x.p99Ms))],
+          ] satisfies Row[])
+        : []),
       ['user bytes written', (r) => (r.userBytes === 0 ? '-' : mib(r.userBytes))],
       ['disk bytes written', (r) => (r.diskBytesWritten === null ? 'n/a' : mib(r.diskBytesWritten))],
       ['write amplification', (r) => (r.writeAmplification === null ? '-' : `${fmt(r.writeAmplification, 1)}x`)],
@@ -125,7 +148,9 @@ export function formatTables(results: BenchResult[], workloads: { name: string; 
       ['  avg duration', extra('checkpointMs', 0, ' ms')],
       ['  pages written', extra('pagesPerCheckpoint', 0)],
       ['  write runs', extra('writeRunsPerCheckpoint', 1)],
-      ['p99 during checkpoints', (r) => (r.extra.p99DuringCheckpointMs === undefined ? 'n/a' : ms(r.extra.p99DuringCheckpointMs))],
+      [rww ? 'put p99 during checkpoints' : 'p99 during checkpoints', (r) => (r.extra.p99DuringCheckpointMs === undefined ? 'n/a' : ms(r.extra.p99DuringCheckpointMs))],
+      ...(rww ? ([['read p99 during checkpoints', (r) => (r.extra.readP99DuringCheckpointMs === undefined ? 'n/a' : ms(r.extra.readP99DuringCheckpointMs))]] satisfies Row[]) : []),
+      ...(reads ? ([['page cache hit ratio', (r) => (r.extra.cacheHitRatio === undefined ? 'n/a' : `${fmt(r.extra.cacheHitRatio * 100, 1)}%`)]] satisfies Row[]) : []),
       ['buffer at the end', extra('bufferMiB', 1, ' MiB')],
       ['recovery after a crash', extra('recoveryMs', 1, ' ms')],
       ['final file size', (r) => mib(r.fileBytes)],

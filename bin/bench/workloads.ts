@@ -6,7 +6,7 @@ export interface BenchOptions {
   batch: number;
   keySize: number;
   valueSize: number;
-  /** Concurrent async callers (concurrent). */
+  /** Concurrent async callers (concurrent, readwhilewriting). */
   callers: number;
   /** Interleaved ascending streams (streams). */
   streams: number;
@@ -52,7 +52,17 @@ export function parseStores(spec: string): StoreSpec[] {
   });
 }
 
-export type WorkloadKind = 'fill' | 'overwrite' | 'delete' | 'readrandom' | 'readseq' | 'concurrent' | 'versions';
+export type WorkloadKind = 'fill' | 'overwrite' | 'delete' | 'readrandom' | 'readseq' | 'scan' | 'readwhilewriting' | 'concurrent' | 'versions';
+
+/** The kinds that read a prefilled database: their files are read into the OS page cache before the clock. */
+export const READ_KINDS: readonly WorkloadKind[] = ['readrandom', 'readseq', 'scan', 'readwhilewriting'];
+
+/** readseq: full scans in the timed phase. */
+export const SCAN_PASSES = 5;
+/** scan100: ranges per --txns (2 x 10,000 ranges of 100 entries, a few seconds per engine). */
+export const RANGES_PER_TXN = 2;
+/** readwhilewriting: the writers' puts per prefilled key (800,000 over 1,000,000 keys: about seven of birchdb's checkpoints). */
+export const WRITES_PER_KEY = 0.8;
 
 export interface Workload {
   name: string;
@@ -77,8 +87,16 @@ export const WORKLOADS: Record<string, Workload> = {
   streams: { name: 'streams', kind: 'fill', keys: 'streams', describe: '--streams interleaved ascending streams with distinct prefixes', defaults: { valueSize: 100 } },
   overwrite: { name: 'overwrite', kind: 'overwrite', keys: 'seq', describe: 'random overwrites of existing keys (after an untimed fill)', defaults: { valueSize: 100 } },
   delete: { name: 'delete', kind: 'delete', keys: 'seq', describe: 'deletes of every key in random order (after an untimed fill)', defaults: { valueSize: 100 } },
-  readrandom: { name: 'readrandom', kind: 'readrandom', keys: 'seq', describe: 'random point reads (after an untimed fill)', defaults: { txns: 10000, valueSize: 100 } },
-  readseq: { name: 'readseq', kind: 'readseq', keys: 'seq', describe: 'a full ordered scan, repeated (after an untimed fill)', defaults: { txns: 1000, valueSize: 100 } },
+  readrandom: { name: 'readrandom', kind: 'readrandom', keys: 'seq', describe: 'random point reads (after an untimed fill; files in the OS page cache)', defaults: { txns: 10000, valueSize: 100 } },
+  readseq: { name: 'readseq', kind: 'readseq', keys: 'seq', describe: 'a full ordered scan, repeated (after an untimed fill; files in the OS page cache)', defaults: { txns: 1000, valueSize: 100 } },
+  scan100: { name: 'scan100', kind: 'scan', keys: 'seq', describe: 'ascending ranges of --batch entries from random existing keys (after an untimed fill; files in the OS page cache)', defaults: { txns: 10000, valueSize: 100 } },
+  readwhilewriting: {
+    name: 'readwhilewriting',
+    kind: 'readwhilewriting',
+    keys: 'seq',
+    describe: '--callers async callers awaiting durable overwrites while one reader reads random keys (after an untimed fill; files in the OS page cache)',
+    defaults: { txns: 10000, callers: 16, valueSize: 100 },
+  },
   concurrent: { name: 'concurrent', kind: 'concurrent', keys: 'random', describe: '--callers async callers, each awaiting single-op puts of random keys', defaults: { txns: 8000, valueSize: 100 } },
   puts: { name: 'puts', kind: 'concurrent', keys: 'random', describe: 'one caller awaiting each single-op put of a random key (one put per durable commit)', defaults: { txns: 5000, callers: 1, valueSize: 100 } },
   versions: { name: 'versions', kind: 'versions', keys: 'random', describe: 'application versions: one transaction each, changing several --stores with their own size distributions and delete fractions', defaults: { txns: 5000 } },

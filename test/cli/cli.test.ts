@@ -181,4 +181,26 @@ describe('cli: birch', () => {
     for (const x of ratios) assert.match(x, /^\d+\.\d\dx$/, 'each engine has its ratio to birchdb');
     assert.match(r.stdout, /^checkpoints\s+\d+/m, 'birchdb reports its checkpoints');
   });
+
+  it('bench runs ranges and reads while writing on every engine, with reads/s and writes/s side by side', function () {
+    this.timeout(120_000);
+    // 30 keys: 6 ranges of 10 (each engine's count is checked against the keys it must find) and 24 puts.
+    const r = birch(['bench', 'scan100', 'readwhilewriting', '--txns', '3', '--batch', '10']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /scan100: 6 ranges of 10 entries from random keys of 30, files in the OS page cache/);
+    assert.match(r.stdout, /readwhilewriting: 16 callers, 24 single-op overwrites of 30 keys while one reader reads random keys/);
+    const lines = r.stdout.split('\n');
+    const table = lines.slice(lines.findIndex((l) => l.startsWith('readwhilewriting:')));
+    const engines = (table[1] ?? '').trim().split(/\s+/);
+    const row = (label: string): string[] => (table.find((l) => l.startsWith(label)) ?? '').slice(label.length).trim().split(/\s{2,}/);
+    for (const label of ['ops/s', 'writes/s']) {
+      const cells = row(label);
+      assert.equal(cells.length, engines.length, `a ${label} cell per engine`);
+      for (const c of cells) assert.ok(Number(c.replace(/,/g, '')) > 0, `${label}: ${c}`);
+    }
+    const ratios = table.filter((l) => l.startsWith('  vs birchdb'));
+    assert.equal(ratios.length, 2, 'a ratio row for the reads and one for the writes');
+    assert.match(row('page cache hit ratio')[0] ?? '', /^\d+\.\d%$/, "birchdb's hit ratio over the timed phase");
+    assert.ok(row('read p99 during checkpoints').length === engines.length);
+  });
 });
