@@ -18,22 +18,24 @@
 //
 // Page reuse across threads: this thread publishes, in shared memory, the oldest checkpoint whose
 // trees its readers may still read; the checkpointer reuses no page such a tree reaches.
-import { BirchError, deniedByRuntime } from '../pager/errors.js';
+import { BirchError, deniedByRuntime, readEnv } from '../pager/errors.js';
 import { NodeDirectory, type DirectoryBackend, type HeldLock } from '../pager/backend.js';
 import { checksumImplementation, checksumReady } from '../pager/checksum.js';
 import { FAULT_COUNTERS_BYTES } from '../pager/faults.js';
 import { decodeState } from '../pager/meta-format.js';
 import { PageReader } from '../pager/reader.js';
+import { SharedPageCache } from '../pager/shared-cache.js';
+import { DATA_FILE } from '../pager/data-file.js';
 import { OP_DEL, OP_DROP_TREE, OP_PUT, opBytes, writeOp, type OpType } from '../journal/format.js';
 import type { JournalStats, RecordLoc } from '../journal/journal.js';
-import type { RangeBounds } from '../btree/cursor.js';
 import { allTreeShapes, type TreeStats } from '../btree/shape.js';
 import { checkDatabase, type CheckReport } from '../btree/verify.js';
 import { Generation } from '../db/buffer.js';
 import type { CheckpointStats } from '../db/checkpoint.js';
 import { recover } from '../db/recovery.js';
-import { Checkpointed, View } from '../db/view.js';
-import { describe, toBound, toKey, toTreeName, toValue, type Bytes } from './input.js';
+import { Checkpointed, View, ViewHold } from '../db/view.js';
+import { describe, toKey, toTreeName, toValue, type Bytes } from './input.js';
+import { LiveRange, ReadKeys, Snapshot, toRangeBounds, treeOf, type Pin, type RangeOptions } from './reads.js';
 import { LatencyHistogram } from './latency.js';
 import { currentRuntime, type RuntimeInfo } from './runtime.js';
 import { resolveOptions, type BirchOptions, type ResolvedOptions } from './options.js';
@@ -47,17 +49,6 @@ export type BatchOp =
 export interface BatchOptions {
   /** Apply the batch only if every listed key holds `value` now (`undefined`: is absent). */
   ifMatch?: { key: Bytes; value: Bytes | undefined; tree?: string }[];
-}
-
-export interface RangeOptions {
-  gt?: Bytes;
-  gte?: Bytes;
-  lt?: Bytes;
-  lte?: Bytes;
-  prefix?: Bytes;
-  reverse?: boolean;
-  limit?: number;
-  tree?: string;
 }
 
 export interface BirchStats {
@@ -93,7 +84,11 @@ export interface BirchStats {
   latency: { p50Ms: number | null; p99Ms: number | null; duringCheckpointP50Ms: number | null; duringCheckpointP99Ms: number | null; duringCheckpointBatches: number };
   recovery: { ms: number; batches: number; ops: number; journalStops: string[] };
   dataFile: { bytes: number; pageCount: number; freePages: number; pendingPages: number };
-  cache: { hits: number; misses: number; bytes: number };
+  /**
+   * The page cache every thread shares: this thread's reads served from it and from disk (pages
+   * read ahead count as misses), the bytes its frames hold now, its bound, and frames evicted.
+   */
+  cache: { hits: number; misses: number; bytes: number; capacityBytes: number; evictions: number };
   snapshots: { live: number; oldestSeq: number | null; oldestAgeMs: number | null };
   trees: TreeStats[];
   /** Why the handle refuses writes (a failed write or sync, a dead thread), or null. */
@@ -162,13 +157,6 @@ interface Inflight {
   reject(err: Error): void;
 }
 
-/** A reader's claim on one state: its seq, buffer generations and checkpoint. */
-interface Pin {
-  seq: number;
-  checkpointId: number;
-  since: number;
-}
-
 /** While a checkpoint runs, a turn's hand-off waits up to this long as the buffer nears its hard limit. */
 const MAX_SOFT_DELAY_MS = 20;
 /** The buffer's hard limit, in checkpointBytes: past it, batches wait for the running checkpoint. */
@@ -177,10 +165,6 @@ const HARD_LIMIT_FACTOR = 2;
 const JOURNAL_LIMIT_FACTOR = 4;
 
 type Status = 'open' | 'closing' | 'closed';
-
-function treeOf(tree: unknown): string {
-  return tree === undefined ? '' : toTreeName(tree);
-}
 
 /** Validates one batch and copies it into its encoded form; throws a typed error for any bad part. */
 function encodeBatch(ops: unknown, opts: unknown): { ops: InputOp[]; conds: InputCond[]; encoded: Buffer } {
@@ -247,67 +231,6 @@ function encodeBatch(ops: unknown, opts: unknown): { ops: InputOp[]; conds: Inpu
   return { ops: out, conds, encoded };
 }
 
-/** A pinned, read-only view of one state. Release it: until then its pages are not reused. */
-export class Snapshot {
-  readonly #db: Birch;
-  readonly #view: View;
-  readonly #pin: Pin;
-  #released = false;
-  constructor(db: Birch, view: View, pin: Pin) {
-    this.#db = db;
-    this.#view = view;
-    this.#pin = pin;
-  }
-  /** The last batch this snapshot sees. */
-  get seq(): number {
-    return this.#view.seq;
-  }
-  #check(): void {
-    if (this.#released) throw new BirchError('TXN_CLOSED', `the snapshot at batch ${this.#view.seq} was released`);
-    this.#db.assertReadable();
-  }
-  get(key: Bytes, opts: { tree?: string } = {}): Buffer | undefined {
-    this.#check();
-    return this.#view.get(treeOf(opts?.tree), toKey(key));
-  }
-  *range(opts: RangeOptions = {}): Generator<[Buffer, Buffer]> {
-    this.#check();
-    const bounds = toRangeBounds(opts);
-    for (const entry of this.#view.range(treeOf(opts.tree), bounds)) {
-      yield entry;
-      this.#check();
-    }
-  }
-  trees(): string[] {
-    this.#check();
-    return this.#view.trees();
-  }
-  get released(): boolean {
-    return this.#released;
-  }
-  release(): void {
-    if (this.#released) return;
-    this.#released = true;
-    this.#db.unpin(this.#pin);
-  }
-}
-
-function toRangeBounds(opts: RangeOptions): RangeBounds {
-  if (typeof opts !== 'object' || opts === null) throw new BirchError('BAD_OPTION', 'range options must be an object');
-  if (opts.limit !== undefined && (typeof opts.limit !== 'number' || Number.isNaN(opts.limit) || opts.limit < 0)) {
-    throw new BirchError('BAD_OPTION', 'range option limit must be a non-negative number');
-  }
-  if (opts.reverse !== undefined && typeof opts.reverse !== 'boolean') throw new BirchError('BAD_OPTION', 'range option reverse must be a boolean');
-  const b: RangeBounds = {};
-  for (const name of ['gt', 'gte', 'lt', 'lte', 'prefix'] as const) {
-    const v = toBound(opts[name], name);
-    if (v !== undefined) b[name] = v;
-  }
-  if (opts.reverse !== undefined) b.reverse = opts.reverse;
-  if (opts.limit !== undefined) b.limit = opts.limit;
-  return b;
-}
-
 /** The read and write calls of one named tree. */
 export class Tree {
   readonly name: string;
@@ -319,7 +242,13 @@ export class Tree {
   get(key: Bytes): Buffer | undefined {
     return this.#db.get(key, { tree: this.name });
   }
-  range(opts: Omit<RangeOptions, 'tree'> = {}): Generator<[Buffer, Buffer]> {
+  getMany(keys: readonly Bytes[]): (Buffer | undefined)[] {
+    return this.#db.getMany(keys, { tree: this.name });
+  }
+  getView(key: Bytes): Buffer | undefined {
+    return this.#db.getView(key, { tree: this.name });
+  }
+  range(opts: Omit<RangeOptions, 'tree'> = {}): IterableIterator<[Buffer, Buffer]> {
     return this.#db.range({ ...opts, tree: this.name });
   }
   put(key: Bytes, value: Bytes): Promise<void> {
@@ -337,8 +266,14 @@ export class Birch {
   readonly path: string;
   readonly #opts: ResolvedOptions;
   readonly #lock: HeldLock;
+  /** This thread's reads of the data file, through the page cache every thread shares. */
   readonly #reader: PageReader;
+  /** The checkpointer's reader slot in the cache: given back if that thread dies. */
+  readonly #checkpointerSlot: number;
   readonly #floor: Int32Array;
+  /** @internal What this thread's last zero-copy read (getView) holds until its next read. */
+  readonly hold = new ViewHold();
+  readonly #keys = new ReadKeys();
   #writer!: Peer<ToWriter>;
   #checkpointer!: Peer<ToCheckpointer>;
   #status: Status = 'open';
@@ -390,13 +325,14 @@ export class Birch {
   #lastCheckpointMs = 0;
   readonly #recovery: BirchStats['recovery'];
 
-  private constructor(path: string, opts: ResolvedOptions, lock: HeldLock, reader: PageReader, floor: Int32Array, recovered: ReturnType<typeof recover>, gen: Generation) {
+  private constructor(path: string, opts: ResolvedOptions, lock: HeldLock, reader: PageReader, checkpointerSlot: number, floor: Int32Array, recovered: ReturnType<typeof recover>, gen: Generation) {
     this.path = path;
     this.#opts = opts;
     this.#lock = lock;
     this.#reader = reader;
+    this.#checkpointerSlot = checkpointerSlot;
     this.#floor = floor;
-    this.#base = new Checkpointed(recovered.state, (no) => reader.readPage(no));
+    this.#base = new Checkpointed(recovered.state, reader);
     this.#gens = [gen];
     this.#visible = recovered.lastSeq;
     this.#admitted = recovered.lastSeq;
@@ -425,6 +361,7 @@ export class Birch {
     // The directory lock is taken here, on the opening thread, and held for the other threads.
     const lock = backend.lock();
     let reader: PageReader | undefined;
+    let checkpointerSlot = -1;
     const started: Peer<unknown>[] = [];
     try {
       const gen = new Generation();
@@ -436,7 +373,12 @@ export class Birch {
         if (err instanceof BirchError) throw err;
         throw new BirchError('IO', `opening ${backend.path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       }
-      reader = new PageReader(backend, opts.cacheSize);
+      // One page cache for every thread that reads the data file; each thread reads through a
+      // slot of its own (its epoch: pager/shared-cache.ts).
+      const cache = SharedPageCache.create(opts.cacheSize, { verifyHits: readEnv('BIRCH_VERIFY') === '1' });
+      cache.useSlot(cache.reserveSlot());
+      checkpointerSlot = cache.reserveSlot();
+      reader = new PageReader(backend.open(DATA_FILE, { create: false, readOnly: true }), cache);
       const floorSab = new SharedArrayBuffer(4);
       const floor = new Int32Array(floorSab);
       Atomics.store(floor, 0, recovered.state.checkpointId);
@@ -449,7 +391,7 @@ export class Birch {
         else early.push(() => fn(db as Birch));
       };
       const { peer: checkpointer, stats: checkpointerStats } = await startCheckpointer(
-        { dir, cacheBytes: opts.cacheSize, allocation: opts.allocation, floor: floorSab, ...(faults === undefined ? {} : { faults }) },
+        { dir, cache: reader.cache.init, cacheSlot: checkpointerSlot, allocation: opts.allocation, floor: floorSab, ...(faults === undefined ? {} : { faults }) },
         opts.backend,
         { message: (m) => deliver((d) => d.#fromCheckpointer(m)), died: (e) => deliver((d) => d.#threadDied('checkpointer', e)) },
       );
@@ -463,7 +405,7 @@ export class Birch {
         { message: (m) => deliver((d) => d.#fromWriter(m)), died: (e) => deliver((d) => d.#threadDied('writer', e)) },
       );
       started.push(writer);
-      db = new Birch(dir, opts, lock, reader, floor, recovered, gen);
+      db = new Birch(dir, opts, lock, reader, checkpointerSlot, floor, recovered, gen);
       db.#writer = writer;
       db.#checkpointer = checkpointer;
       db.#ckptStats = checkpointerStats;
@@ -492,20 +434,48 @@ export class Birch {
     if (this.#status !== 'open') throw new BirchError('DB_CLOSED', `database ${this.path} is ${this.#status}`);
   }
 
-  /** The value of `key` as of the last acknowledged batch. Never waits for the writer. */
-  get(key: Bytes, opts: { tree?: string } = {}): Buffer | undefined {
+  /** The value of `key` as of the last acknowledged batch (a copy). Never waits for the writer. */
+  get(key: Bytes, opts?: { tree?: string }): Buffer | undefined {
     this.assertReadable();
-    return this.#live.get(treeOf(opts?.tree), toKey(key));
+    this.hold.release();
+    return this.#live.get(opts === undefined ? '' : treeOf(opts.tree), this.#keys.key(key));
   }
 
-  /** Iterates one snapshot, pinned until the iteration ends or is broken out of. */
-  *range(opts: RangeOptions = {}): Generator<[Buffer, Buffer]> {
-    const snap = this.snapshot();
-    try {
-      yield* snap.range(opts);
-    } finally {
-      snap.release();
-    }
+  /** The values of `keys`, in order (undefined where absent), all as of one batch. */
+  getMany(keys: readonly Bytes[], opts?: { tree?: string }): (Buffer | undefined)[] {
+    this.assertReadable();
+    this.hold.release();
+    if (!Array.isArray(keys)) throw new BirchError('BAD_OPTION', 'getMany() takes an array of keys');
+    const tree = opts === undefined ? '' : treeOf(opts.tree);
+    const view = this.#live;
+    const out: (Buffer | undefined)[] = new Array(keys.length);
+    for (let i = 0; i < keys.length; i++) out[i] = view.get(tree, this.#keys.key(keys[i]));
+    return out;
+  }
+
+  /**
+   * The value of `key` without a copy (like lmdb-js's getBinaryFast): a view of birchdb's own memory
+   * (the page cache shared by every thread, or the write buffer), valid until the next read on
+   * this thread (any get, getMany, getView or range step of this database or its snapshots). Until
+   * then its bytes stay as they are, even if a checkpoint frees the page and reuses its number;
+   * after it, they may change to another page's at any moment. Never write to it: it is the
+   * database's memory. Values on overflow pages (cells over 2,036 bytes) are copied once into a
+   * buffer that the next such read reuses.
+   */
+  getView(key: Bytes, opts?: { tree?: string }): Buffer | undefined {
+    this.assertReadable();
+    this.hold.release();
+    return this.#live.getView(opts === undefined ? '' : treeOf(opts.tree), this.#keys.key(key), this.hold);
+  }
+
+  /** Iterates one snapshot, taken at the first step and released at the end or when the loop breaks. */
+  range(opts: RangeOptions = {}): IterableIterator<[Buffer, Buffer]> {
+    const bounds = toRangeBounds(opts);
+    const tree = treeOf(opts.tree);
+    return new LiveRange(() => {
+      const snap = this.snapshot();
+      return { snap, it: snap.rangeOf(tree, bounds) };
+    });
   }
 
   snapshot(): Snapshot {
@@ -513,7 +483,7 @@ export class Birch {
     const pin: Pin = { seq: this.#visible, checkpointId: this.#base.state.checkpointId, since: Date.now() };
     this.#pins.add(pin);
     this.#pinsChanged();
-    return new Snapshot(this, this.#live, pin);
+    return new Snapshot(this, this.#live, pin, this.#keys);
   }
 
   /** @internal */
@@ -788,9 +758,9 @@ export class Birch {
     this.#onCheckpointerMsg?.(msg);
     switch (msg.kind) {
       case 'checkpointed': {
-        // Drop the cached images of every page it wrote before any reader can reach the new trees.
-        this.#reader.dropPages(msg.written);
-        this.#base = new Checkpointed(decodeState(msg.state), (no) => this.#reader.readPage(no));
+        // The shared cache needs nothing here: the checkpointer dropped the old image of every page
+        // number it reused before it built the new page, and installed the pages readers will want.
+        this.#base = new Checkpointed(decodeState(msg.state), this.#reader);
         this.#gens = this.#gens.slice(0, 1);
         this.#live = new View(this.#visible, this.#gens, this.#base);
         this.#publishFloor();
@@ -847,6 +817,8 @@ export class Birch {
 
   #threadDied(which: 'writer' | 'checkpointer', err: Error): void {
     this.#dead[which] = true;
+    // A dead thread reads nothing: its slot must not hold back the reuse of evicted frames.
+    if (which === 'checkpointer') this.#reader.cache.releaseSlot(this.#checkpointerSlot);
     const e = new BirchError('INTERNAL', `the ${which} thread failed: ${err.message}; reopen the database`, { cause: err, site: { thread: which } });
     this.#fail(e, which === 'writer');
     if (which === 'writer') this.#onWriterClosed?.(e);
@@ -888,7 +860,10 @@ export class Birch {
 
   // ---- tools -----------------------------------------------------------------------------------
 
-  /** Counters and sizes; with `trees` (the default) also every tree's shape, which walks all pages. */
+  /**
+   * Counters and sizes, cheap to take. With `{ trees: true }` also every tree's shape (`trees`),
+   * which reads every page of every tree: a tool's call, not a monitor's.
+   */
   stats(opts: { trees?: boolean } = {}): BirchStats {
     this.assertReadable();
     let oldest: Pin | undefined;
@@ -897,7 +872,7 @@ export class Birch {
     const frozen = this.#gens[1];
     const j = this.#journal ?? { records: 0, ops: 0, rawBytes: 0, storedBytes: 0, bytesWritten: 0, syncs: 0, segments: 0, segmentsCreated: 0, segmentsRecycled: 0, storedRecords: 0 };
     const cs = this.#ckptStats;
-    const c = this.#reader.cache;
+    const occupancy = this.#reader.cache.occupancy();
     return {
       seq: this.#visible,
       checkpointId: this.#base.state.checkpointId,
@@ -930,9 +905,15 @@ export class Birch {
       },
       recovery: this.#recovery,
       dataFile: { bytes: cs?.dataFileBytes ?? 0, pageCount: this.#base.state.pageCount, freePages: cs?.freePages ?? 0, pendingPages: cs?.pendingPages ?? 0 },
-      cache: { hits: c.hits, misses: c.misses, bytes: c.sizeBytes },
+      cache: {
+        hits: this.#reader.hits,
+        misses: this.#reader.misses,
+        bytes: occupancy.bytes,
+        capacityBytes: occupancy.capacityBytes,
+        evictions: occupancy.evictions,
+      },
       snapshots: { live: this.#pins.size, oldestSeq: oldest?.seq ?? null, oldestAgeMs: oldest === undefined ? null : Date.now() - oldest.since },
-      trees: opts.trees === false ? [] : allTreeShapes(this.#base.read, this.#base.roots),
+      trees: opts.trees === true ? allTreeShapes((no) => this.#reader.copyPage(no).page, this.#base.roots) : [],
       failed: this.#fatal?.message ?? null,
       implementation: {
         runtime: currentRuntime(),

@@ -35,13 +35,10 @@ export class CheckpointService {
     try {
       if (msg.kind === 'checkpoint') {
         const r = this.#checkpointer.checkpoint({ upToSeq: msg.upToSeq, records: msg.records });
-        this.#send(
-          {
-            kind: 'checkpointed', state: encodeState(r.state), releasedSeq: r.releasedSeq, written: r.written,
-            ms: r.ms, pages: r.pages, runs: r.runs, ops: r.ops, stats: { ...this.#checkpointer.stats },
-          },
-          [r.written.buffer as ArrayBuffer],
-        );
+        this.#send({
+          kind: 'checkpointed', state: encodeState(r.state), releasedSeq: r.releasedSeq,
+          ms: r.ms, pages: r.pages, runs: r.runs, ops: r.ops, stats: { ...this.#checkpointer.stats },
+        });
       } else {
         this.#checkpointer.finish();
         this.#send({ kind: 'finished', stats: { ...this.#checkpointer.stats } });

@@ -1,6 +1,8 @@
 // birchdb's public entry point.
-export { open, Birch, Snapshot, Tree, type BatchOp, type BatchOptions, type BirchStats, type BirchImplementation, type RangeOptions } from './birch.js';
-export { DEFAULTS, DEFAULT_CHECKPOINT_BYTES, type BirchOptions } from './options.js';
+export { open, Birch, Tree, type BatchOp, type BatchOptions, type BirchStats, type BirchImplementation } from './birch.js';
+export { Snapshot, type RangeOptions } from './reads.js';
+export type { RangeIterator } from '../db/range.js';
+export { DEFAULTS, DEFAULT_CHECKPOINT_BYTES, defaultCacheSize, type BirchOptions } from './options.js';
 export type { CheckReport } from '../btree/verify.js';
 export type { TreeStats } from '../btree/shape.js';
 export { BirchError, CorruptionError, FatalIoError, type ErrorCode, type ErrorSite } from '../pager/errors.js';

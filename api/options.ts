@@ -1,5 +1,7 @@
 // The options of open(), checked, with their defaults and the reasons for them.
+import os from 'node:os';
 import { BirchError } from '../pager/errors.js';
+import { MAX_CACHE_BYTES } from '../pager/shared-cache.js';
 import type { DirectoryBackend } from '../pager/backend.js';
 import type { FaultPlan } from '../pager/faults.js';
 import type { LockMode } from '../pager/lock.js';
@@ -8,7 +10,11 @@ import { DEFAULT_ALLOCATION, type AllocationOptions } from '../pager/freelist.js
 export interface BirchOptions {
   /** fdatasync each commit before its promises resolve (default true). Without it a crash may lose recent commits, never consistency. */
   sync?: boolean;
-  /** Page cache per thread that reads trees (main and checkpointer), in bytes (default 64 MiB). */
+  /**
+   * The bound of the page cache, in bytes: one cache, in shared memory, for every thread that reads
+   * the data file (yours, the checkpointer). It takes memory only as pages are read into it, up to
+   * this. Default: a quarter of the memory this process may use, from 64 MiB to 4 GiB (defaultCacheSize()).
+   */
   cacheSize?: number;
   /** Size of each preallocated journal segment (default 4 MiB). */
   journalSegmentSize?: number;
@@ -52,9 +58,31 @@ export interface BirchOptions {
  */
 export const DEFAULT_CHECKPOINT_BYTES = 32 * 1024 * 1024;
 
+/**
+ * The default bound of the page cache: a quarter of the memory this process may use (the machine's,
+ * or its cgroup's limit where one is set), at least 64 MiB and at most 4 GiB (the largest shared
+ * buffer Node 20 and Bun allocate). lmdb-js reads through the OS page cache, in effect all free
+ * memory; WiredTiger takes half of RAM less 1 GiB. A quarter leaves room for the app and the OS,
+ * and still holds a file of a few hundred MiB without a miss on a machine of 2 GiB or more. The
+ * cache grows with what is read, not at open: a database that is only written to, or a small one,
+ * never takes its bound.
+ */
+export function defaultCacheSize(): number {
+  const MIN = 64 * 1024 * 1024;
+  let total: number;
+  try {
+    total = os.totalmem();
+    const limit = (process as { constrainedMemory?: () => number | undefined }).constrainedMemory?.();
+    if (limit !== undefined && limit > 0 && limit < total) total = limit;
+  } catch {
+    // Deno without --allow-sys: the machine's memory is not ours to read.
+    return 4 * MIN;
+  }
+  return Math.min(MAX_CACHE_BYTES, Math.max(MIN, Math.floor(total / 4)));
+}
+
 export const DEFAULTS = {
   sync: true,
-  cacheSize: 64 * 1024 * 1024,
   journalSegmentSize: 4 * 1024 * 1024,
   checkpointBytes: DEFAULT_CHECKPOINT_BYTES,
   maxQueuedBytes: 64 * 1024 * 1024,
@@ -72,6 +100,12 @@ export interface ResolvedOptions {
   lock: LockMode | undefined;
   backend: DirectoryBackend | undefined;
   faults: FaultPlan | undefined;
+}
+
+function cacheSizeOf(v: unknown, num: (name: string, v: unknown, def: number, min: number) => number): number {
+  const n = num('cacheSize', v, defaultCacheSize(), 1);
+  if (n > MAX_CACHE_BYTES) throw new BirchError('BAD_OPTION', `option cacheSize is at most ${MAX_CACHE_BYTES} bytes (4 GiB: the largest shared buffer the runtime allocates); reads past it are served from the OS page cache`);
+  return n;
 }
 
 export function resolveOptions(options: unknown): ResolvedOptions {
@@ -94,7 +128,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   }
   return {
     sync: o.sync ?? DEFAULTS.sync,
-    cacheSize: num('cacheSize', o.cacheSize, DEFAULTS.cacheSize, 1),
+    cacheSize: cacheSizeOf(o.cacheSize, num),
     journalSegmentSize: num('journalSegmentSize', o.journalSegmentSize, DEFAULTS.journalSegmentSize, 64 * 1024),
     checkpointBytes: num('checkpointBytes', o.checkpointBytes, DEFAULTS.checkpointBytes, 1),
     maxQueuedBytes: num('maxQueuedBytes', o.maxQueuedBytes, DEFAULTS.maxQueuedBytes, 1),

@@ -10,6 +10,7 @@
 import { BirchError, CorruptionError, FatalIoError, type ErrorCode, type ErrorSite } from '../pager/errors.js';
 import type { FaultPlan } from '../pager/faults.js';
 import type { AllocationOptions } from '../pager/freelist.js';
+import type { SharedCacheInit } from '../pager/shared-cache.js';
 import type { JournalStats, RecordLoc, SegmentInfo } from '../journal/journal.js';
 import type { CheckpointStats } from '../db/checkpoint.js';
 
@@ -94,7 +95,9 @@ export type FromWriter =
 
 export interface CheckpointerInit {
   dir: string;
-  cacheBytes: number;
+  /** The page cache every thread shares, and the reader slot the main thread reserved for this one. */
+  cache: SharedCacheInit;
+  cacheSlot: number;
   allocation: AllocationOptions;
   /** Int32Array[1]: the oldest checkpoint whose trees the main thread's readers may still read. */
   floor: SharedArrayBuffer;
@@ -115,8 +118,6 @@ export type FromCheckpointer =
       /** The new state, encoded as the meta holds it. */
       state: Uint8Array;
       releasedSeq: number;
-      /** Page numbers written (transferred): the main thread drops them from its cache. */
-      written: Uint32Array;
       ms: number;
       pages: number;
       runs: number;

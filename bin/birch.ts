@@ -70,7 +70,7 @@ program
       throw new InvalidArgumentError((err as Error).message);
     }
   })
-  .option('--cache <bytes>', 'page cache size, for engines that have one', positiveInt('--cache'))
+  .option('--cache <bytes>', 'page cache size, for engines that have one (default: birchdb its own, a share of memory taken as pages are read; LevelDB and SQLite 64 MiB)', positiveInt('--cache'))
   .option('--sync', 'make every commit durable before it returns (the default)', true)
   .option('--no-sync', 'do not sync commits (every engine alike)')
   .option('--seed <n>', 'random seed: same keys and values for every engine', positiveInt('--seed'), 42)
@@ -171,7 +171,7 @@ program
   .action(async (dir: string) => {
     const db = await openExisting(dir);
     try {
-      console.log(JSON.stringify(db.stats(), null, 2));
+      console.log(JSON.stringify(db.stats({ trees: true }), null, 2));
     } finally {
       await db.close();
     }

@@ -135,7 +135,9 @@ class Merge {
       const op = ops[j] as MergeOp;
       // The cells before the op's key, found by binary search from i: a leaf of dozens of cells
       // usually takes a few operations per checkpoint, so searching beats walking every cell.
-      const { index: a, found } = searchLeaf(page, op.key, i);
+      const r = searchLeaf(page, op.key, i);
+      const found = r >= 0;
+      const a = found ? r : ~r;
       while (i < a) cells.push(cellBytes(page, i++, true));
       if (found) {
         freeOverflow(page, i++, free);

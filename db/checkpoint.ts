@@ -14,17 +14,24 @@
 //      written in runs of consecutive page numbers as the merge goes;
 //   3. the free-space bitmap, written anew (with the file's free tail given back);
 //   4. data-file sync; the meta of the new checkpoint in slot id % 2; data-file sync.
-// Only then is the checkpoint's state returned, with every page number it wrote (readers drop
-// them from their caches) and the seq the journal may recycle up to.
+// Only then is the checkpoint's state returned, with the seq the journal may recycle up to.
+//
+// The page cache is shared with every thread that reads (pager/shared-cache.ts). A checkpoint
+// reads through it (copies: a merge keeps pages for long), drops the old image of each page number
+// it takes for a new page, and installs what it builds where readers will want it: every branch,
+// and a new leaf for each old leaf it replaced that was cached (warm stays warm: reads do not go
+// cold after a checkpoint, and a workload that only writes does not fill the cache with leaves).
+// Pages it frees are marked first to go.
 import { latin1 } from '../pager/bytes.js';
 import { BirchError, FatalIoError, assert } from '../pager/errors.js';
 import type { DirectoryBackend } from '../pager/backend.js';
-import { PageCache } from '../pager/cache.js';
 import { DataFile, type WriteStats } from '../pager/data-file.js';
 import { FreeList, bitmapPagesFor, decodeFreeList, initBitmapPage, markPages, setBitmapNext, type AllocationOptions } from '../pager/freelist.js';
 import { checkpointId, pageNo, seq, type PageNo } from '../pager/ids.js';
 import type { DbState } from '../pager/meta-format.js';
 import { PAGE_SIZE, PageKind, pageKind, sealPage } from '../pager/page-format.js';
+import { PageReader } from '../pager/reader.js';
+import { SharedPageCache, type SharedCacheInit } from '../pager/shared-cache.js';
 import { OP_DROP_TREE, OP_PUT, forEachOp } from '../journal/format.js';
 import { RecordReader, type RecordLoc } from '../journal/journal.js';
 import { EMPTY_TREE, freeTree, get as treeGet, type TreeDesc } from '../btree/tree.js';
@@ -44,8 +51,6 @@ export interface CheckpointResult {
   state: DbState;
   /** Both metas' trees hold every batch up to this seq: the journal may recycle records up to it. */
   releasedSeq: number;
-  /** Every page this checkpoint wrote: readers drop them from their caches. */
-  written: Uint32Array;
   ms: number;
   pages: number;
   runs: number;
@@ -53,8 +58,9 @@ export interface CheckpointResult {
 }
 
 export interface CheckpointerOptions {
-  /** Cache of branch pages (they are read again by every checkpoint; leaves are read once). */
-  cacheBytes: number;
+  /** The page cache every reading thread shares, and this thread's reader slot in it. */
+  cache: SharedCacheInit;
+  cacheSlot: number;
   allocation: AllocationOptions;
 }
 
@@ -100,7 +106,7 @@ interface TreeOps {
 export class Checkpointer {
   readonly #data: DataFile;
   readonly #freeList: FreeList;
-  readonly #cache: PageCache;
+  readonly #pages: PageReader;
   readonly #records: RecordReader;
   /** The oldest checkpoint whose trees a reader may still read (the main thread publishes it). */
   readonly #floor: () => number;
@@ -114,7 +120,9 @@ export class Checkpointer {
     this.#data = DataFile.open(dir);
     try {
       this.#freeList = new FreeList(opts.allocation);
-      this.#cache = new PageCache(opts.cacheBytes);
+      const cache = SharedPageCache.attach(opts.cache);
+      cache.useSlot(opts.cacheSlot);
+      this.#pages = new PageReader(this.#data.file, cache);
       this.#records = new RecordReader(dir);
       this.#floor = floor;
       const s = this.#data.state;
@@ -157,7 +165,7 @@ export class Checkpointer {
     const { trees, ops } = this.#collect(prev.seq, req);
     const older = this.#data.metas.older;
     this.#freeList.release(Math.min(this.#closing ? Infinity : this.#floor(), older === undefined ? -1 : older.checkpointId));
-    const sink = new Sink(this.#data, this.#freeList, this.#cache, prev.pageCount, relocateFrom !== undefined);
+    const sink = new Sink(this.#data, this.#freeList, this.#pages, prev.pageCount, relocateFrom !== undefined);
     const roots = decodeRoots(prev.roots);
     const read = (no: PageNo): Buffer => sink.read(no);
     let main = roots.main;
@@ -218,7 +226,6 @@ export class Checkpointer {
     return {
       state,
       releasedSeq: (this.#data.metas.older as DbState).seq,
-      written: Uint32Array.from(sink.written),
       ms,
       pages: sink.written.length,
       runs: sink.runs,
@@ -348,8 +355,8 @@ export class Checkpointer {
 
   close(): void {
     this.#records.close();
+    // The reader shares the data file's descriptor: closing the data file closes both.
     this.#data.close();
-    this.#cache.clear();
   }
 }
 
@@ -369,7 +376,8 @@ function sortedUnique(ops: TreeOps['ops']): MergeOp[] {
 class Sink implements PageSink {
   readonly #data: DataFile;
   readonly #freeList: FreeList;
-  readonly #cache: PageCache;
+  readonly #pages: PageReader;
+  readonly #cache: SharedPageCache;
   pageCount: number;
   /** Committed pages the new trees no longer reach. */
   readonly freed: PageNo[] = [];
@@ -381,14 +389,19 @@ class Sink implements PageSink {
   readonly #unwritten = new Map<number, Buffer>();
   /** Read ahead (prefetch), each dropped once read. */
   readonly #ahead = new Map<number, Buffer>();
-
+  /**
+   * Leaves read from the cache (a reader wanted them) not yet matched by a new leaf installed in
+   * their place: the merge emits a run's new leaves right after reading its old ones.
+   */
+  #warmLeaves = 0;
   /** Allocate the lowest free pages first (compacting), instead of by the allocation policy. */
   readonly #lowestFirst: boolean;
 
-  constructor(data: DataFile, freeList: FreeList, cache: PageCache, pageCount: number, lowestFirst: boolean) {
+  constructor(data: DataFile, freeList: FreeList, pages: PageReader, pageCount: number, lowestFirst: boolean) {
     this.#data = data;
     this.#freeList = freeList;
-    this.#cache = cache;
+    this.#pages = pages;
+    this.#cache = pages.cache;
     this.pageCount = pageCount;
     this.#lowestFirst = lowestFirst;
   }
@@ -396,21 +409,21 @@ class Sink implements PageSink {
   read(no: PageNo): Buffer {
     const u = this.#unwritten.get(no);
     if (u !== undefined) return u;
-    const c = this.#cache.get(no);
-    if (c !== undefined) return c;
-    let buf = this.#ahead.get(no);
-    if (buf !== undefined) this.#ahead.delete(no);
-    else buf = this.#data.readPage(no);
-    // Branch pages are read again by the next checkpoint; a leaf is read once and rewritten. A
-    // page read ahead is a view of its whole run: the cache keeps a copy, not the run.
-    if (pageKind(buf) === PageKind.Branch && !this.#allocated.has(no)) {
-      this.#cache.set(no, buf.byteLength === buf.buffer.byteLength ? buf : Buffer.from(buf));
+    const ahead = this.#ahead.get(no);
+    if (ahead !== undefined) {
+      this.#ahead.delete(no);
+      return ahead;
     }
-    return buf;
+    // Branch pages are read again by the next checkpoint and by every reader: cache those read
+    // from disk. A leaf read from disk is about to be rewritten: caching it would only push out
+    // pages that readers use.
+    const { page, hit } = this.#pages.copyPage(no, (kind) => kind === PageKind.Branch);
+    if (hit && pageKind(page) === PageKind.Leaf) this.#warmLeaves++;
+    return page;
   }
 
   prefetch(nos: readonly number[]): void {
-    const want = nos.filter((no) => !this.#unwritten.has(no) && !this.#cache.has(no)).sort((a, b) => a - b);
+    const want = nos.filter((no) => !this.#unwritten.has(no) && !this.#cached(no)).sort((a, b) => a - b);
     let k = 0;
     while (k < want.length) {
       let end = k + 1;
@@ -424,6 +437,15 @@ class Sink implements PageSink {
     }
   }
 
+  #cached(no: number): boolean {
+    this.#cache.enter();
+    try {
+      return this.#cache.lookup(no) >= 0;
+    } finally {
+      this.#cache.exit();
+    }
+  }
+
   allocate(n: number): PageNo {
     let first: number | undefined = this.#lowestFirst ? this.#freeList.takeLowest(n) : this.#freeList.take(n, this.pageCount);
     if (first === undefined) {
@@ -433,7 +455,9 @@ class Sink implements PageSink {
     }
     for (let i = 0; i < n; i++) {
       this.#allocated.add(first + i);
-      this.#cache.delete(first + i);
+      // Whatever the cache holds of this number is a page no reader reaches any more (the free
+      // list released it): it goes before the new page is built.
+      this.#cache.remove(first + i);
     }
     return pageNo(first);
   }
@@ -446,6 +470,12 @@ class Sink implements PageSink {
     sealPage(page);
     this.#unwritten.set(no, page);
     this.written.push(no);
+    const kind = pageKind(page);
+    if (kind === PageKind.Branch) this.#cache.install(no, page);
+    else if (kind === PageKind.Leaf && this.#warmLeaves > 0) {
+      this.#warmLeaves--;
+      this.#cache.install(no, page);
+    }
     if (this.#unwritten.size * PAGE_SIZE >= WRITE_BATCH_BYTES) this.flush();
   }
 
@@ -454,11 +484,13 @@ class Sink implements PageSink {
       // Built in this checkpoint and dropped again (a root that gave way to its only child):
       // nothing else ever saw it, so it is free at once, and need not be written.
       this.#unwritten.delete(no);
+      this.#cache.remove(no);
       this.#freeList.addFree(no, 1);
       return;
     }
     this.freed.push(no);
-    this.#cache.delete(no);
+    // The published trees reach it until the new ones are: it stays, first to go.
+    this.#cache.cool(no);
   }
 
   /** Writes every built page not yet written, sorted, in runs of consecutive page numbers. */

@@ -1,26 +1,31 @@
 // Reading the database as of one batch: the write buffer's generations first (newest first), then
 // the trees of the published checkpoint. A View is one such reading: the live state (the last
-// acknowledged batch) or a pinned snapshot. Ranges merge the sources in key order; a newer source
-// wins for a key, and a tombstone hides the key.
+// acknowledged batch) or a pinned snapshot. Ranges merge the sources in key order (range.ts); a
+// newer source wins for a key, and a tombstone hides the key.
 import { latin1 } from '../pager/bytes.js';
-import { get as treeGet, type ReadPage, type TreeDesc } from '../btree/tree.js';
-import { iterateSpan, toSpan, type RangeBounds, type Span } from '../btree/cursor.js';
-import { decodeDesc, decodeRoots, type Roots } from '../btree/roots-format.js';
+import { PAGE_SIZE } from '../pager/page-format.js';
+import type { PageReader } from '../pager/reader.js';
 import type { DbState } from '../pager/meta-format.js';
+import { copyOverflow, findCell, get as treeGet, type TreeDesc } from '../btree/tree.js';
+import { isOverflowCell, valueLengthOfCell, valueStartOfCell } from '../btree/node.js';
+import { u32 } from '../pager/bytes.js';
+import { TreeCursor, toSpan, type RangeBounds } from '../btree/cursor.js';
+import { decodeDesc, decodeRoots, type Roots } from '../btree/roots-format.js';
 import { valueOf, visible, type Generation, type TreeBuffer } from './buffer.js';
+import { RangeIterator } from './range.js';
 
 /** The trees of one checkpoint, as the main thread reads them. */
 export class Checkpointed {
   readonly state: DbState;
   readonly roots: Roots;
-  readonly read: ReadPage;
+  readonly pages: PageReader;
   /** Named trees' descriptors, looked up in the catalog once each (this checkpoint never changes). */
   readonly #descs = new Map<string, TreeDesc | null>();
 
-  constructor(state: DbState, read: ReadPage) {
+  constructor(state: DbState, pages: PageReader) {
     this.state = state;
     this.roots = decodeRoots(state.roots);
-    this.read = read;
+    this.pages = pages;
   }
 
   /** The descriptor of tree `name` ('' for the default tree), or undefined if it does not exist. */
@@ -28,7 +33,7 @@ export class Checkpointed {
     if (name === '') return this.roots.main;
     let d = this.#descs.get(name);
     if (d === undefined) {
-      const raw = treeGet(this.read, this.roots.catalog, Buffer.from(name, 'utf8'));
+      const raw = treeGet(this.pages, this.roots.catalog, Buffer.from(name, 'utf8'));
       d = raw === undefined ? null : decodeDesc(raw);
       this.#descs.set(name, d);
     }
@@ -37,13 +42,17 @@ export class Checkpointed {
 
   names(): string[] {
     const out: string[] = [];
-    for (const [k] of iterateSpan(this.read, this.roots.catalog, toSpan({}))) out.push(k.toString('utf8'));
+    const cursor = new TreeCursor(this.pages, this.roots.catalog, toSpan({}));
+    const keys: Buffer[] = [];
+    const values: Buffer[] = [];
+    while (cursor.next(keys, values, 256, Infinity) > 0) {
+      for (const k of keys) out.push(k.toString('utf8'));
+      keys.length = 0;
+      values.length = 0;
+    }
     return out;
   }
 }
-
-/** Entries of a buffered tree read per step of a range: never an iterator held across a yield. */
-const CHUNK = 64;
 
 export class View {
   /** The batch this view reads at. */
@@ -59,9 +68,12 @@ export class View {
   }
 
   get(tree: string, key: Buffer): Buffer | undefined {
+    const gens = this.gens;
+    // The buffer first. A generation that holds nothing of the tree costs one map probe; none
+    // builds a string unless it holds the tree.
     let k: string | undefined;
-    for (const g of this.gens) {
-      const t = g.trees.get(tree)?.at(this.seq);
+    for (let g = 0; g < gens.length; g++) {
+      const t = (gens[g] as Generation).trees.get(tree)?.at(this.seq);
       if (t === undefined) continue;
       k ??= latin1(key);
       const v = visible(t.map.get(k), this.seq);
@@ -69,7 +81,52 @@ export class View {
       if (t.droppedAt > 0) return undefined;
     }
     const desc = this.base.desc(tree);
-    return desc === undefined ? undefined : treeGet(this.base.read, desc, key);
+    return desc === undefined ? undefined : treeGet(this.base.pages, desc, key);
+  }
+
+  /**
+   * The value of `key` without a copy where it can be had (a zero-copy read): a view of the cached
+   * page's bytes, whose frame `hold` pins until its next release(); of the buffered batch's bytes;
+   * or, for a value on overflow pages or a page read outside the cache, of a copy `hold` keeps.
+   */
+  getView(tree: string, key: Buffer, hold: ViewHold): Buffer | undefined {
+    let k: string | undefined;
+    for (const g of this.gens) {
+      const t = g.trees.get(tree)?.at(this.seq);
+      if (t === undefined) continue;
+      k ??= latin1(key);
+      const v = visible(t.map.get(k), this.seq);
+      if (v !== undefined) return v.buf === null ? undefined : v.buf.subarray(v.off, v.off + v.len);
+      if (t.droppedAt > 0) return undefined;
+    }
+    const desc = this.base.desc(tree);
+    if (desc === undefined || desc.root === 0) return undefined;
+    const src = this.base.pages;
+    let overflowFirst = 0;
+    let len = 0;
+    src.begin();
+    try {
+      const cell = findCell(src, desc, key);
+      if (cell < 0) return undefined;
+      const b = src.bytes;
+      len = valueLengthOfCell(b, cell);
+      const at = valueStartOfCell(b, cell);
+      if (isOverflowCell(b, cell)) overflowFirst = u32(b, at);
+      else if (b === src.cache.bytes) {
+        // Pinned inside the epoch, so that no thread can reuse the frame before the pin counts.
+        hold.pin(src, cell - (cell % PAGE_SIZE));
+        return b.subarray(at, at + len);
+      } else return hold.keep(b, at, len);
+    } finally {
+      src.end();
+    }
+    src.begin();
+    try {
+      const v = copyOverflow(src, overflowFirst, len);
+      return hold.keep(v, 0, len);
+    } finally {
+      src.end();
+    }
   }
 
   hasTree(tree: string): boolean {
@@ -91,91 +148,56 @@ export class View {
     return [...names].filter((n) => this.hasTree(n)).sort((a, b) => Buffer.compare(utf8(a), utf8(b)));
   }
 
-  /** [key, value] pairs within the range options, merged from every source. */
-  *range(tree: string, opts: RangeBounds): Generator<[Buffer, Buffer]> {
+  /**
+   * [key, value] pairs within the range options, merged from every source. `check` runs before
+   * each entry is handed out (a released snapshot, a closing database), `done` once at the end.
+   */
+  range(tree: string, opts: RangeBounds, check: () => void, done: () => void): RangeIterator {
     const span = toSpan(opts);
-    if (span.limit <= 0) return;
-    const sources: Iterator<[Buffer, Buffer | null]>[] = [];
+    const buffered: TreeBuffer[] = [];
     let hidden = false;
     for (const g of this.gens) {
       const t = g.trees.get(tree)?.at(this.seq);
       if (t === undefined) continue;
-      sources.push(bufferEntries(t, this.seq, span));
+      buffered.push(t);
       if (t.droppedAt > 0) {
         hidden = true;
         break;
       }
     }
     const desc = hidden ? undefined : this.base.desc(tree);
-    if (sources.length === 0) {
-      if (desc !== undefined) yield* iterateSpan(this.base.read, desc, span);
-      return;
-    }
-    if (desc !== undefined) sources.push(iterateSpan(this.base.read, desc, { ...span, limit: Infinity }));
-    yield* merge(sources, span);
+    const cursor = desc === undefined ? undefined : new TreeCursor(this.base.pages, desc, span);
+    return new RangeIterator(buffered, this.seq, cursor, span, check, done);
   }
 }
 
-/** One tree buffer's entries visible at `seq` within `span`, tombstones included (value null). */
-function* bufferEntries(t: TreeBuffer, seq: number, span: Span): Generator<[Buffer, Buffer | null]> {
-  const { reverse } = span;
-  const start = reverse ? span.upper : span.lower;
-  const stop = reverse ? span.lower : span.upper;
-  // Keys compare as latin1 strings (string order is byte order).
-  const stopKey = stop === undefined ? undefined : latin1(stop.key);
-  const past = (k: string): boolean => {
-    if (stopKey === undefined) return false;
-    if (k === stopKey) return !(stop as { inclusive: boolean }).inclusive;
-    return reverse ? k < stopKey : k > stopKey;
-  };
-  let from = start === undefined ? undefined : latin1(start.key);
-  let skipFrom = start !== undefined && !start.inclusive;
-  for (;;) {
-    // A chunk is read synchronously; the index may change between chunks (new writes), so the next
-    // chunk seeks again from the last key rather than keep an iterator. Keys are never removed
-    // from a map, and newer writes are invisible at `seq`, so nothing is skipped or repeated.
-    const chunk: [string, Buffer | null][] = [];
-    let scanned = 0;
-    let done = true;
-    const index = t.index();
-    for (const [k] of reverse ? index.entriesReversed(from) : index.entries(from)) {
-      if (skipFrom && k === from) continue;
-      if (past(k)) break;
-      if (scanned === CHUNK) {
-        done = false;
-        break;
-      }
-      scanned++;
-      from = k;
-      const v = visible(t.map.get(k), seq);
-      if (v !== undefined) chunk.push([k, valueOf(v)]);
-    }
-    for (const [k, value] of chunk) yield [Buffer.from(k, 'latin1'), value];
-    if (done) return;
-    skipFrom = true;
-  }
-}
+/**
+ * What a thread's last zero-copy read holds until its next read: a pinned frame of the page cache
+ * (it stays as it is while pinned, even if its page is freed and its number reused), or a private
+ * copy (values on overflow pages, pages read outside the cache).
+ */
+export class ViewHold {
+  #reader: PageReader | undefined;
+  #pinned = -1;
+  #copy: Buffer = Buffer.alloc(0);
 
-/** Merges sources (highest priority first) in key order; the first source holding a key wins. */
-function* merge(sources: Iterator<[Buffer, Buffer | null]>[], span: Span): Generator<[Buffer, Buffer]> {
-  const dir = span.reverse ? -1 : 1;
-  const heads = sources.map((s) => s.next());
-  let yielded = 0;
-  for (;;) {
-    let best = -1;
-    for (let i = 0; i < heads.length; i++) {
-      const h = heads[i] as IteratorResult<[Buffer, Buffer | null]>;
-      if (h.done === true) continue;
-      if (best < 0 || dir * h.value[0].compare((heads[best] as IteratorYieldResult<[Buffer, Buffer | null]>).value[0]) < 0) best = i;
-    }
-    if (best < 0) return;
-    const [key, value] = (heads[best] as IteratorYieldResult<[Buffer, Buffer | null]>).value;
-    for (let i = 0; i < heads.length; i++) {
-      const h = heads[i] as IteratorResult<[Buffer, Buffer | null]>;
-      if (h.done !== true && h.value[0].equals(key)) heads[i] = (sources[i] as Iterator<[Buffer, Buffer | null]>).next();
-    }
-    if (value === null) continue;
-    yield [key, value];
-    if (++yielded >= span.limit) return;
+  pin(reader: PageReader, frameOffset: number): void {
+    reader.cache.pin(frameOffset);
+    this.#reader = reader;
+    this.#pinned = frameOffset;
+  }
+
+  /** A view of a private copy of `len` bytes at `at` of `src`, reused by the next such read. */
+  keep(src: Buffer, at: number, len: number): Buffer {
+    if (this.#copy.length < len) this.#copy = Buffer.allocUnsafeSlow(Math.max(len, 2 * this.#copy.length, 4096));
+    src.copy(this.#copy, 0, at, at + len);
+    return this.#copy.subarray(0, len);
+  }
+
+  /** Called by every read of the thread: the previous view may change from now on. */
+  release(): void {
+    if (this.#pinned < 0) return;
+    (this.#reader as PageReader).cache.unpin(this.#pinned);
+    this.#pinned = -1;
   }
 }

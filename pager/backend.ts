@@ -13,8 +13,11 @@ import { BirchError } from './errors.js';
 import { lockDirectory, resolveLockMode, type LockMode } from './lock.js';
 
 export interface FileBackend {
-  /** Reads exactly `buf.length` bytes at `position`; bytes past the end of the file read as zero. */
-  read(position: number, buf: Buffer): void;
+  /**
+   * Reads `length` bytes at `position` into `buf` from `offset` (default: all of `buf`); bytes past
+   * the end of the file read as zero. The offset lets a reader fill a frame of a larger buffer in place.
+   */
+  read(position: number, buf: Buffer, offset?: number, length?: number): void;
   /** Writes `buf` at `position`. Like writev, it keeps no reference: the caller may reuse `buf`. */
   write(position: number, buf: Buffer): void;
   /** Writes the buffers back to back starting at `position`, as one vectored write where supported. */
@@ -56,12 +59,12 @@ class NodeFile implements FileBackend {
   constructor(fd: number) {
     this.#fd = fd;
   }
-  read(position: number, buf: Buffer): void {
+  read(position: number, buf: Buffer, offset = 0, length = buf.length - offset): void {
     let done = 0;
-    while (done < buf.length) {
-      const n = fs.readSync(this.#fd, buf, done, buf.length - done, position + done);
+    while (done < length) {
+      const n = fs.readSync(this.#fd, buf, offset + done, length - done, position + done);
       if (n === 0) {
-        buf.fill(0, done);
+        buf.fill(0, offset + done, offset + length);
         return;
       }
       done += n;
@@ -157,9 +160,9 @@ export class MemoryFile implements FileBackend {
     this.data.copy(grown, 0, 0, this.size);
     this.data = grown;
   }
-  read(position: number, buf: Buffer): void {
-    buf.fill(0);
-    if (position < this.size) this.data.copy(buf, 0, position, Math.min(this.size, position + buf.length));
+  read(position: number, buf: Buffer, offset = 0, length = buf.length - offset): void {
+    buf.fill(0, offset, offset + length);
+    if (position < this.size) this.data.copy(buf, offset, position, Math.min(this.size, position + length));
   }
   write(position: number, buf: Buffer): void {
     this.#ensure(position + buf.length);

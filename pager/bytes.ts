@@ -40,3 +40,17 @@ export function writeU64(buf: Buffer, off: number, v: number): void {
 export function latin1(buf: Buffer): string {
   return buf.toString('latin1');
 }
+
+/**
+ * u16 at `off` of `b`, for the read hot paths (tree search over cached frames): byte loads with no
+ * argument or bounds checks, which readUInt16LE makes on every call. Offsets come from verified
+ * pages, inside their 4 KiB; an offset out of range reads as 0, it does not throw.
+ */
+export function u16(b: Uint8Array, off: number): number {
+  return (b[off] as number) | ((b[off + 1] as number) << 8);
+}
+
+/** u32 at `off` of `b`, unsigned; the hot-path twin of readU32 (see u16). */
+export function u32(b: Uint8Array, off: number): number {
+  return ((b[off] as number) | ((b[off + 1] as number) << 8) | ((b[off + 2] as number) << 16)) + (b[off + 3] as number) * 0x100_0000;
+}

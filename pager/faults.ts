@@ -97,7 +97,7 @@ export class FaultyDirectory implements DirectoryBackend {
     const inner = this.inner.open(name, opts);
     const fail = (op: FaultOp): void => this.#maybeFail(op);
     return {
-      read: (p, b) => inner.read(p, b),
+      read: (p, b, o, n) => inner.read(p, b, o, n),
       write: (p, b) => {
         fail('write');
         inner.write(p, b);

@@ -13,7 +13,7 @@
 //  - a page is sealed (checksum written) exactly once, when its transaction commits; committed
 //    pages are never modified in place afterwards.
 import { readU32, readU8, writeU32, writeU8 } from './bytes.js';
-import { checksum } from './checksum.js';
+import { checksum, checksumInPlace } from './checksum.js';
 import { CorruptionError } from './errors.js';
 import type { PageNo } from './ids.js';
 
@@ -81,5 +81,19 @@ export function verifyPage(page: Buffer, expected: number, file?: string): void 
     throw new CorruptionError(`page checksum mismatch (stored ${stored.toString(16)}, computed ${actual.toString(16)})`, { file, pageNo: expected });
   }
   const no = pageNoOf(page);
+  if (no !== expected) throw new CorruptionError(`page carries page number ${no}`, { file, pageNo: expected });
+}
+
+/**
+ * verifyPage for a page at byte `off` of shared memory, checksummed in place: `words` is an
+ * Int32Array over the same memory as `bytes`, and `off` a multiple of PAGE_SIZE.
+ */
+export function verifyPageAt(bytes: Buffer, words: Int32Array, off: number, expected: number, file?: string): void {
+  const stored = readU32(bytes, off + CHECKSUM_OFFSET);
+  const actual = checksumInPlace(bytes, words, off + PAGE_NO_OFFSET, off + PAGE_SIZE, 0);
+  if (stored !== actual) {
+    throw new CorruptionError(`page checksum mismatch (stored ${stored.toString(16)}, computed ${actual.toString(16)})`, { file, pageNo: expected });
+  }
+  const no = readU32(bytes, off + PAGE_NO_OFFSET);
   if (no !== expected) throw new CorruptionError(`page carries page number ${no}`, { file, pageNo: expected });
 }

@@ -4,7 +4,7 @@ import { checksum } from '../pager/checksum.js';
 import { PAGE_SIZE, PageKind, initPage, sealPage } from '../pager/page-format.js';
 import { pageNo } from '../pager/ids.js';
 import { compress } from '../journal/codec.js';
-import { buildNode, cellCost, cellOffset, compareAt, keyAt, keyStart, makeLeafCell, searchLeaf } from '../btree/node.js';
+import { buildNode, cellAt, cellCost, compareAt, keyAt, keyStart, makeLeafCell, searchLeaf } from '../btree/node.js';
 import { NODE_CAPACITY } from '../btree/node-format.js';
 import { Generation } from '../db/buffer.js';
 import { latin1 } from '../pager/bytes.js';
@@ -36,7 +36,7 @@ export function microBenches(): Promise<string[]> {
     const probe = Buffer.from(keyAt(one, 0, true));
     probe[len - 1] = (probe[len - 1] as number) + 1;
     suite.add(`key compare in a page, ${len} B keys (compareAt)`, () => compareAt(one, 0, probe, true));
-    const start = keyStart(cellOffset(one, 0), true);
+    const start = keyStart(cellAt(one, 0), true);
     suite.add(`key compare in a page, ${len} B keys (Buffer#compare)`, () => probe.compare(one, start, start + len));
   }
   for (const len of [16, 64]) {

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { open as openBirch, type Birch } from '../../api/index.js';
+import { PEER_CACHE_BYTES } from './workloads.js';
 
 export interface KV {
   key: Buffer;
@@ -53,7 +54,8 @@ export interface Engine {
 export interface EngineOptions {
   dir: string;
   sync: boolean;
-  cacheSize: number;
+  /** Unset: each engine's default (birchdb), or PEER_CACHE_BYTES (the peers). */
+  cacheSize: number | undefined;
 }
 
 export const ENGINES = ['birchdb', 'lmdb', 'level', 'sqlite'] as const;
@@ -73,7 +75,7 @@ export function installCommand(missing: readonly EngineName[]): string {
 }
 
 async function birch(o: EngineOptions): Promise<Engine> {
-  const db: Birch = await openBirch(o.dir, { sync: o.sync, cacheSize: o.cacheSize });
+  const db: Birch = await openBirch(o.dir, { sync: o.sync, ...(o.cacheSize === undefined ? {} : { cacheSize: o.cacheSize }) });
   return {
     name: 'birchdb',
     write: (ops) => db.batch(ops.map((op) => {
@@ -125,7 +127,7 @@ async function birch(o: EngineOptions): Promise<Engine> {
       fs.cpSync(o.dir, copy, { recursive: true, filter: (src) => path.basename(src) !== 'LOCK' });
       return async () => {
         try {
-          const again = await openBirch(copy, { sync: o.sync, cacheSize: o.cacheSize });
+          const again = await openBirch(copy, { sync: o.sync, ...(o.cacheSize === undefined ? {} : { cacheSize: o.cacheSize }) });
           const ms = again.stats({ trees: false }).recovery.ms;
           await again.close();
           return ms;
@@ -212,7 +214,7 @@ async function drain(it: LevelIterator, size: number): Promise<number> {
 
 async function level(o: EngineOptions): Promise<Engine> {
   const mod = (await import('classic-level')) as unknown as { ClassicLevel: new (dir: string, opts: object) => LevelDb };
-  const db = new mod.ClassicLevel(o.dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', cacheSize: o.cacheSize });
+  const db = new mod.ClassicLevel(o.dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', cacheSize: o.cacheSize ?? PEER_CACHE_BYTES });
   await db.open();
   const wo = { sync: o.sync };
   return {
@@ -247,7 +249,7 @@ async function sqlite(o: EngineOptions): Promise<Engine> {
   db.pragma('journal_mode = WAL');
   // In WAL mode, FULL syncs the WAL at every commit: the same durability as the others.
   db.pragma(`synchronous = ${o.sync ? 'FULL' : 'OFF'}`);
-  db.pragma(`cache_size = ${-Math.floor(o.cacheSize / 1024)}`);
+  db.pragma(`cache_size = ${-Math.floor((o.cacheSize ?? PEER_CACHE_BYTES) / 1024)}`);
   db.exec('CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID');
   const put = db.prepare('INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)');
   const del = db.prepare('DELETE FROM kv WHERE k = ?');

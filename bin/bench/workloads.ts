@@ -14,8 +14,11 @@ export interface BenchOptions {
   desc: boolean;
   sync: boolean;
   seed: number;
-  /** Page cache in bytes, for engines that have one. */
-  cacheSize: number;
+  /**
+   * Page cache in bytes, for engines that have one (--cache). Unset: birchdb its default (a share
+   * of memory, taken only as pages are read), the peers PEER_CACHE_BYTES.
+   */
+  cacheSize: number | undefined;
   /** The stores of the versions workload. */
   stores: StoreSpec[];
 }
@@ -76,8 +79,11 @@ export interface Workload {
 // Sizes: long enough that every write workload runs through several of birchdb's checkpoints
 // (32 MiB of buffered operations each, about 110,000 of these entries), so the figures are steady
 // state rather than a buffer filling up; the table says how many ran.
+/** The peers' cache without --cache: LevelDB's block cache and SQLite's page cache (their defaults are 8 MiB and 2 MiB). */
+export const PEER_CACHE_BYTES = 64 * 1024 * 1024;
+
 export const DEFAULTS: BenchOptions = {
-  txns: 10_000, batch: 100, keySize: 16, valueSize: 100, callers: 64, streams: 8, desc: false, sync: true, seed: 42, cacheSize: 64 * 1024 * 1024,
+  txns: 10_000, batch: 100, keySize: 16, valueSize: 100, callers: 64, streams: 8, desc: false, sync: true, seed: 42, cacheSize: undefined,
   stores: DEFAULT_STORES,
 };
 

@@ -91,9 +91,9 @@ export class CrashDirectory implements DirectoryBackend {
     const file = f;
     const op = (kind: CrashOp['kind']): void => this.onOp?.({ kind, file: name });
     return {
-      read: (pos, buf) => {
-        buf.fill(0);
-        if (pos < file.currentSize) file.current.copy(buf, 0, pos, Math.min(file.currentSize, pos + buf.length));
+      read: (pos, buf, offset = 0, length = buf.length - offset) => {
+        buf.fill(0, offset, offset + length);
+        if (pos < file.currentSize) file.current.copy(buf, offset, pos, Math.min(file.currentSize, pos + length));
       },
       write: (pos, buf) => {
         file.change({ pos, data: Buffer.from(buf) });

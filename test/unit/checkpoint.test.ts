@@ -58,7 +58,7 @@ describe('checkpoints: readers, page reuse, trees, recovery and compaction', () 
     snap.release();
     await grow(3, 20); // the pages held for the snapshot come back
     const free = await grow(4, 30);
-    const tree = db.stats().trees[0];
+    const tree = db.stats({ trees: true }).trees[0];
     assert.ok(tree !== undefined);
     const treePages = tree.leafPages + tree.branchPages;
     console.log(`      every round rewrites the tree (${treePages} pages): the file grew ${pinned} pages in 6 rounds with a snapshot held, ${free} in 4 rounds after its release`);
@@ -157,7 +157,7 @@ describe('checkpoints: readers, page reuse, trees, recovery and compaction', () 
       }));
     }
     await db.checkpoint();
-    const s = db.stats();
+    const s = db.stats({ trees: true });
     const treePages = s.trees.reduce((n, t) => n + t.leafPages + t.branchPages + t.overflowPages, 0);
     const before = s.dataFile.pageCount;
     await db.close();

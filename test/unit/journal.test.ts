@@ -282,7 +282,7 @@ describe('journal: a refused journal', () => {
 /** The methods of `f`, bound to it, as an object that can be spread. */
 function bindAll(f: FileBackend): FileBackend {
   return {
-    read: (p, b) => f.read(p, b), write: (p, b) => f.write(p, b), writev: (p, b) => f.writev(p, b), sync: () => f.sync(),
+    read: (p, b, o, n) => f.read(p, b, o, n), write: (p, b) => f.write(p, b), writev: (p, b) => f.writev(p, b), sync: () => f.sync(),
     length: () => f.length(), setLength: (n) => f.setLength(n), close: () => f.close(),
   };
 }

@@ -4,7 +4,6 @@ import { RunSet, FreeList, decodeFreeList, initBitmapPage, markPages, setBitmapN
 import { PAGE_SIZE, PageKind, initPage, sealPage, verifyPage } from '../../pager/page-format.js';
 import { META_PAGES, encodeMeta, decodeMeta, ROOTS_SIZE, FORMAT_VERSION, VERSION_OFFSET, encodeFileHeader, type DbState } from '../../pager/meta-format.js';
 import { checkpointId, pageNo, seq, type PageNo } from '../../pager/ids.js';
-import { PageCache } from '../../pager/cache.js';
 import { DATA_FILE, DataFile, createDataFile, readMetas } from '../../pager/data-file.js';
 import { checksum } from '../../pager/checksum.js';
 import { BirchError, CorruptionError, MemoryDirectory } from '../../api/index.js';
@@ -178,23 +177,5 @@ describe('pager: RunSet and free list', () => {
     assert.deepEqual(back.pages, [50, 51, 52]);
     assert.throws(() => decodeFreeList(pageNo(50), BITMAP_BITS_PER_PAGE * 2 + 70, (no) => byNo.get(no) as Buffer), /past the end of the file/);
     assert.throws(() => decodeFreeList(pageNo(51), pageCount, (no) => byNo.get(no) as Buffer), /claims to start/);
-  });
-});
-
-describe('pager: page cache', () => {
-  it('stays within its byte bound, keeps pages in use and evicts the ones not used since', () => {
-    const c = new PageCache(16 * PAGE_SIZE);
-    for (let i = 0; i < 40; i++) {
-      c.set(i, Buffer.alloc(1));
-      c.get(0);
-    }
-    assert.ok(c.sizeBytes <= 16 * PAGE_SIZE);
-    assert.ok(c.get(0) !== undefined, 'a page used all along stays');
-    assert.equal(c.get(1), undefined, 'a page not used since it came in is evicted');
-    c.delete(0);
-    assert.equal(c.get(0), undefined);
-    for (let i = 100; i < 200; i++) c.set(i, Buffer.alloc(1));
-    assert.ok(c.sizeBytes <= 16 * PAGE_SIZE, 'a deleted slot is reused, the bound holds');
-    assert.ok(c.get(199) !== undefined);
   });
 });

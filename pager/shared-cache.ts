@@ -1,0 +1,616 @@
+// One page cache that every thread reading the data file shares: the main thread, the
+// checkpointer, and any later reader thread. Page images live in frames of one SharedArrayBuffer;
+// a page-number-to-frame table, the frames' page numbers, CLOCK marks and pins live in typed arrays
+// over shared memory too, so a hit allocates nothing and no thread keeps an object per page.
+//
+// What makes sharing safe is the copy-on-write invariant: the bytes of page P never change while a
+// tree or snapshot that any thread reads can reach P (a page is rewritten only after the free list
+// released it, and the checkpointer removes its old image from this cache before it builds the new
+// one). So a frame holding P is never stale for a thread that reaches P, and a hit needs no lock.
+// The one race left is eviction: a thread could read frame f while another thread evicts it and
+// fills it with another page. Readers are protected by epochs (epoch-based reclamation):
+//
+//  - a thread reading frames first publishes the global epoch E in its slot (enter), and clears the
+//    slot when it is done (exit); it holds frame offsets only between the two;
+//  - an evicted frame is unlinked from the table and put in limbo, stamped with E;
+//  - a frame leaves limbo (becomes free, reusable) only once E has been advanced past its stamp and
+//    every slot is clear or holds an epoch newer than the stamp: every thread that could have found
+//    it in the table before it was unlinked has exited since.
+//
+// Why epochs, not pins or a seqlock: a pin costs two atomic read-modify-writes per page and level
+// and a reader that dies holding one leaks the frame; a seqlock lets a reader run over bytes that
+// are being overwritten, and every length and offset it derived would need checking before use. An
+// epoch costs two stores per operation (a get, or a leaf's worth of a range), whatever it reads.
+// The price: a thread must never block inside an epoch (no I/O, no waiting, no user code), or the
+// others cannot reuse what they evict; they then read pages into private buffers (still correct).
+// So a miss leaves the epoch for its disk read and enters again before it publishes the frame,
+// which is also why offsets found before a miss are not valid after it.
+//
+// Hits take no lock; installs, evictions and table edits take one short futex-style lock (never
+// held across I/O). A lookup verifies that the frame it found still holds the page it asked for,
+// so a table edit racing with it can only make it miss (and read from disk), never hit wrongly.
+// With `verifyHits` (BIRCH_VERIFY=1, for tests) every hit checks the frame's checksum and number.
+//
+// Memory: frames are committed as they are first used (a growable buffer where the runtime has
+// one), so the cache takes what the working set needs, up to its bound; the table and per-frame
+// arrays are sized for the bound but only touched as they fill.
+import { BirchError } from './errors.js';
+import { FIRST_DATA_PAGE, KIND_OFFSET, PAGE_SIZE, PageKind, verifyPageAt } from './page-format.js';
+
+// ---- control words (Int32Array over `control`) -------------------------------------------------
+
+/** The lock: 0 free, 1 held, 2 held with waiters. */
+const LOCK = 0;
+/** The global epoch; starts at 1 (a slot holding 0 is outside any epoch). */
+const EPOCH = LOCK + 1;
+/** Frames ever handed out: every frame below this has been used. */
+const HIGH_WATER = EPOCH + 1;
+/** Frames the frame buffer holds now (it grows in steps up to the bound). */
+const COMMITTED = HIGH_WATER + 1;
+/** Entries on the free stack. */
+const FREE_TOP = COMMITTED + 1;
+/** Limbo is a ring of frames in the order they were retired: where its oldest entry is, and how many. */
+const LIMBO_HEAD = FREE_TOP + 1;
+const LIMBO_COUNT = LIMBO_HEAD + 1;
+/** The CLOCK hand: the next frame eviction looks at. */
+const HAND = LIMBO_COUNT + 1;
+/** log2 of the table's slots in use now. */
+const TABLE_BITS = HAND + 1;
+/** Table slots holding a page or a tombstone, and those holding a page. */
+const TABLE_USED = TABLE_BITS + 1;
+const TABLE_LIVE = TABLE_USED + 1;
+/** Frames evicted, over the cache's life (stats). */
+const EVICTIONS = TABLE_LIVE + 1;
+/** Reader slots: whether each is taken, then the epoch each publishes (0: outside). */
+export const MAX_READER_SLOTS = 64;
+const SLOT_TAKEN = 16;
+const SLOT_EPOCH = SLOT_TAKEN + MAX_READER_SLOTS;
+const CONTROL_WORDS = SLOT_EPOCH + MAX_READER_SLOTS;
+
+// ---- frame states (framePage) and table keys ---------------------------------------------------
+// Pages 0..2 (the file header and metas) are never cached, so those numbers mark the other states.
+const FRAME_FREE = 0;
+const FRAME_LIMBO = 1;
+const FRAME_CLAIMED = 2;
+const SLOT_EMPTY = 0;
+const SLOT_TOMBSTONE = 1;
+if (FIRST_DATA_PAGE <= FRAME_CLAIMED || FIRST_DATA_PAGE <= SLOT_TOMBSTONE) throw new Error('cached page numbers must not collide with the cache sentinels');
+
+/** A CLOCK mark: a branch is spared three passes of the hand, a leaf one (branches are few and every read needs them). */
+const BRANCH_WEIGHT = 3;
+const LEAF_WEIGHT = 1;
+/** Frames retired per eviction pass, so that a grace period serves many misses. */
+const EVICT_BATCH_MAX = 256;
+/** The frame buffer grows by at least this many frames (1 MiB) at a time. */
+const GROW_FRAMES_MIN = 256;
+const MIN_TABLE_BITS = 10;
+/** The largest bound: 2^32 bytes is the largest buffer Node 20 and Bun allocate. */
+export const MAX_CACHE_BYTES = 2 ** 32;
+/** The smallest: a few frames per thread and level, so that a descent always fits. */
+export const MIN_CACHE_FRAMES = 16;
+
+/** The shared memory of one cache, as handed to every thread that uses it (worker data). */
+export interface SharedCacheInit {
+  frames: SharedArrayBuffer;
+  control: SharedArrayBuffer;
+  perFrame: SharedArrayBuffer;
+  table: SharedArrayBuffer;
+  maxFrames: number;
+  verifyHits: boolean;
+}
+
+/** Counters for stats(): occupancy is shared, hits and misses belong to each thread's reader. */
+export interface CacheOccupancy {
+  /** Frames holding a page now. */
+  frames: number;
+  /** Bytes of those frames. */
+  bytes: number;
+  /** The bound, in bytes. */
+  capacityBytes: number;
+  evictions: number;
+}
+
+/** Adds `d` to control word `i` (under the lock: a plain read-modify-write). */
+function bump(c: Int32Array, i: number, d: number): void {
+  c[i] = (c[i] as number) + d;
+}
+
+function growable(): boolean {
+  return typeof (SharedArrayBuffer.prototype as { grow?: unknown }).grow === 'function';
+}
+
+function tableSlotsFor(maxFrames: number): number {
+  let bits = MIN_TABLE_BITS;
+  while (2 ** bits < 2 * maxFrames) bits++;
+  return 2 ** bits;
+}
+
+export class SharedPageCache {
+  readonly init: SharedCacheInit;
+  readonly maxFrames: number;
+  readonly #control: Int32Array;
+  /** The page in each frame, or FRAME_FREE, FRAME_LIMBO, FRAME_CLAIMED. */
+  readonly #framePage: Uint32Array;
+  /** The epoch a frame entered limbo at. */
+  readonly #limboEpoch: Int32Array;
+  /** Pins (a zero-copy view handed out): a pinned frame is never evicted or reused. */
+  readonly #pins: Int32Array;
+  readonly #freeStack: Int32Array;
+  readonly #limbo: Int32Array;
+  /** CLOCK marks: passes of the hand a frame is spared. */
+  readonly #refs: Uint8Array;
+  /** Pairs [page, frame] per slot; page SLOT_EMPTY or SLOT_TOMBSTONE for none. */
+  readonly #table: Uint32Array;
+  /** Views of the frames, as long as the frame buffer was when last looked at (see #refresh). */
+  #bytes: Buffer;
+  #words: Int32Array;
+  /** This thread's reader slot, or -1 before attach. */
+  #slot = -1;
+  readonly #verifyHits: boolean;
+
+  private constructor(init: SharedCacheInit) {
+    this.init = init;
+    this.maxFrames = init.maxFrames;
+    this.#verifyHits = init.verifyHits;
+    this.#control = new Int32Array(init.control);
+    const n = init.maxFrames;
+    let at = 0;
+    const next = (bytes: number): number => {
+      const o = at;
+      at += bytes;
+      return o;
+    };
+    this.#framePage = new Uint32Array(init.perFrame, next(4 * n), n);
+    this.#limboEpoch = new Int32Array(init.perFrame, next(4 * n), n);
+    this.#pins = new Int32Array(init.perFrame, next(4 * n), n);
+    this.#freeStack = new Int32Array(init.perFrame, next(4 * n), n);
+    this.#limbo = new Int32Array(init.perFrame, next(4 * n), n);
+    this.#refs = new Uint8Array(init.perFrame, next(n), n);
+    this.#table = new Uint32Array(init.table);
+    this.#bytes = Buffer.from(init.frames, 0, init.frames.byteLength);
+    this.#words = new Int32Array(init.frames, 0, init.frames.byteLength >> 2);
+  }
+
+  /** A new cache of at most `maxBytes` (rounded down to whole frames, at least MIN_CACHE_FRAMES). */
+  static create(maxBytes: number, opts: { verifyHits?: boolean } = {}): SharedPageCache {
+    const maxFrames = Math.max(MIN_CACHE_FRAMES, Math.floor(Math.min(maxBytes, MAX_CACHE_BYTES) / PAGE_SIZE));
+    const frames = growable()
+      ? new (SharedArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => SharedArrayBuffer)(0, { maxByteLength: maxFrames * PAGE_SIZE })
+      : new SharedArrayBuffer(maxFrames * PAGE_SIZE); // committed by the OS only as frames are touched
+    const init: SharedCacheInit = {
+      frames,
+      control: new SharedArrayBuffer(4 * CONTROL_WORDS),
+      perFrame: new SharedArrayBuffer(21 * maxFrames),
+      table: new SharedArrayBuffer(8 * tableSlotsFor(maxFrames)),
+      maxFrames,
+      verifyHits: opts.verifyHits === true,
+    };
+    const c = new Int32Array(init.control);
+    c[EPOCH] = 1;
+    c[TABLE_BITS] = MIN_TABLE_BITS;
+    c[COMMITTED] = growable() ? 0 : maxFrames;
+    return new SharedPageCache(init);
+  }
+
+  /** The same cache, seen from another thread (or again from this one). */
+  static attach(init: SharedCacheInit): SharedPageCache {
+    return new SharedPageCache(init);
+  }
+
+  // ---- reader slots and epochs -------------------------------------------------------------------
+
+  /** Takes a free reader slot for a thread (its own, or one it starts); throws if all are taken. */
+  reserveSlot(): number {
+    for (let s = 0; s < MAX_READER_SLOTS; s++) {
+      if (Atomics.compareExchange(this.#control, SLOT_TAKEN + s, 0, 1) === 0) {
+        Atomics.store(this.#control, SLOT_EPOCH + s, 0);
+        return s;
+      }
+    }
+    throw new BirchError('UNSUPPORTED', `a page cache serves at most ${MAX_READER_SLOTS} reading threads`);
+  }
+
+  /** Gives a slot back: its thread has ended (or never started), so it holds no frame. */
+  releaseSlot(slot: number): void {
+    Atomics.store(this.#control, SLOT_EPOCH + slot, 0);
+    Atomics.store(this.#control, SLOT_TAKEN + slot, 0);
+  }
+
+  /** Makes this thread read through `slot` (from reserveSlot). */
+  useSlot(slot: number): void {
+    this.#slot = slot;
+  }
+
+  get slot(): number {
+    return this.#slot;
+  }
+
+  /** Starts reading frames: offsets from lookup() are valid until exit(). Never block before exit(). */
+  enter(): void {
+    Atomics.store(this.#control, SLOT_EPOCH + this.#slot, Atomics.load(this.#control, EPOCH));
+  }
+
+  exit(): void {
+    Atomics.store(this.#control, SLOT_EPOCH + this.#slot, 0);
+  }
+
+  // ---- reading -----------------------------------------------------------------------------------
+
+  /** The frames, for offsets from lookup() and claim(): read it again after each of those calls. */
+  get bytes(): Buffer {
+    return this.#bytes;
+  }
+
+  /** Page `no`'s frame offset in bytes, or -1 if it is not cached. Call between enter() and exit(). */
+  lookup(no: number): number {
+    const table = this.#table;
+    const bits = this.#control[TABLE_BITS] as number;
+    const mask = 2 ** bits - 1;
+    let i = Math.imul(no, 0x9e3779b1) >>> (32 - bits);
+    for (let probes = 0; probes <= mask; probes++) {
+      const k = table[2 * i] as number;
+      if (k === no) {
+        const f = table[2 * i + 1] as number;
+        // The slot may have changed between the two loads: trust it only if the frame still holds `no`.
+        if (Atomics.load(this.#framePage, f) !== no) return -1;
+        const off = f * PAGE_SIZE;
+        if (off >= this.#bytes.length) this.#refresh();
+        const w = this.#bytes[off + KIND_OFFSET] === PageKind.Branch ? BRANCH_WEIGHT : LEAF_WEIGHT;
+        if ((this.#refs[f] as number) < w) this.#refs[f] = w;
+        if (this.#verifyHits) this.#verifyHit(off, no);
+        return off;
+      }
+      if (k === SLOT_EMPTY) return -1;
+      i = (i + 1) & mask;
+    }
+    return -1;
+  }
+
+  #verifyHit(off: number, no: number): void {
+    try {
+      verifyPageAt(this.#bytes, this.#words, off, no);
+    } catch (err) {
+      throw new BirchError('INTERNAL', `the page cache handed out frame ${off / PAGE_SIZE} for page ${no}, which does not hold it: ${(err as Error).message}`, { cause: err, site: { pageNo: no } });
+    }
+  }
+
+  /** The Int32Array view over the frames, for checksums in place (read it after claim()). */
+  get words(): Int32Array {
+    return this.#words;
+  }
+
+  #refresh(): void {
+    const len = this.init.frames.byteLength;
+    this.#bytes = Buffer.from(this.init.frames, 0, len);
+    this.#words = new Int32Array(this.init.frames, 0, len >> 2);
+  }
+
+  // ---- filling frames ----------------------------------------------------------------------------
+
+  /**
+   * A frame this thread may fill (its offset in bytes), or -1 if none can be had now (every frame in
+   * use and the evicted ones still visible to a thread inside an epoch). Call outside an epoch.
+   * Follow with publish() or unclaim().
+   */
+  claim(): number {
+    this.#lock();
+    let f: number;
+    try {
+      f = this.#claimLocked();
+    } finally {
+      this.#unlock();
+    }
+    if (f < 0) return -1;
+    const off = f * PAGE_SIZE;
+    if (off + PAGE_SIZE > this.#bytes.length) this.#refresh();
+    return off;
+  }
+
+  /** Gives a claimed frame back unused (its read failed). */
+  unclaim(off: number): void {
+    const f = off / PAGE_SIZE;
+    this.#lock();
+    try {
+      this.#pushFree(f);
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  /**
+   * Makes the claimed frame at `off`, filled with page `no`, the cached image of `no`. If another
+   * thread cached `no` meanwhile, that frame stays and this one goes back: the offset returned is the
+   * one to read. Call inside an epoch (entered after the frame was filled and before this call), so
+   * that the frame cannot be evicted and reused before the caller reads it.
+   */
+  publish(no: number, off: number): number {
+    const f = off / PAGE_SIZE;
+    this.#lock();
+    try {
+      const slot = this.#find(no);
+      if (slot >= 0) {
+        this.#pushFree(f);
+        return (this.#table[2 * slot + 1] as number) * PAGE_SIZE;
+      }
+      this.#refs[f] = LEAF_WEIGHT;
+      Atomics.store(this.#framePage, f, no);
+      this.#insert(no, f);
+      return off;
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  /**
+   * Caches a copy of `page` (a sealed image of page `no`), replacing any image of `no` (the
+   * checkpointer, installing the pages it writes). Best effort: skipped if no frame can be had.
+   * Call outside an epoch.
+   */
+  install(no: number, page: Buffer): void {
+    this.#lock();
+    try {
+      const f = this.#claimLocked();
+      if (f < 0) return;
+      const off = f * PAGE_SIZE;
+      if (off + PAGE_SIZE > this.#bytes.length) this.#refresh();
+      page.copy(this.#bytes, off, 0, PAGE_SIZE);
+      const slot = this.#find(no);
+      if (slot >= 0) this.#retire(this.#table[2 * slot + 1] as number);
+      this.#refs[f] = page[KIND_OFFSET] === PageKind.Branch ? BRANCH_WEIGHT : LEAF_WEIGHT;
+      Atomics.store(this.#framePage, f, no);
+      this.#insert(no, f);
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  /** Drops the image of `no`, if any: its page number is about to hold another page. */
+  remove(no: number): void {
+    this.#lock();
+    try {
+      const slot = this.#find(no);
+      if (slot >= 0) this.#retire(this.#table[2 * slot + 1] as number);
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  /** Makes `no` the first to go when room is needed (a page the next trees no longer reach). */
+  cool(no: number): void {
+    this.enter();
+    const off = this.lookup(no);
+    if (off >= 0) this.#refs[off / PAGE_SIZE] = 0;
+    this.exit();
+  }
+
+  /** Pins the frame at `off` (found inside an epoch): it stays as it is until unpin(). */
+  pin(off: number): void {
+    Atomics.add(this.#pins, off / PAGE_SIZE, 1);
+  }
+
+  unpin(off: number): void {
+    Atomics.sub(this.#pins, off / PAGE_SIZE, 1);
+  }
+
+  occupancy(): CacheOccupancy {
+    const c = this.#control;
+    const inLimbo = Atomics.load(c, LIMBO_COUNT);
+    const frames = Math.max(0, Atomics.load(c, HIGH_WATER) - Atomics.load(c, FREE_TOP) - inLimbo);
+    return { frames, bytes: frames * PAGE_SIZE, capacityBytes: this.maxFrames * PAGE_SIZE, evictions: Atomics.load(c, EVICTIONS) };
+  }
+
+  // ---- under the lock ----------------------------------------------------------------------------
+
+  /** A free frame, marked claimed: from the free stack, limbo, new memory, or eviction; -1 if none. */
+  #claimLocked(): number {
+    const c = this.#control;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (c[FREE_TOP] === 0) this.#reclaim();
+      if (c[FREE_TOP] === 0 && (c[HIGH_WATER] as number) < this.maxFrames) this.#grow();
+      if (c[FREE_TOP] === 0) {
+        // Evict only while limbo is short: frames retired earlier may still be waiting for a
+        // thread to leave its epoch, and evicting more would only empty the cache.
+        if ((c[LIMBO_COUNT] as number) < this.#evictBatch()) this.#evict();
+        this.#reclaim();
+      }
+      const top = c[FREE_TOP] as number;
+      if (top > 0) {
+        const f = this.#freeStack[top - 1] as number;
+        c[FREE_TOP] = top - 1;
+        this.#framePage[f] = FRAME_CLAIMED;
+        return f;
+      }
+    }
+    return -1;
+  }
+
+  /** Hands out new frames: grows the frame buffer if it must. */
+  #grow(): void {
+    const c = this.#control;
+    const high = c[HIGH_WATER] as number;
+    const add = Math.min(this.maxFrames - high, Math.max(GROW_FRAMES_MIN, high >> 3));
+    if ((c[COMMITTED] as number) < high + add) {
+      (this.init.frames as SharedArrayBuffer & { grow(n: number): void }).grow((high + add) * PAGE_SIZE);
+      c[COMMITTED] = high + add;
+    }
+    // Lowest first on the stack, so that frames are used (and committed by the OS) in order.
+    for (let f = high + add - 1; f >= high; f--) this.#pushFree(f);
+    c[HIGH_WATER] = high + add;
+  }
+
+  /** One pass of the CLOCK hand: up to a batch of unmarked, unpinned frames retired to limbo. */
+  #evict(): void {
+    const c = this.#control;
+    const high = c[HIGH_WATER] as number;
+    if (high === 0) return;
+    const batch = this.#evictBatch();
+    let retired = 0;
+    // Every mark drops by one per pass, so (BRANCH_WEIGHT + 1) passes find every unpinned page.
+    for (let steps = 0; steps < (BRANCH_WEIGHT + 1) * high && retired < batch; steps++) {
+      const f = c[HAND] as number;
+      c[HAND] = f + 1 >= high ? 0 : f + 1;
+      if ((this.#framePage[f] as number) < FIRST_DATA_PAGE || (this.#pins[f] as number) > 0) continue;
+      const r = this.#refs[f] as number;
+      if (r > 0) this.#refs[f] = r - 1;
+      else {
+        this.#retire(f);
+        retired++;
+      }
+    }
+    c[EVICTIONS] = (c[EVICTIONS] as number) + retired;
+  }
+
+  #evictBatch(): number {
+    return Math.max(1, Math.min(EVICT_BATCH_MAX, (this.#control[HIGH_WATER] as number) >> 6));
+  }
+
+  /** Unlinks frame `f` from the table and puts it in limbo, stamped with the current epoch. */
+  #retire(f: number): void {
+    const c = this.#control;
+    this.#remove(this.#framePage[f] as number, f);
+    Atomics.store(this.#framePage, f, FRAME_LIMBO);
+    this.#limboEpoch[f] = Atomics.load(c, EPOCH);
+    this.#toLimbo(f);
+  }
+
+  #toLimbo(f: number): void {
+    const c = this.#control;
+    this.#limbo[((c[LIMBO_HEAD] as number) + (c[LIMBO_COUNT] as number)) % this.maxFrames] = f;
+    bump(c, LIMBO_COUNT, 1);
+  }
+
+  #pushFree(f: number): void {
+    const c = this.#control;
+    this.#framePage[f] = FRAME_FREE;
+    this.#freeStack[c[FREE_TOP] as number] = f;
+    bump(c, FREE_TOP, 1);
+  }
+
+  /**
+   * Advances the epoch, then frees every frame in limbo that no thread can still be reading: one
+   * stamped before the oldest epoch any slot publishes. Pinned frames wait at the back of limbo.
+   */
+  #reclaim(): void {
+    const c = this.#control;
+    if (c[LIMBO_COUNT] === 0) return;
+    // Epochs wrap around 2^32 (a long-lived process); they are compared by age, (now - e) | 0, which
+    // is right while no thread stays inside one epoch for 2^31 advances. 0 is skipped: it means "outside".
+    if (((Atomics.add(c, EPOCH, 1) + 1) | 0) === 0) Atomics.compareExchange(c, EPOCH, 0, 1);
+    const now = Atomics.load(c, EPOCH);
+    let oldestAge = 0;
+    for (let s = 0; s < MAX_READER_SLOTS; s++) {
+      const e = Atomics.load(c, SLOT_EPOCH + s);
+      if (e !== 0 && ((now - e) | 0) > oldestAge) oldestAge = (now - e) | 0;
+    }
+    for (let n = c[LIMBO_COUNT] as number; n > 0; n--) {
+      const f = this.#limbo[c[LIMBO_HEAD] as number] as number;
+      // A frame stamped no earlier than the oldest thread's entry may still be read by it; the ring
+      // is in stamp order, so nothing after it can go either.
+      if (((now - (this.#limboEpoch[f] as number)) | 0) <= oldestAge) break;
+      c[LIMBO_HEAD] = ((c[LIMBO_HEAD] as number) + 1) % this.maxFrames;
+      bump(c, LIMBO_COUNT, -1);
+      if ((this.#pins[f] as number) > 0) {
+        this.#limboEpoch[f] = now;
+        this.#toLimbo(f);
+        continue;
+      }
+      this.#pushFree(f);
+    }
+  }
+
+  /** The table slot holding `no` (its frame holding `no` too), or -1. */
+  #find(no: number): number {
+    const bits = this.#control[TABLE_BITS] as number;
+    const mask = 2 ** bits - 1;
+    let i = Math.imul(no, 0x9e3779b1) >>> (32 - bits);
+    for (;;) {
+      const k = this.#table[2 * i] as number;
+      if (k === no && this.#framePage[this.#table[2 * i + 1] as number] === no) return i;
+      if (k === SLOT_EMPTY) return -1;
+      i = (i + 1) & mask;
+    }
+  }
+
+  /**
+   * Adds `no` -> frame `f` (absent before; framePage[f] already `no`). The frame is written before
+   * the key, so a reader that sees the key sees the frame. A rebuild on the way takes the entry in
+   * from framePage, and then it is not added twice.
+   */
+  #insert(no: number, f: number): void {
+    const c = this.#control;
+    const slots = 2 ** (c[TABLE_BITS] as number);
+    if (((c[TABLE_LIVE] as number) + 1) * 2 > slots && 2 * slots * 8 <= this.init.table.byteLength) {
+      this.#rebuild((c[TABLE_BITS] as number) + 1);
+      return;
+    }
+    if (((c[TABLE_USED] as number) + 1) * 4 > slots * 3) {
+      this.#rebuild(c[TABLE_BITS] as number);
+      return;
+    }
+    const bits = c[TABLE_BITS] as number;
+    const mask = 2 ** bits - 1;
+    let i = Math.imul(no, 0x9e3779b1) >>> (32 - bits);
+    while ((this.#table[2 * i] as number) >= FIRST_DATA_PAGE) i = (i + 1) & mask;
+    if (this.#table[2 * i] === SLOT_EMPTY) bump(c, TABLE_USED, 1);
+    Atomics.store(this.#table, 2 * i + 1, f);
+    Atomics.store(this.#table, 2 * i, no);
+    bump(c, TABLE_LIVE, 1);
+  }
+
+  #remove(no: number, f: number): void {
+    const slot = this.#find(no);
+    if (slot < 0 || this.#table[2 * slot + 1] !== f) return;
+    Atomics.store(this.#table, 2 * slot, SLOT_TOMBSTONE);
+    bump(this.#control, TABLE_LIVE, -1);
+  }
+
+  /**
+   * Rebuilds the table with 2^bits slots from the frames' page numbers (dropping tombstones). A
+   * reader probing meanwhile may miss a page that is cached, and reads it from disk: never a wrong hit.
+   */
+  #rebuild(bits: number): void {
+    const c = this.#control;
+    Atomics.store(c, TABLE_BITS, bits);
+    this.#table.fill(SLOT_EMPTY, 0, 2 * 2 ** bits);
+    c[TABLE_USED] = 0;
+    c[TABLE_LIVE] = 0;
+    const mask = 2 ** bits - 1;
+    for (let f = 0; f < (c[HIGH_WATER] as number); f++) {
+      const no = this.#framePage[f] as number;
+      if (no < FIRST_DATA_PAGE) continue;
+      let i = Math.imul(no, 0x9e3779b1) >>> (32 - bits);
+      while (this.#table[2 * i] !== SLOT_EMPTY) i = (i + 1) & mask;
+      Atomics.store(this.#table, 2 * i + 1, f);
+      Atomics.store(this.#table, 2 * i, no);
+      bump(c, TABLE_USED, 1);
+      bump(c, TABLE_LIVE, 1);
+    }
+  }
+
+  // ---- the lock ----------------------------------------------------------------------------------
+  // A futex-style mutex (0 free, 1 held, 2 held with waiters): a short spin, then Atomics.wait, which
+  // every runtime allows on the main thread too. It is never held across I/O or user code.
+
+  #lock(): void {
+    const c = this.#control;
+    let s = Atomics.compareExchange(c, LOCK, 0, 1);
+    if (s === 0) return;
+    for (let spin = 0; spin < 64; spin++) {
+      s = Atomics.compareExchange(c, LOCK, 0, 1);
+      if (s === 0) return;
+    }
+    if (s !== 2) s = Atomics.exchange(c, LOCK, 2);
+    while (s !== 0) {
+      Atomics.wait(c, LOCK, 2);
+      s = Atomics.exchange(c, LOCK, 2);
+    }
+  }
+
+  #unlock(): void {
+    const c = this.#control;
+    if (Atomics.sub(c, LOCK, 1) !== 1) {
+      Atomics.store(c, LOCK, 0);
+      Atomics.notify(c, LOCK, 1);
+    }
+  }
+}
