@@ -31,9 +31,11 @@
 // so a table edit racing with it can only make it miss (and read from disk), never hit wrongly.
 // With `verifyHits` (BIRCH_VERIFY=1, for tests) every hit checks the frame's checksum and number.
 //
-// Memory: frames are committed as they are first used (a growable buffer where the runtime has
-// one), so the cache takes what the working set needs, up to its bound; the table and per-frame
-// arrays are sized for the bound but only touched as they fill.
+// Memory: every buffer of the cache but its few control words is growable, and grows with the
+// frames in use: the cache takes what the working set needs, up to its bound, and opening a
+// database costs no memory up front. (Large fixed buffers would: once the C library's mmap
+// threshold has risen, each one below 32 MiB is zero-filled by memset, and a process that opens
+// thousands of databases, a test suite, spent most of its time there.)
 import { BirchError } from './errors.js';
 import { FIRST_DATA_PAGE, KIND_OFFSET, PAGE_SIZE, PageKind, verifyPageAt } from './page-format.js';
 
@@ -45,13 +47,15 @@ const LOCK = 0;
 const EPOCH = LOCK + 1;
 /** Frames ever handed out: every frame below this has been used. */
 const HIGH_WATER = EPOCH + 1;
-/** Frames the frame buffer holds now (it grows in steps up to the bound). */
+/** Frames the buffers hold room for now (they grow in steps up to the bound). */
 const COMMITTED = HIGH_WATER + 1;
-/** Entries on the free stack. */
-const FREE_TOP = COMMITTED + 1;
-/** Limbo is a ring of frames in the order they were retired: where its oldest entry is, and how many. */
-const LIMBO_HEAD = FREE_TOP + 1;
-const LIMBO_COUNT = LIMBO_HEAD + 1;
+/** Free frames: a list through the frames' NEXT words (-1 ends it), and its length. */
+const FREE_HEAD = COMMITTED + 1;
+const FREE_COUNT = FREE_HEAD + 1;
+/** Limbo: evicted frames in the order they were retired (a list through NEXT), and its length. */
+const LIMBO_HEAD = FREE_COUNT + 1;
+const LIMBO_TAIL = LIMBO_HEAD + 1;
+const LIMBO_COUNT = LIMBO_TAIL + 1;
 /** The CLOCK hand: the next frame eviction looks at. */
 const HAND = LIMBO_COUNT + 1;
 /** log2 of the table's slots in use now. */
@@ -66,8 +70,22 @@ export const MAX_READER_SLOTS = 64;
 const SLOT_TAKEN = 16;
 const SLOT_EPOCH = SLOT_TAKEN + MAX_READER_SLOTS;
 const CONTROL_WORDS = SLOT_EPOCH + MAX_READER_SLOTS;
+if (EVICTIONS >= SLOT_TAKEN) throw new Error('control words overlap the reader slots');
 
-// ---- frame states (framePage) and table keys ---------------------------------------------------
+// ---- per-frame records (32-bit words over `frameInfo`, FRAME_WORDS per frame) -------------------
+/** The page in the frame, or FRAME_FREE, FRAME_LIMBO, FRAME_CLAIMED (read through a Uint32Array: page numbers are u32). */
+const F_PAGE = 0;
+/** The epoch the frame entered limbo at. */
+const F_STAMP = F_PAGE + 1;
+/** Pins (a zero-copy view handed out): a pinned frame is never evicted or reused. */
+const F_PINS = F_STAMP + 1;
+/** The next frame of the free list or of limbo (-1: none). */
+const F_NEXT = F_PINS + 1;
+/** The CLOCK mark: passes of the hand the frame is spared. */
+const F_REFS = F_NEXT + 1;
+const FRAME_WORDS = F_REFS + 1;
+
+// ---- frame states (F_PAGE) and table keys --------------------------------------------------------
 // Pages 0..2 (the file header and metas) are never cached, so those numbers mark the other states.
 const FRAME_FREE = 0;
 const FRAME_LIMBO = 1;
@@ -81,7 +99,7 @@ const BRANCH_WEIGHT = 3;
 const LEAF_WEIGHT = 1;
 /** Frames retired per eviction pass, so that a grace period serves many misses. */
 const EVICT_BATCH_MAX = 256;
-/** The frame buffer grows by at least this many frames (1 MiB) at a time. */
+/** The buffers grow by at least this many frames (1 MiB of frames) at a time. */
 const GROW_FRAMES_MIN = 256;
 const MIN_TABLE_BITS = 10;
 /** The largest bound: 2^32 bytes is the largest buffer Node 20 and Bun allocate. */
@@ -93,7 +111,7 @@ export const MIN_CACHE_FRAMES = 16;
 export interface SharedCacheInit {
   frames: SharedArrayBuffer;
   control: SharedArrayBuffer;
-  perFrame: SharedArrayBuffer;
+  frameInfo: SharedArrayBuffer;
   table: SharedArrayBuffer;
   maxFrames: number;
   verifyHits: boolean;
@@ -110,63 +128,62 @@ export interface CacheOccupancy {
   evictions: number;
 }
 
+type Growable = SharedArrayBuffer & { grow(bytes: number): void; readonly growable: boolean };
+
 /** Adds `d` to control word `i` (under the lock: a plain read-modify-write). */
 function bump(c: Int32Array, i: number, d: number): void {
   c[i] = (c[i] as number) + d;
 }
 
-function growable(): boolean {
-  return typeof (SharedArrayBuffer.prototype as { grow?: unknown }).grow === 'function';
+const GROWABLE = typeof (SharedArrayBuffer.prototype as { grow?: unknown }).grow === 'function';
+
+/**
+ * A buffer of `bytes` now that can grow to `maxBytes`; where the runtime has no growable shared
+ * buffers, one of `maxBytes` (the OS commits its pages only as they are touched).
+ */
+function growableBuffer(bytes: number, maxBytes: number): SharedArrayBuffer {
+  if (!GROWABLE) return new SharedArrayBuffer(maxBytes);
+  return new (SharedArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => SharedArrayBuffer)(bytes, { maxByteLength: maxBytes });
 }
 
-function tableSlotsFor(maxFrames: number): number {
+function grow(buf: SharedArrayBuffer, bytes: number): void {
+  if (buf.byteLength < bytes) (buf as Growable).grow(bytes);
+}
+
+function maxTableBits(maxFrames: number): number {
   let bits = MIN_TABLE_BITS;
   while (2 ** bits < 2 * maxFrames) bits++;
-  return 2 ** bits;
+  return bits;
 }
 
 export class SharedPageCache {
   readonly init: SharedCacheInit;
   readonly maxFrames: number;
   readonly #control: Int32Array;
-  /** The page in each frame, or FRAME_FREE, FRAME_LIMBO, FRAME_CLAIMED. */
-  readonly #framePage: Uint32Array;
-  /** The epoch a frame entered limbo at. */
-  readonly #limboEpoch: Int32Array;
-  /** Pins (a zero-copy view handed out): a pinned frame is never evicted or reused. */
-  readonly #pins: Int32Array;
-  readonly #freeStack: Int32Array;
-  readonly #limbo: Int32Array;
-  /** CLOCK marks: passes of the hand a frame is spared. */
-  readonly #refs: Uint8Array;
+  // Views of the growable buffers, each as long as its buffer was when last looked at: a view
+  // that turns out too short for an index is made anew (#refresh*); the memory is the same.
+  /** Per-frame records as 32-bit words; F_PAGE read through #pageWords (u32). */
+  #info: Int32Array;
+  #pageWords: Uint32Array;
   /** Pairs [page, frame] per slot; page SLOT_EMPTY or SLOT_TOMBSTONE for none. */
-  readonly #table: Uint32Array;
-  /** Views of the frames, as long as the frame buffer was when last looked at (see #refresh). */
+  #table: Uint32Array;
   #bytes: Buffer;
   #words: Int32Array;
-  /** This thread's reader slot, or -1 before attach. */
+  /** This thread's reader slot, or -1 before useSlot(). */
   #slot = -1;
   readonly #verifyHits: boolean;
+  /** The table never needs more than twice the frames' slots (a load factor of at most 1/2). */
+  readonly #maxTableBits: number;
 
   private constructor(init: SharedCacheInit) {
     this.init = init;
     this.maxFrames = init.maxFrames;
+    this.#maxTableBits = maxTableBits(init.maxFrames);
     this.#verifyHits = init.verifyHits;
     this.#control = new Int32Array(init.control);
-    const n = init.maxFrames;
-    let at = 0;
-    const next = (bytes: number): number => {
-      const o = at;
-      at += bytes;
-      return o;
-    };
-    this.#framePage = new Uint32Array(init.perFrame, next(4 * n), n);
-    this.#limboEpoch = new Int32Array(init.perFrame, next(4 * n), n);
-    this.#pins = new Int32Array(init.perFrame, next(4 * n), n);
-    this.#freeStack = new Int32Array(init.perFrame, next(4 * n), n);
-    this.#limbo = new Int32Array(init.perFrame, next(4 * n), n);
-    this.#refs = new Uint8Array(init.perFrame, next(n), n);
-    this.#table = new Uint32Array(init.table);
+    this.#info = new Int32Array(init.frameInfo, 0, init.frameInfo.byteLength >> 2);
+    this.#pageWords = new Uint32Array(init.frameInfo, 0, init.frameInfo.byteLength >> 2);
+    this.#table = new Uint32Array(init.table, 0, init.table.byteLength >> 2);
     this.#bytes = Buffer.from(init.frames, 0, init.frames.byteLength);
     this.#words = new Int32Array(init.frames, 0, init.frames.byteLength >> 2);
   }
@@ -174,21 +191,20 @@ export class SharedPageCache {
   /** A new cache of at most `maxBytes` (rounded down to whole frames, at least MIN_CACHE_FRAMES). */
   static create(maxBytes: number, opts: { verifyHits?: boolean } = {}): SharedPageCache {
     const maxFrames = Math.max(MIN_CACHE_FRAMES, Math.floor(Math.min(maxBytes, MAX_CACHE_BYTES) / PAGE_SIZE));
-    const frames = growable()
-      ? new (SharedArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => SharedArrayBuffer)(0, { maxByteLength: maxFrames * PAGE_SIZE })
-      : new SharedArrayBuffer(maxFrames * PAGE_SIZE); // committed by the OS only as frames are touched
     const init: SharedCacheInit = {
-      frames,
+      frames: growableBuffer(0, maxFrames * PAGE_SIZE),
       control: new SharedArrayBuffer(4 * CONTROL_WORDS),
-      perFrame: new SharedArrayBuffer(21 * maxFrames),
-      table: new SharedArrayBuffer(8 * tableSlotsFor(maxFrames)),
+      frameInfo: growableBuffer(0, 4 * FRAME_WORDS * maxFrames),
+      table: growableBuffer(8 * 2 ** MIN_TABLE_BITS, 8 * 2 ** maxTableBits(maxFrames)),
       maxFrames,
       verifyHits: opts.verifyHits === true,
     };
     const c = new Int32Array(init.control);
     c[EPOCH] = 1;
     c[TABLE_BITS] = MIN_TABLE_BITS;
-    c[COMMITTED] = growable() ? 0 : maxFrames;
+    c[FREE_HEAD] = -1;
+    c[LIMBO_HEAD] = -1;
+    c[LIMBO_TAIL] = -1;
     return new SharedPageCache(init);
   }
 
@@ -241,22 +257,30 @@ export class SharedPageCache {
     return this.#bytes;
   }
 
+  /** The Int32Array view over the frames, for checksums in place (read it after claim()). */
+  get words(): Int32Array {
+    return this.#words;
+  }
+
   /** Page `no`'s frame offset in bytes, or -1 if it is not cached. Call between enter() and exit(). */
   lookup(no: number): number {
-    const table = this.#table;
     const bits = this.#control[TABLE_BITS] as number;
+    if (2 ** (bits + 1) > this.#table.length) this.#refreshTable();
+    const table = this.#table;
     const mask = 2 ** bits - 1;
     let i = Math.imul(no, 0x9e3779b1) >>> (32 - bits);
     for (let probes = 0; probes <= mask; probes++) {
       const k = table[2 * i] as number;
       if (k === no) {
         const f = table[2 * i + 1] as number;
+        const rec = f * FRAME_WORDS;
+        if (rec >= this.#info.length) this.#refreshInfo();
         // The slot may have changed between the two loads: trust it only if the frame still holds `no`.
-        if (Atomics.load(this.#framePage, f) !== no) return -1;
+        if (Atomics.load(this.#pageWords, rec + F_PAGE) !== no) return -1;
         const off = f * PAGE_SIZE;
-        if (off >= this.#bytes.length) this.#refresh();
+        if (off >= this.#bytes.length) this.#refreshFrames();
         const w = this.#bytes[off + KIND_OFFSET] === PageKind.Branch ? BRANCH_WEIGHT : LEAF_WEIGHT;
-        if ((this.#refs[f] as number) < w) this.#refs[f] = w;
+        if ((this.#info[rec + F_REFS] as number) < w) this.#info[rec + F_REFS] = w;
         if (this.#verifyHits) this.#verifyHit(off, no);
         return off;
       }
@@ -274,15 +298,20 @@ export class SharedPageCache {
     }
   }
 
-  /** The Int32Array view over the frames, for checksums in place (read it after claim()). */
-  get words(): Int32Array {
-    return this.#words;
-  }
-
-  #refresh(): void {
+  #refreshFrames(): void {
     const len = this.init.frames.byteLength;
     this.#bytes = Buffer.from(this.init.frames, 0, len);
     this.#words = new Int32Array(this.init.frames, 0, len >> 2);
+  }
+
+  #refreshInfo(): void {
+    const words = this.init.frameInfo.byteLength >> 2;
+    this.#info = new Int32Array(this.init.frameInfo, 0, words);
+    this.#pageWords = new Uint32Array(this.init.frameInfo, 0, words);
+  }
+
+  #refreshTable(): void {
+    this.#table = new Uint32Array(this.init.table, 0, this.init.table.byteLength >> 2);
   }
 
   // ---- filling frames ----------------------------------------------------------------------------
@@ -302,16 +331,15 @@ export class SharedPageCache {
     }
     if (f < 0) return -1;
     const off = f * PAGE_SIZE;
-    if (off + PAGE_SIZE > this.#bytes.length) this.#refresh();
+    if (off + PAGE_SIZE > this.#bytes.length) this.#refreshFrames();
     return off;
   }
 
   /** Gives a claimed frame back unused (its read failed). */
   unclaim(off: number): void {
-    const f = off / PAGE_SIZE;
     this.#lock();
     try {
-      this.#pushFree(f);
+      this.#pushFree(off / PAGE_SIZE);
     } finally {
       this.#unlock();
     }
@@ -332,9 +360,8 @@ export class SharedPageCache {
         this.#pushFree(f);
         return (this.#table[2 * slot + 1] as number) * PAGE_SIZE;
       }
-      this.#refs[f] = LEAF_WEIGHT;
-      Atomics.store(this.#framePage, f, no);
-      this.#insert(no, f);
+      this.#info[f * FRAME_WORDS + F_REFS] = LEAF_WEIGHT;
+      this.#link(no, f);
       return off;
     } finally {
       this.#unlock();
@@ -352,13 +379,12 @@ export class SharedPageCache {
       const f = this.#claimLocked();
       if (f < 0) return;
       const off = f * PAGE_SIZE;
-      if (off + PAGE_SIZE > this.#bytes.length) this.#refresh();
+      if (off + PAGE_SIZE > this.#bytes.length) this.#refreshFrames();
       page.copy(this.#bytes, off, 0, PAGE_SIZE);
       const slot = this.#find(no);
       if (slot >= 0) this.#retire(this.#table[2 * slot + 1] as number);
-      this.#refs[f] = page[KIND_OFFSET] === PageKind.Branch ? BRANCH_WEIGHT : LEAF_WEIGHT;
-      Atomics.store(this.#framePage, f, no);
-      this.#insert(no, f);
+      this.#info[f * FRAME_WORDS + F_REFS] = page[KIND_OFFSET] === PageKind.Branch ? BRANCH_WEIGHT : LEAF_WEIGHT;
+      this.#link(no, f);
     } finally {
       this.#unlock();
     }
@@ -379,63 +405,85 @@ export class SharedPageCache {
   cool(no: number): void {
     this.enter();
     const off = this.lookup(no);
-    if (off >= 0) this.#refs[off / PAGE_SIZE] = 0;
+    if (off >= 0) this.#info[(off / PAGE_SIZE) * FRAME_WORDS + F_REFS] = 0;
     this.exit();
   }
 
   /** Pins the frame at `off` (found inside an epoch): it stays as it is until unpin(). */
   pin(off: number): void {
-    Atomics.add(this.#pins, off / PAGE_SIZE, 1);
+    Atomics.add(this.#info, (off / PAGE_SIZE) * FRAME_WORDS + F_PINS, 1);
   }
 
   unpin(off: number): void {
-    Atomics.sub(this.#pins, off / PAGE_SIZE, 1);
+    Atomics.sub(this.#info, (off / PAGE_SIZE) * FRAME_WORDS + F_PINS, 1);
   }
 
   occupancy(): CacheOccupancy {
     const c = this.#control;
-    const inLimbo = Atomics.load(c, LIMBO_COUNT);
-    const frames = Math.max(0, Atomics.load(c, HIGH_WATER) - Atomics.load(c, FREE_TOP) - inLimbo);
+    const frames = Math.max(0, Atomics.load(c, HIGH_WATER) - Atomics.load(c, FREE_COUNT) - Atomics.load(c, LIMBO_COUNT));
     return { frames, bytes: frames * PAGE_SIZE, capacityBytes: this.maxFrames * PAGE_SIZE, evictions: Atomics.load(c, EVICTIONS) };
   }
 
   // ---- under the lock ----------------------------------------------------------------------------
 
-  /** A free frame, marked claimed: from the free stack, limbo, new memory, or eviction; -1 if none. */
+  #page(f: number): number {
+    return this.#pageWords[f * FRAME_WORDS + F_PAGE] as number;
+  }
+
+  /** Sets frame `f`'s page. Atomic: readers check it without the lock. */
+  #setPage(f: number, no: number): void {
+    Atomics.store(this.#pageWords, f * FRAME_WORDS + F_PAGE, no);
+  }
+
+  /** A free frame, marked claimed: from the free list, limbo, new memory, or eviction; -1 if none. */
   #claimLocked(): number {
     const c = this.#control;
     for (let attempt = 0; attempt < 2; attempt++) {
-      if (c[FREE_TOP] === 0) this.#reclaim();
-      if (c[FREE_TOP] === 0 && (c[HIGH_WATER] as number) < this.maxFrames) this.#grow();
-      if (c[FREE_TOP] === 0) {
+      if (c[FREE_COUNT] === 0) this.#reclaim();
+      if (c[FREE_COUNT] === 0 && (c[HIGH_WATER] as number) < this.maxFrames) this.#grow();
+      if (c[FREE_COUNT] === 0) {
         // Evict only while limbo is short: frames retired earlier may still be waiting for a
         // thread to leave its epoch, and evicting more would only empty the cache.
         if ((c[LIMBO_COUNT] as number) < this.#evictBatch()) this.#evict();
         this.#reclaim();
       }
-      const top = c[FREE_TOP] as number;
-      if (top > 0) {
-        const f = this.#freeStack[top - 1] as number;
-        c[FREE_TOP] = top - 1;
-        this.#framePage[f] = FRAME_CLAIMED;
+      if ((c[FREE_COUNT] as number) > 0) {
+        const f = c[FREE_HEAD] as number;
+        c[FREE_HEAD] = this.#info[f * FRAME_WORDS + F_NEXT] as number;
+        bump(c, FREE_COUNT, -1);
+        this.#setPage(f, FRAME_CLAIMED);
         return f;
       }
     }
     return -1;
   }
 
-  /** Hands out new frames: grows the frame buffer if it must. */
+  #pushFree(f: number): void {
+    const c = this.#control;
+    this.#setPage(f, FRAME_FREE);
+    this.#info[f * FRAME_WORDS + F_NEXT] = c[FREE_HEAD] as number;
+    c[FREE_HEAD] = f;
+    bump(c, FREE_COUNT, 1);
+  }
+
+  /** Hands out new frames, growing every buffer that holds frames or their records. */
   #grow(): void {
     const c = this.#control;
     const high = c[HIGH_WATER] as number;
     const add = Math.min(this.maxFrames - high, Math.max(GROW_FRAMES_MIN, high >> 3));
     if ((c[COMMITTED] as number) < high + add) {
-      (this.init.frames as SharedArrayBuffer & { grow(n: number): void }).grow((high + add) * PAGE_SIZE);
+      grow(this.init.frames, (high + add) * PAGE_SIZE);
+      grow(this.init.frameInfo, (high + add) * FRAME_WORDS * 4);
       c[COMMITTED] = high + add;
     }
-    // Lowest first on the stack, so that frames are used (and committed by the OS) in order.
+    if ((high + add) * FRAME_WORDS > this.#info.length) this.#refreshInfo();
+    // Highest first onto the list, so that frames are used (and committed by the OS) in order.
     for (let f = high + add - 1; f >= high; f--) this.#pushFree(f);
     c[HIGH_WATER] = high + add;
+  }
+
+  #evictBatch(): number {
+    return Math.max(1, Math.min(EVICT_BATCH_MAX, (this.#control[HIGH_WATER] as number) >> 6));
   }
 
   /** One pass of the CLOCK hand: up to a batch of unmarked, unpinned frames retired to limbo. */
@@ -444,46 +492,41 @@ export class SharedPageCache {
     const high = c[HIGH_WATER] as number;
     if (high === 0) return;
     const batch = this.#evictBatch();
+    const info = this.#info;
     let retired = 0;
     // Every mark drops by one per pass, so (BRANCH_WEIGHT + 1) passes find every unpinned page.
     for (let steps = 0; steps < (BRANCH_WEIGHT + 1) * high && retired < batch; steps++) {
       const f = c[HAND] as number;
       c[HAND] = f + 1 >= high ? 0 : f + 1;
-      if ((this.#framePage[f] as number) < FIRST_DATA_PAGE || (this.#pins[f] as number) > 0) continue;
-      const r = this.#refs[f] as number;
-      if (r > 0) this.#refs[f] = r - 1;
+      const rec = f * FRAME_WORDS;
+      if (this.#page(f) < FIRST_DATA_PAGE || (info[rec + F_PINS] as number) > 0) continue;
+      const r = info[rec + F_REFS] as number;
+      if (r > 0) info[rec + F_REFS] = r - 1;
       else {
         this.#retire(f);
         retired++;
       }
     }
-    c[EVICTIONS] = (c[EVICTIONS] as number) + retired;
+    bump(c, EVICTIONS, retired);
   }
 
-  #evictBatch(): number {
-    return Math.max(1, Math.min(EVICT_BATCH_MAX, (this.#control[HIGH_WATER] as number) >> 6));
-  }
-
-  /** Unlinks frame `f` from the table and puts it in limbo, stamped with the current epoch. */
+  /** Unlinks frame `f` from the table and puts it at the end of limbo, stamped with the current epoch. */
   #retire(f: number): void {
-    const c = this.#control;
-    this.#remove(this.#framePage[f] as number, f);
-    Atomics.store(this.#framePage, f, FRAME_LIMBO);
-    this.#limboEpoch[f] = Atomics.load(c, EPOCH);
-    this.#toLimbo(f);
+    this.#remove(this.#page(f), f);
+    this.#setPage(f, FRAME_LIMBO);
+    this.#toLimbo(f, Atomics.load(this.#control, EPOCH));
   }
 
-  #toLimbo(f: number): void {
+  #toLimbo(f: number, stamp: number): void {
     const c = this.#control;
-    this.#limbo[((c[LIMBO_HEAD] as number) + (c[LIMBO_COUNT] as number)) % this.maxFrames] = f;
+    const rec = f * FRAME_WORDS;
+    this.#info[rec + F_STAMP] = stamp;
+    this.#info[rec + F_NEXT] = -1;
+    const tail = c[LIMBO_TAIL] as number;
+    if (tail < 0) c[LIMBO_HEAD] = f;
+    else this.#info[tail * FRAME_WORDS + F_NEXT] = f;
+    c[LIMBO_TAIL] = f;
     bump(c, LIMBO_COUNT, 1);
-  }
-
-  #pushFree(f: number): void {
-    const c = this.#control;
-    this.#framePage[f] = FRAME_FREE;
-    this.#freeStack[c[FREE_TOP] as number] = f;
-    bump(c, FREE_TOP, 1);
   }
 
   /**
@@ -502,19 +545,18 @@ export class SharedPageCache {
       const e = Atomics.load(c, SLOT_EPOCH + s);
       if (e !== 0 && ((now - e) | 0) > oldestAge) oldestAge = (now - e) | 0;
     }
+    const info = this.#info;
     for (let n = c[LIMBO_COUNT] as number; n > 0; n--) {
-      const f = this.#limbo[c[LIMBO_HEAD] as number] as number;
-      // A frame stamped no earlier than the oldest thread's entry may still be read by it; the ring
-      // is in stamp order, so nothing after it can go either.
-      if (((now - (this.#limboEpoch[f] as number)) | 0) <= oldestAge) break;
-      c[LIMBO_HEAD] = ((c[LIMBO_HEAD] as number) + 1) % this.maxFrames;
+      const f = c[LIMBO_HEAD] as number;
+      const rec = f * FRAME_WORDS;
+      // A frame stamped no earlier than the oldest thread's entry may still be read by it; limbo is
+      // in stamp order, so nothing after it can go either.
+      if (((now - (info[rec + F_STAMP] as number)) | 0) <= oldestAge) break;
+      c[LIMBO_HEAD] = info[rec + F_NEXT] as number;
+      if (c[LIMBO_HEAD] === -1) c[LIMBO_TAIL] = -1;
       bump(c, LIMBO_COUNT, -1);
-      if ((this.#pins[f] as number) > 0) {
-        this.#limboEpoch[f] = now;
-        this.#toLimbo(f);
-        continue;
-      }
-      this.#pushFree(f);
+      if ((info[rec + F_PINS] as number) > 0) this.#toLimbo(f, now);
+      else this.#pushFree(f);
     }
   }
 
@@ -525,30 +567,31 @@ export class SharedPageCache {
     let i = Math.imul(no, 0x9e3779b1) >>> (32 - bits);
     for (;;) {
       const k = this.#table[2 * i] as number;
-      if (k === no && this.#framePage[this.#table[2 * i + 1] as number] === no) return i;
+      if (k === no && this.#page(this.#table[2 * i + 1] as number) === no) return i;
       if (k === SLOT_EMPTY) return -1;
       i = (i + 1) & mask;
     }
   }
 
   /**
-   * Adds `no` -> frame `f` (absent before; framePage[f] already `no`). The frame is written before
-   * the key, so a reader that sees the key sees the frame. A rebuild on the way takes the entry in
-   * from framePage, and then it is not added twice.
+   * Makes frame `f` (filled with page `no`) the image of `no`: its page word set, then `no` -> f
+   * added to the table (absent before), the frame before the key, so that a reader that sees the
+   * key sees the frame. A rebuild on the way takes the entry in from the page words.
    */
-  #insert(no: number, f: number): void {
+  #link(no: number, f: number): void {
+    this.#setPage(f, no);
     const c = this.#control;
-    const slots = 2 ** (c[TABLE_BITS] as number);
-    if (((c[TABLE_LIVE] as number) + 1) * 2 > slots && 2 * slots * 8 <= this.init.table.byteLength) {
-      this.#rebuild((c[TABLE_BITS] as number) + 1);
+    const bits = c[TABLE_BITS] as number;
+    const slots = 2 ** bits;
+    if (((c[TABLE_LIVE] as number) + 1) * 2 > slots && bits < this.#maxTableBits) {
+      this.#rebuild(bits + 1);
       return;
     }
     if (((c[TABLE_USED] as number) + 1) * 4 > slots * 3) {
-      this.#rebuild(c[TABLE_BITS] as number);
+      this.#rebuild(bits);
       return;
     }
-    const bits = c[TABLE_BITS] as number;
-    const mask = 2 ** bits - 1;
+    const mask = slots - 1;
     let i = Math.imul(no, 0x9e3779b1) >>> (32 - bits);
     while ((this.#table[2 * i] as number) >= FIRST_DATA_PAGE) i = (i + 1) & mask;
     if (this.#table[2 * i] === SLOT_EMPTY) bump(c, TABLE_USED, 1);
@@ -565,18 +608,20 @@ export class SharedPageCache {
   }
 
   /**
-   * Rebuilds the table with 2^bits slots from the frames' page numbers (dropping tombstones). A
+   * Rebuilds the table with 2^bits slots from the frames' page words (dropping tombstones). A
    * reader probing meanwhile may miss a page that is cached, and reads it from disk: never a wrong hit.
    */
   #rebuild(bits: number): void {
     const c = this.#control;
+    grow(this.init.table, 8 * 2 ** bits);
+    if (2 ** (bits + 1) > this.#table.length) this.#refreshTable();
     Atomics.store(c, TABLE_BITS, bits);
     this.#table.fill(SLOT_EMPTY, 0, 2 * 2 ** bits);
     c[TABLE_USED] = 0;
     c[TABLE_LIVE] = 0;
     const mask = 2 ** bits - 1;
     for (let f = 0; f < (c[HIGH_WATER] as number); f++) {
-      const no = this.#framePage[f] as number;
+      const no = this.#page(f);
       if (no < FIRST_DATA_PAGE) continue;
       let i = Math.imul(no, 0x9e3779b1) >>> (32 - bits);
       while (this.#table[2 * i] !== SLOT_EMPTY) i = (i + 1) & mask;
@@ -592,6 +637,16 @@ export class SharedPageCache {
   // every runtime allows on the main thread too. It is never held across I/O or user code.
 
   #lock(): void {
+    this.#acquire();
+    // Another thread may have grown the buffers since this one last looked: every view must cover
+    // the frames and table slots in use before anything is read or written under the lock.
+    const c = this.#control;
+    if ((c[HIGH_WATER] as number) * FRAME_WORDS > this.#info.length) this.#refreshInfo();
+    if ((c[HIGH_WATER] as number) * PAGE_SIZE > this.#bytes.length) this.#refreshFrames();
+    if (2 ** ((c[TABLE_BITS] as number) + 1) > this.#table.length) this.#refreshTable();
+  }
+
+  #acquire(): void {
     const c = this.#control;
     let s = Atomics.compareExchange(c, LOCK, 0, 1);
     if (s === 0) return;
