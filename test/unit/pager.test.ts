@@ -83,14 +83,24 @@ describe('pager: meta pages', () => {
     const dir = new MemoryDirectory();
     createDataFile(dir, state(0));
     const data = DataFile.open(dir);
-    data.writeMeta(state(1));
+    const written = state(1);
+    data.writeMeta(written);
     data.settle();
-    assert.equal(data.metas.newest.checkpointId, 2);
-    assert.equal(data.metas.older?.checkpointId, 1);
-    assert.deepEqual(data.metas.newest.roots, data.metas.older?.roots);
-    assert.equal(data.metas.newest.seq, 10);
+    // Read back from the file, not from the DataFile's own copy: both slots must hold what was written.
+    const file = dir.files.get(DATA_FILE) as MemoryFile;
+    const onDisk = readMetas(file);
+    assert.equal(onDisk.newest.checkpointId, 2);
+    assert.equal(onDisk.older?.checkpointId, 1);
+    for (const m of [onDisk.newest, onDisk.older as DbState]) {
+      assert.equal(m.seq, written.seq, `meta ${m.checkpointId}: seq`);
+      assert.equal(m.pageCount, written.pageCount, `meta ${m.checkpointId}: page count`);
+      assert.equal(m.freeRoot, written.freeRoot, `meta ${m.checkpointId}: free list root`);
+      assert.deepEqual(m.roots, written.roots, `meta ${m.checkpointId}: tree roots`);
+    }
+    const before = Buffer.from(file.data);
     data.settle();
-    assert.equal(data.metas.newest.checkpointId, 2, 'settled metas are left alone');
+    assert.equal(readMetas(file).newest.checkpointId, 2, 'settled metas are left alone');
+    assert.ok(file.data.equals(before), 'settling settled metas writes nothing');
     data.close();
   });
   it('refuses a data file of another format version, naming both versions', () => {
