@@ -6,7 +6,7 @@
 // the journal replays the rest; pages nothing reaches are harmless. Never a wrong value, never an
 // untyped error.
 import assert from 'node:assert/strict';
-import { BirchError, CorruptionError, MemoryDirectory, open } from '../../api/index.js';
+import { BirchError, CorruptionError, MemoryDirectory, open, type Birch } from '../../api/index.js';
 import type { MemoryFile } from '../../pager/backend.js';
 import { readMetas } from '../../pager/data-file.js';
 import { PAGE_SIZE } from '../../pager/page-format.js';
@@ -104,6 +104,8 @@ async function probe(dir: MemoryDirectory, model: Model, where: string): Promise
     return 'refused';
   }
   let detected = false;
+  let outcome: 'detected' | 'clean' | undefined;
+  let failed = false;
   try {
     const typed = (err: unknown): void => {
       assert.ok(err instanceof CorruptionError, `${where}: a read threw ${String(err)}`);
@@ -131,9 +133,35 @@ async function probe(dir: MemoryDirectory, model: Model, where: string): Promise
     }
     const report = db.check();
     if (detected) assert.ok(!report.ok, `${where}: reads met corruption that check() missed`);
-    return detected || !report.ok ? 'detected' : 'clean';
+    outcome = detected || !report.ok ? 'detected' : 'clean';
+    return outcome;
+  } catch (err) {
+    failed = true;
+    throw err;
   } finally {
-    await db.close().catch(() => undefined);
+    // A case that failed already reports its own failure; otherwise close() is checked too.
+    const closeFailure = await closeProbed(db, where, outcome === 'detected');
+    if (closeFailure !== undefined && !failed) throw closeFailure;
+  }
+}
+
+/**
+ * Closes a probed handle. Closing checkpoints what the journal replayed, settles the metas and
+ * gives the file's free tail back, so it may read the damaged page too: where reads or check()
+ * detected the corruption (`detected`), a CorruptionError naming a page is the one failure
+ * expected of it; anything else (an untyped error, another code, a corruption found only here)
+ * fails the case. Returns that failure.
+ */
+async function closeProbed(db: Birch, where: string, detected: boolean): Promise<assert.AssertionError | undefined> {
+  try {
+    await db.close();
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof BirchError)) return new assert.AssertionError({ message: `${where}: close() threw an untyped ${String(err)}` });
+    if (!(err instanceof CorruptionError)) return new assert.AssertionError({ message: `${where}: close() failed with ${err.code}: ${err.message}` });
+    if (!detected) return new assert.AssertionError({ message: `${where}: close() met corruption that reads and check() had not detected: ${err.message}` });
+    if (err.site.pageNo === undefined) return new assert.AssertionError({ message: `${where}: close()'s error names no page: ${err.message}` });
+    return undefined;
   }
 }
 
