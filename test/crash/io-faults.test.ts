@@ -30,8 +30,11 @@ function typed(err: unknown, where: string): BirchError {
   return err;
 }
 
-/** Runs the workload with the fault; returns what was acknowledged and where the fault surfaced. */
-async function runWithFault(faulty: FaultyDirectory, where: string): Promise<{ acked: number; surfaced: string | undefined }> {
+/**
+ * Runs the workload with the fault; returns what was acknowledged and where the fault surfaced.
+ * `onAck` is told of each acknowledged batch as the test sees it.
+ */
+async function runWithFault(faulty: FaultyDirectory, where: string, onAck?: (t: number) => void): Promise<{ acked: number; surfaced: string | undefined }> {
   let db: Birch;
   try {
     db = await open('f', { ...OPTS, backend: faulty });
@@ -45,6 +48,7 @@ async function runWithFault(faulty: FaultyDirectory, where: string): Promise<{ a
     try {
       await batch(db, t);
       acked = t;
+      onAck?.(t);
     } catch (err) {
       const e = typed(err, `${where}, batch ${t}`);
       assert.equal(e.code, 'FATAL_IO', `${where}, batch ${t}: ${e.message}`);
@@ -52,7 +56,10 @@ async function runWithFault(faulty: FaultyDirectory, where: string): Promise<{ a
       // No retry: the next write refuses even though the disk would now accept it.
       faulty.setPlan(undefined);
       await assert.rejects(batch(db, t + 1), (x: unknown) => x instanceof BirchError && x.code === 'FATAL_IO');
-      assert.ok(db.get('last') !== undefined || acked === 0, 'reads go on');
+      // Reads go on, and show the acknowledged batches exactly: batch t failed, none of it shows.
+      assert.equal(db.get('last')?.toString(), acked === 0 ? undefined : String(acked), `${where}: after batch ${t} failed, reads show batch ${db.get('last')?.toString() ?? 'none'} as the last, where ${acked} was acknowledged`);
+      assert.equal(db.get(keyOf(t, 0)), undefined, `${where}: the failed batch ${t} is visible`);
+      if (t > 5) assert.equal(db.get(keyOf(t - 5, 0))?.toString(), `v${t - 5}-0-`, `${where}: a key the failed batch ${t} deletes is not visible`);
       break;
     }
   }
@@ -88,11 +95,18 @@ describe('crash: an I/O error at every write and sync of a workload (simulated d
   it(`fails typed, never retries a sync, and recovers every acknowledged batch (${BATCHES} batches)`, async function () {
     this.timeout(900_000);
     const row = reliabilityRow(this, 'I/O errors (core)');
-    // Count the operations of a clean run.
+    // Count the operations of a clean run, and how many of each kind came before each acknowledgement.
     const clean = new FaultyDirectory(new CrashDirectory());
-    const r = await runWithFault(clean, 'clean run');
+    const countsAtAck: { write: number; sync: number }[] = [];
+    const r = await runWithFault(clean, 'clean run', () => countsAtAck.push(clean.counts));
     assert.equal(r.acked, BATCHES);
     const totals = clean.counts;
+    // The run is deterministic, and with a fault at the nth operation of a kind every earlier one
+    // succeeds: each batch the clean run acknowledged with fewer than n operations of that kind
+    // behind it must be acknowledged again.
+    const ackedBefore = (op: FaultOp, n: number): number => countsAtAck.filter((c) => c[op] < n).length;
+    let runsWithAcks = 0;
+    let runsDueAcks = 0;
     const notReached: string[] = [];
     for (const op of ['write', 'sync'] as FaultOp[]) {
       for (let n = 1; n <= totals[op]; n++) {
@@ -104,6 +118,10 @@ describe('crash: an I/O error at every write and sync of a workload (simulated d
             const faulty = new FaultyDirectory(sim, { op, n, sticky, code });
             const { acked, surfaced } = await runWithFault(faulty, where);
             row.acked += acked;
+            const due = ackedBefore(op, n);
+            if (acked > 0) runsWithAcks++;
+            if (due > 0) runsDueAcks++;
+            assert.ok(acked >= due, `${where}: ${acked} batches acknowledged, where the clean run had acknowledged ${due} before this operation`);
             if (surfaced === undefined) {
               // Only a fault the run never reached may go unseen, and the counters must show it.
               assert.ok(faulty.counts[op] < n, `${where}: the fault was reached (${faulty.counts[op]} ${op}s) but not detected`);
@@ -114,7 +132,10 @@ describe('crash: an I/O error at every write and sync of a workload (simulated d
         }
       }
     }
-    console.log(`      ${row.cases} runs: ${totals.write} writes and ${totals.sync} syncs each failed in turn, once and from then on; ${row.cases - notReached.length} surfaced as typed errors, ${notReached.length} not reached (${notReached.slice(0, 4).join('; ')}${notReached.length > 4 ? '; ...' : ''}); every acknowledged batch recovered`);
+    console.log(`      ${row.cases} runs: ${totals.write} writes and ${totals.sync} syncs each failed in turn, once and from then on; ${row.cases - notReached.length} surfaced as typed errors, ${notReached.length} not reached (${notReached.slice(0, 4).join('; ')}${notReached.length > 4 ? '; ...' : ''}); ${runsWithAcks} runs had acknowledged batches to recover (${runsDueAcks} had to); every acknowledged batch recovered`);
     assertRowClean(row);
+    // The workload exists to check acknowledged batches after faults: only the faults among the
+    // open's operations and the first batch's (one run in eight) come before any acknowledgement.
+    assert.ok(runsWithAcks >= runsDueAcks && runsDueAcks >= (3 / 4) * row.cases, `only ${runsWithAcks} of ${row.cases} runs had acknowledged batches (${runsDueAcks} due)`);
   });
 });
