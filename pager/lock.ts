@@ -43,7 +43,8 @@ export const STEAL_MUTEX = 'LOCK.steal';
 export const TEMP_PREFIX = 'LOCK.pid.tmp-';
 const OWNER_RECORD_VERSION = 1;
 const TORN_RECORD_MS = 5_000;
-const STEAL_MUTEX_STALE_MS = 2_000;
+/** Age past which a steal mutex without a readable owner is stale (exported for the lock tests). */
+export const STEAL_MUTEX_STALE_MS = 2_000;
 const BOOT_TIME_SLACK_MS = 120_000;
 const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
 

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { open, type LockMode } from '../../api/index.js';
-import { loadFsExt, OWNER_FILE, processStart, STEAL_MUTEX, TEMP_PREFIX } from '../../pager/lock.js';
+import { loadFsExt, OWNER_FILE, processStart, STEAL_MUTEX, STEAL_MUTEX_STALE_MS, TEMP_PREFIX } from '../../pager/lock.js';
 import { isCode, rmDir, tmpDir } from '../helpers/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -229,9 +229,16 @@ describe('lock: the directory lock, with fs-ext and without it', function () {
 
     it('a steal mutex left by a killed opener holds the next opener back only until it turns stale, then is removed', async () => {
       write(dir, { ...base, pid: 2 ** 22 + 7, start: null }); // no such process: pids stop at 2^22 on Linux
-      fs.mkdirSync(path.join(dir, STEAL_MUTEX));
-      await (await open(dir, { lock: 'pidfile' })).close();
-      assert.ok(!fs.existsSync(path.join(dir, STEAL_MUTEX)));
+      const mutex = path.join(dir, STEAL_MUTEX);
+      fs.mkdirSync(mutex);
+      // Without an owner it turns stale STEAL_MUTEX_STALE_MS after its mtime, by the clock the lock
+      // reads too: the open may end only after that moment (an ordering, not a duration).
+      const staleAt = fs.statSync(mutex).mtimeMs + STEAL_MUTEX_STALE_MS;
+      const db = await open(dir, { lock: 'pidfile' });
+      const openedAt = Date.now();
+      await db.close();
+      assert.ok(openedAt > staleAt, `the open ended ${(staleAt - openedAt).toFixed(0)} ms before the mutex turned stale: it did not wait for it`);
+      assert.ok(!fs.existsSync(mutex));
     });
 
     it('many processes racing for a directory with a dead owner: exactly one gets it, every round', async () => {
