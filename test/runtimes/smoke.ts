@@ -2,7 +2,8 @@
 // test/runtimes/runtimes.test.ts, which runs it under each runtime. Steps, by argv[2]:
 //   basic <dir>   open, 64 concurrent writers, snapshots and ranges, a named tree, check(),
 //                 close, reopen: prints `OK <json of what it saw>`.
-//   write <dir>   writes batch after batch, printing `ACK <n>` as each resolves, until killed.
+//   write <dir>   writes batch after batch, printing `ACK <n> <checkpoints>` as each resolves (with
+//                 the checkpoints finished so far, as stats() counts them), until killed.
 //   verify <dir> <acked>  reopens after the writer was SIGKILLed: every acknowledged batch is
 //                 there whole, check() is clean; prints `OK <json>`.
 // Any failure prints `FAIL <message>` and exits 1, so the test shows what the runtime said.
@@ -65,7 +66,7 @@ async function write(): Promise<void> {
     for (let i = 0; i < 20; i++) ops.push({ type: 'put' as const, key: `b${t}-${i}`, value: `batch ${t} item ${i} `.repeat(4) });
     ops.push({ type: 'put' as const, key: 'last', value: String(t) });
     await db.batch(ops);
-    say(`ACK ${t}`);
+    say(`ACK ${t} ${db.stats({ trees: false }).checkpoints.count}`);
   }
 }
 
