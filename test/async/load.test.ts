@@ -1,7 +1,7 @@
 // Load: 10,000 concurrent callers keep the writer saturated and the write buffer full, checkpoint
 // after checkpoint. Every promise settles, every acknowledged write is readable, memory stays
-// within the buffer's limits, the caches, the queue bound and an allowance. The event loop's delay
-// is reported, not asserted (a timing: this machine is shared).
+// within the buffer's limits, the caches, the queue bound, the callers' state and a measured
+// allowance. The event loop's delay is reported, not asserted (a timing: this machine is shared).
 import assert from 'node:assert/strict';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { open } from '../../api/index.js';
@@ -16,11 +16,22 @@ const CHECKPOINT = 8 * 2 ** 20;
 // The write buffer at most: an active and a frozen generation, each up to twice checkpointBytes
 // (the hard limit), counted as the buffer counts them (keys, values and ENTRY_OVERHEAD_BYTES each).
 const BUFFER = 4 * CHECKPOINT;
+// Each caller's state while its batch is in flight, the engine's per-batch state included:
+// measured 1.0-1.3 KiB of heap and 0.17 KiB outside it (10,000 pending callers, node --expose-gc,
+// collected before and after issuing them).
+const CALLER_BYTES = 1536;
 // What memory may hold besides the two page caches (the main thread's and the checkpointer's),
-// the queue bound and the buffer: three V8 isolates' heaps, a checkpoint's sorted operations and
-// its pages in flight, the allocator's arenas. The journal's own LZ4 codec keeps the writer's
-// memory flat (lz4-napi's results were held outside the GC heap and climbed past 578 MiB in 60 s).
-const ALLOWANCE = 512 * 2 ** 20;
+// the queue bound, the buffer and the callers: the main thread's heap ahead of its collections
+// (V8 grows it while some 50,000 batches a second make garbage: its total grew 155-205 MiB, of
+// which the buffer and the callers are at most 47 MiB), and the writer's and checkpointer's
+// isolates (a checkpoint's sorted operations, a record being compressed) with the allocator's
+// arenas (75-115 MiB). Measured over ten runs of this test on a shared 2-core machine: RSS grew
+// 260-361 MiB (median 300), that is 173-274 MiB beyond the modelled parts and the callers. The
+// allowance is the largest of those plus a quarter, since the garbage between collections grows
+// with the commit rate, which a faster machine raises. (A leak is what this bound is for: with
+// lz4-napi the writer's results, held outside the GC heap, climbed past 578 MiB in 60 s.)
+const UNMODELLED_MEASURED_MAX_MIB = 274;
+const ALLOWANCE = Math.ceil(1.25 * UNMODELLED_MEASURED_MAX_MIB) * 2 ** 20;
 
 describe('load: 10,000 concurrent callers', () => {
   it(`every promise settles and every acknowledged write is readable (${SECONDS} s)`, async function () {
@@ -70,8 +81,11 @@ describe('load: 10,000 concurrent callers', () => {
       console.log(`      batch latency p50 ${ms(s.latency.p50Ms)} ms, p99 ${ms(s.latency.p99Ms)} ms; while checkpoints ran p50 ${ms(s.latency.duringCheckpointP50Ms)} ms, p99 ${ms(s.latency.duringCheckpointP99Ms)} ms`);
       console.log(`      event loop delay p50 ${(delay.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(delay.percentile(99) / 1e6).toFixed(1)} ms, max ${(delay.max / 1e6).toFixed(1)} ms; RSS ${(rssStart / 2 ** 20).toFixed(0)} -> peak ${(rssPeak / 2 ** 20).toFixed(0)} MiB`);
       assert.ok(s.checkpoints.count >= 4, `only ${s.checkpoints.count} checkpoints ran: the buffer did not reach steady state`);
-      const bound = 2 * CACHE + QUEUE + BUFFER + ALLOWANCE;
-      assert.ok(rssPeak - rssStart <= bound, `memory grew by ${((rssPeak - rssStart) / 2 ** 20).toFixed(0)} MiB, past its bound of ${(bound / 2 ** 20).toFixed(0)} MiB`);
+      const modelled = 2 * CACHE + QUEUE + BUFFER + CALLERS * CALLER_BYTES;
+      const bound = modelled + ALLOWANCE;
+      const mib = (n: number): string => (n / 2 ** 20).toFixed(0);
+      console.log(`      memory grew ${mib(rssPeak - rssStart)} MiB: bound ${mib(bound)} MiB (caches, queue, buffer and callers ${mib(modelled)}, allowance ${mib(ALLOWANCE)})`);
+      assert.ok(rssPeak - rssStart <= bound, `memory grew by ${mib(rssPeak - rssStart)} MiB, past its bound of ${mib(bound)} MiB`);
       await db.checkpoint();
       assert.ok(db.check().ok);
     } finally {
