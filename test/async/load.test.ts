@@ -20,7 +20,7 @@ const BUFFER = 4 * CHECKPOINT;
 // measured 1.0-1.3 KiB of heap and 0.17 KiB outside it (10,000 pending callers, node --expose-gc,
 // collected before and after issuing them).
 const CALLER_BYTES = 1536;
-// What memory may hold besides the two page caches (the main thread's and the checkpointer's),
+// What memory may hold besides the page cache (one, shared by the main thread and the checkpointer),
 // the queue bound, the buffer and the callers: the main thread's heap ahead of its collections
 // (V8 grows it while some 50,000 batches a second make garbage: its total grew 155-205 MiB, of
 // which the buffer and the callers are at most 47 MiB), and the writer's and checkpointer's
@@ -81,7 +81,7 @@ describe('load: 10,000 concurrent callers', () => {
       console.log(`      batch latency p50 ${ms(s.latency.p50Ms)} ms, p99 ${ms(s.latency.p99Ms)} ms; while checkpoints ran p50 ${ms(s.latency.duringCheckpointP50Ms)} ms, p99 ${ms(s.latency.duringCheckpointP99Ms)} ms`);
       console.log(`      event loop delay p50 ${(delay.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(delay.percentile(99) / 1e6).toFixed(1)} ms, max ${(delay.max / 1e6).toFixed(1)} ms; RSS ${(rssStart / 2 ** 20).toFixed(0)} -> peak ${(rssPeak / 2 ** 20).toFixed(0)} MiB`);
       assert.ok(s.checkpoints.count >= 4, `only ${s.checkpoints.count} checkpoints ran: the buffer did not reach steady state`);
-      const modelled = 2 * CACHE + QUEUE + BUFFER + CALLERS * CALLER_BYTES;
+      const modelled = CACHE + QUEUE + BUFFER + CALLERS * CALLER_BYTES;
       const bound = modelled + ALLOWANCE;
       const mib = (n: number): string => (n / 2 ** 20).toFixed(0);
       console.log(`      memory grew ${mib(rssPeak - rssStart)} MiB: bound ${mib(bound)} MiB (caches, queue, buffer and callers ${mib(modelled)}, allowance ${mib(ALLOWANCE)})`);
