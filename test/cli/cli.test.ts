@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { open } from '../../api/index.js';
 import { PAGE_SIZE } from '../../pager/page-format.js';
 import { rmDir, tmpDir } from '../helpers/index.js';
+import { WORKLOADS } from '../../bin/bench/workloads.js';
 
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'birch.js');
 
@@ -38,7 +39,7 @@ describe('cli: birch', () => {
   it('rejects bad arguments with a message naming the problem, the usage, status 1 and no stack trace', () => {
     const cases: [string[], string, string][] = [
       [['bench', 'versions', '--stores', 'a:1:2'], `error: option '--stores <spec>' argument 'a:1:2' is invalid. bad store "a:1:2": expected name:keyMean:keySpread:valueMean:valueSpread:changes:deleteFraction (deleteFraction <= 1, keyMean >= 1)`, 'birch bench'],
-      [['bench', 'nosuch'], 'birch: unknown workload "nosuch"; choose from fillseq, fillrandom, streams, overwrite, delete, readrandom, readseq, concurrent, puts, versions', 'birch'],
+      [['bench', 'nosuch'], `birch: unknown workload "nosuch"; choose from ${Object.keys(WORKLOADS).join(', ')}`, 'birch'],
       [['bench', '--txns', '0'], "error: option '--txns <n>' argument '0' is invalid. --txns must be a positive integer", 'birch bench'],
       [['bench', '--compare', 'mysql'], `error: option '--compare <engines>' argument 'mysql' is invalid. unknown engine "mysql"; choose from lmdb, level, sqlite`, 'birch bench'],
       [['bench', '--batch', 'x'], "error: option '--batch <n>' argument 'x' is invalid. --batch must be a positive integer", 'birch bench'],
