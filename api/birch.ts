@@ -111,14 +111,12 @@ export interface BirchImplementation {
   threads: 'worker-threads' | 'inline';
 }
 
-/**
- * One validated operation, as copied into its batch's encoded bytes: the key as a latin1 string
- * (the write buffer's key), the value where it lies in those bytes.
- */
+/** One validated operation, as copied into its batch's encoded bytes: where its key and value lie in them. */
 interface InputOp {
   type: OpType;
   tree: string;
-  key: string;
+  keyOff: number;
+  keyLen: number;
   valueOff: number;
   valueLen: number;
 }
@@ -225,7 +223,7 @@ function encodeBatch(ops: unknown, opts: unknown): { ops: InputOp[]; conds: Inpu
     const tree = trees[i] as string;
     const end = writeOp(encoded, at, types[i] as OpType, tree === '' ? undefined : treeBytes?.get(tree), key, value);
     const valueAt = end - (value?.length ?? 0);
-    out[i] = { type: types[i] as OpType, tree, key: encoded.toString('latin1', valueAt - key.length, valueAt), valueOff: valueAt, valueLen: end - valueAt };
+    out[i] = { type: types[i] as OpType, tree, keyOff: valueAt - key.length, keyLen: key.length, valueOff: valueAt, valueLen: end - valueAt };
     at = end;
   }
   return { ops: out, conds, encoded };
@@ -553,7 +551,7 @@ export class Birch {
       const treeBytes = Buffer.from(tree, 'utf8');
       const encoded = Buffer.allocUnsafe(opBytes(treeBytes.length, 0, 0));
       writeOp(encoded, 0, OP_DROP_TREE, treeBytes, undefined, undefined);
-      return { ops: [{ type: OP_DROP_TREE, tree, key: '', valueOff: 0, valueLen: 0 }], conds: [], encoded };
+      return { ops: [{ type: OP_DROP_TREE, tree, keyOff: 0, keyLen: 0, valueOff: 0, valueLen: 0 }], conds: [], encoded };
     });
   }
 
@@ -595,7 +593,7 @@ export class Birch {
     const gen = this.#gens[0] as Generation;
     for (const op of p.ops) {
       if (op.type === OP_DROP_TREE) gen.drop(op.tree, seq);
-      else gen.write(op.tree, op.key, op.type === OP_PUT ? p.encoded : null, op.valueOff, op.valueLen, seq, this.#pruneFloor);
+      else gen.write(op.tree, p.encoded, op.keyOff, op.keyLen, op.valueOff, op.type === OP_PUT ? op.valueLen : -1, seq, this.#pruneFloor);
     }
     this.#inflight.push({ seq, bytes: p.encoded.length, t0: p.t0, duringCheckpoint: this.#ckpt !== undefined, refused: undefined, empty: false, resolve: p.resolve, reject: p.reject });
     this.#unackedBytes += p.encoded.length;

@@ -4,12 +4,11 @@
 // A buffer is a chain of generations, newest first: the active one takes new operations; when a
 // checkpoint starts it is frozen (never changed again) and a new active one begins, and when the
 // checkpoint's trees are published the frozen one is dropped. Each generation holds, per tree, a
-// hash map from the key (its bytes as a latin1 string: string order is byte order, and strings
-// hash and compare several times faster than Buffers) to a chain of versions, and an ordered index
-// of the keys (sorted-btree) that is brought up to date only when a range needs it: a write costs
-// a hash map update (measured on the 2-core VM, 250,000 random 16-byte keys: 0.3 us a put, where
-// keeping the ordered map on every write cost 1.0-1.6 us), and a workload that never iterates the
-// buffer never sorts it.
+// hash map from a hash of the key's bytes to the key's entry (its versions), and an ordered index
+// of the keys (sorted-btree over latin1 strings, in which string order is byte order) that is
+// brought up to date only when a range needs it. Keys are never copied into strings on the way in
+// or on a point read: a write hashes the key where it lies in its batch's bytes, and a get hashes
+// the caller's key; only a range that iterates the buffer pays for strings and a sort.
 //
 // Versions: an operation is admitted with its batch's sequence number and is visible to a reader
 // at seq S only if its seq <= S (readers read at the last acknowledged batch; conditions are
@@ -23,15 +22,15 @@
 import bulkLoadModule from 'sorted-btree/extended/bulkLoad.js';
 
 const bulkLoad = ('default' in bulkLoadModule ? (bulkLoadModule as { default: typeof bulkLoadModule }).default : bulkLoadModule).bulkLoad;
-type SortedKeys = ReturnType<typeof bulkLoad<string, true>>;
+type SortedKeys = ReturnType<typeof bulkLoad<string, KeyEntry>>;
 /**
  * What readers use of the key index. Declared here rather than as sorted-btree's class so that
  * the package's declarations do not depend on how that module's default export is typed (it
  * differs between the ES and CommonJS readings of its types).
  */
 export interface KeyIndex {
-  entries(lowestKey?: string): IterableIterator<[string, true]>;
-  entriesReversed(highestKey?: string): IterableIterator<[string, true]>;
+  entries(lowestKey?: string): IterableIterator<[string, KeyEntry]>;
+  entriesReversed(highestKey?: string): IterableIterator<[string, KeyEntry]>;
 }
 /** Plain string order (byte order for latin1 strings); sorted-btree's default also orders mixed types, slower. */
 const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -40,40 +39,90 @@ const INDEX_NODE_SIZE = 128;
 const INDEX_LOAD_FACTOR = 0.8;
 
 /**
- * A key's value as of batch `seq`, and the version before it. The value is `len` bytes at `off` of
- * `buf` (the batch's encoded bytes, shared by its operations: no object of its own per value, which
- * matters to the young-generation collector, since buffered operations live until a checkpoint);
- * `buf` null: deleted.
+ * A key's value as of batch `seq`, and the version before it. Everything lies in the bytes of the
+ * batch that wrote it (`buf`, shared by its operations: no object of its own per key or value,
+ * which matters to the young-generation collector, since buffered operations live until a
+ * checkpoint): the key, `keyLen` bytes at `keyOff`; the value, `len` bytes at `off`, or len -1
+ * for a delete.
  */
 export interface Version {
   readonly seq: number;
-  readonly buf: Buffer | null;
+  readonly buf: Buffer;
+  readonly keyOff: number;
+  readonly keyLen: number;
   readonly off: number;
   readonly len: number;
   next: Version | undefined;
 }
 
+/** One buffered key: its versions, newest first (the head's bytes hold the key), and the next key with the same hash. */
+export interface KeyEntry {
+  head: Version;
+  collide: KeyEntry | undefined;
+}
+
 /** A copy of the version's value (null: a tombstone); callers may keep or change it. */
 export function valueOf(v: Version): Buffer | null {
-  if (v.buf === null) return null;
+  if (v.len < 0) return null;
   const out = Buffer.allocUnsafe(v.len);
   v.buf.copy(out, 0, v.off, v.off + v.len);
   return out;
 }
 
 /**
+ * A 30-bit hash of `len` bytes at `off` of `b` (murmur3's mixing, four bytes a step): a small
+ * integer, which a Map keys by without hashing again.
+ */
+export function hashBytes(b: Uint8Array, off: number, len: number): number {
+  let h = 0x9747b28c ^ len;
+  let i = off;
+  const end = off + len;
+  for (; i + 4 <= end; i += 4) {
+    let k = (b[i] as number) | ((b[i + 1] as number) << 8) | ((b[i + 2] as number) << 16) | ((b[i + 3] as number) << 24);
+    k = Math.imul(k, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    h ^= Math.imul(k, 0x1b873593);
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  if (i < end) {
+    let k = b[i] as number;
+    if (i + 1 < end) k |= (b[i + 1] as number) << 8;
+    if (i + 2 < end) k |= (b[i + 2] as number) << 16;
+    k = Math.imul(k, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    h ^= Math.imul(k, 0x1b873593);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h & 0x3fffffff;
+}
+
+/** Whether the version's key is the `len` bytes at `off` of `b`. */
+function sameKey(v: Version, b: Uint8Array, off: number, len: number): boolean {
+  if (v.keyLen !== len) return false;
+  const kb = v.buf;
+  const ko = v.keyOff;
+  for (let j = 0; j < len; j++) if (kb[ko + j] !== b[off + j]) return false;
+  return true;
+}
+
+/**
  * Memory a buffered operation costs beyond its key and value bytes, for the checkpoint trigger
- * and backpressure: the version object, the map's share of a node, the key string's header and
- * the value Buffer's object (measured on Node 20: about 180 bytes an entry with sorted-btree).
+ * and backpressure: the version object, the key's entry and map slot, the map's share of an index
+ * node (measured on Node 20: about 180 bytes an entry with sorted-btree).
  */
 export const ENTRY_OVERHEAD_BYTES = 180;
 
 export class TreeBuffer {
-  /** Key -> its versions, newest first. Keys are never removed: a delete is a version too. */
-  readonly map = new Map<string, Version>();
-  /** The keys in order, as of the last range; `unindexed` holds the keys added since. */
+  /** Hash of the key -> its entry (entries of colliding keys chained). Keys are never removed: a delete is a version too. */
+  readonly map = new Map<number, KeyEntry>();
+  /** The keys in order, as of the last range; `unindexed` holds the entries added since. */
   #index: SortedKeys | undefined;
-  #unindexed: string[] = [];
+  #unindexed: KeyEntry[] = [];
   /** The seq of the drop that began this map (0: none: older data shows through). */
   readonly droppedAt: number;
   /** The map this one replaced at the drop, for readers older than it. */
@@ -93,12 +142,28 @@ export class TreeBuffer {
     return t;
   }
 
-  /** Records a version of `key` (its newest); older versions no reader at or above `floor` can see go. */
-  set(key: string, seq: number, buf: Buffer | null, off: number, len: number, floor: number): void {
-    const prev = this.map.get(key);
-    // Until a range builds the index, new keys need no list: the build reads the map's keys.
-    if (prev === undefined && this.#index !== undefined) this.#unindexed.push(key);
-    this.map.set(key, { seq, buf, off, len, next: prune(prev, floor) });
+  /** The entry of the `len` bytes at `off` of `b`, if this map holds that key. */
+  find(b: Uint8Array, off: number, len: number): KeyEntry | undefined {
+    let e = this.map.get(hashBytes(b, off, len));
+    while (e !== undefined && !sameKey(e.head, b, off, len)) e = e.collide;
+    return e;
+  }
+
+  /** Records `v` as its key's newest version; older versions no reader at or above `floor` can see go. */
+  set(v: Version, floor: number): void {
+    const h = hashBytes(v.buf, v.keyOff, v.keyLen);
+    const first = this.map.get(h);
+    let e = first;
+    while (e !== undefined && !sameKey(e.head, v.buf, v.keyOff, v.keyLen)) e = e.collide;
+    if (e !== undefined) {
+      v.next = prune(e.head, floor);
+      e.head = v;
+      return;
+    }
+    const created: KeyEntry = { head: v, collide: first };
+    this.map.set(h, created);
+    // Until a range builds the index, new keys need no list: the build reads the map's entries.
+    if (this.#index !== undefined) this.#unindexed.push(created);
   }
 
   /** The keys in order (the index brought up to date), for a range. */
@@ -108,16 +173,24 @@ export class TreeBuffer {
       // Loaded bottom-up from one sort of every key: for 200,000 keys 37-56 ms against 238-273 ms
       // for inserting them one by one (sorted-btree 2.1, Node 20, the team's 2-core VM). Leaves
       // are filled to INDEX_LOAD_FACTOR, so that the keys added after it do not split them at once.
-      const keys = [...this.map.keys()].sort();
-      idx = this.#index = bulkLoad<string, true>(keys, new Array<true>(keys.length).fill(true), INDEX_NODE_SIZE, byString, INDEX_LOAD_FACTOR);
+      const all: [string, KeyEntry][] = [];
+      for (const first of this.map.values()) {
+        for (let e: KeyEntry | undefined = first; e !== undefined; e = e.collide) all.push([keyString(e), e]);
+      }
+      all.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      idx = this.#index = bulkLoad<string, KeyEntry>(all.map((p) => p[0]), all.map((p) => p[1]), INDEX_NODE_SIZE, byString, INDEX_LOAD_FACTOR);
     } else {
-      for (const k of this.#unindexed) idx.set(k, true);
+      for (const e of this.#unindexed) idx.set(keyString(e), e);
     }
     this.#unindexed = [];
     return idx;
   }
 }
 
+/** The key of an entry as a latin1 string (string order is byte order): for the ordered index only. */
+function keyString(e: KeyEntry): string {
+  return e.head.buf.toString('latin1', e.head.keyOff, e.head.keyOff + e.head.keyLen);
+}
 /** The version of a chain a reader at `seq` sees, or undefined if the chain is all newer. */
 export function visible(v: Version | undefined, seq: number): Version | undefined {
   while (v !== undefined && v.seq > seq) v = v.next;
@@ -148,15 +221,15 @@ export class Generation {
   }
 
   /**
-   * Records a put (the value: `len` bytes at `off` of `buf`) or a delete (`buf` null) of `key` in
-   * `tree` at `seq`. `floor` is the oldest seq a reader may read at: older versions that no reader
-   * can see are dropped.
+   * Records, in `tree` at `seq`, a put of the key `keyLen` bytes at `keyOff` of `buf` (the value:
+   * `len` bytes at `off` of it) or, with len -1, a delete. `floor` is the oldest seq a reader may
+   * read at: older versions that no reader can see are dropped.
    */
-  write(tree: string, key: string, buf: Buffer | null, off: number, len: number, seq: number, floor: number): void {
-    this.#note(key.length + len);
+  write(tree: string, buf: Buffer, keyOff: number, keyLen: number, off: number, len: number, seq: number, floor: number): void {
+    this.#note(keyLen + (len < 0 ? 0 : len));
     const t = this.#tree(tree);
-    if (buf !== null && t.createdAt === 0) t.createdAt = seq;
-    t.set(key, seq, buf, off, len, floor);
+    if (len >= 0 && t.createdAt === 0) t.createdAt = seq;
+    t.set({ seq, buf, keyOff, keyLen, off, len, next: undefined }, floor);
   }
 
   /** Records the drop of `tree` at `seq`. */

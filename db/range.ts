@@ -155,7 +155,7 @@ function* bufferEntries(t: TreeBuffer, seq: number, span: Span): Generator<Entry
     let scanned = 0;
     let done = true;
     const index = t.index();
-    for (const [k] of reverse ? index.entriesReversed(from) : index.entries(from)) {
+    for (const [k, entry] of reverse ? index.entriesReversed(from) : index.entries(from)) {
       if (skipFrom && k === from) continue;
       if (past(k)) break;
       if (scanned === BUFFER_CHUNK) {
@@ -164,7 +164,7 @@ function* bufferEntries(t: TreeBuffer, seq: number, span: Span): Generator<Entry
       }
       scanned++;
       from = k;
-      const v = visible(t.map.get(k), seq);
+      const v = visible(entry.head, seq);
       if (v !== undefined) chunk.push([k, valueOf(v)]);
     }
     for (const [k, value] of chunk) yield [Buffer.from(k, 'latin1'), value];

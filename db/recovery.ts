@@ -11,7 +11,6 @@
 // are not replayed, and their headers are zeroed, because the batches written from now on take
 // the same sequence numbers. Recovery takes time in proportion to the batches since the last
 // checkpoint: checkpointBytes bounds it.
-import { latin1 } from '../pager/bytes.js';
 import type { DirectoryBackend } from '../pager/backend.js';
 import { DATA_FILE, DataFile, createDataFile } from '../pager/data-file.js';
 import { checkpointId, pageNo, seq } from '../pager/ids.js';
@@ -69,8 +68,11 @@ export function recover(dir: DirectoryBackend, gen: Generation): Recovered {
     forEachOp(body, rec.header.ops, (op) => {
       const tree = op.tree.toString('utf8');
       if (op.type === OP_DROP_TREE) gen.drop(tree, at);
-      else if (op.type === OP_PUT) gen.write(tree, latin1(op.key), body, op.value.byteOffset - body.byteOffset, op.value.length, at, at);
-      else gen.write(tree, latin1(op.key), null, 0, 0, at, at);
+      else {
+        const keyOff = op.key.byteOffset - body.byteOffset;
+        const len = op.type === OP_PUT ? op.value.length : -1;
+        gen.write(tree, body, keyOff, op.key.length, keyOff + op.key.length, len, at, at);
+      }
     });
     ops += rec.header.ops;
     batches += rec.header.lastSeq - rec.header.firstSeq + 1;

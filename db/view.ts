@@ -2,7 +2,6 @@
 // the trees of the published checkpoint. A View is one such reading: the live state (the last
 // acknowledged batch) or a pinned snapshot. Ranges merge the sources in key order (range.ts); a
 // newer source wins for a key, and a tombstone hides the key.
-import { latin1 } from '../pager/bytes.js';
 import { PAGE_SIZE } from '../pager/page-format.js';
 import type { PageReader } from '../pager/reader.js';
 import type { DbState } from '../pager/meta-format.js';
@@ -69,14 +68,12 @@ export class View {
 
   get(tree: string, key: Buffer): Buffer | undefined {
     const gens = this.gens;
-    // The buffer first. A generation that holds nothing of the tree costs one map probe; none
-    // builds a string unless it holds the tree.
-    let k: string | undefined;
+    // The buffer first: a generation that holds nothing of the tree costs one probe of a small
+    // map; one that holds it, a hash of the key's bytes (no string is made).
     for (let g = 0; g < gens.length; g++) {
       const t = (gens[g] as Generation).trees.get(tree)?.at(this.seq);
       if (t === undefined) continue;
-      k ??= latin1(key);
-      const v = visible(t.map.get(k), this.seq);
+      const v = visible(t.find(key, 0, key.length)?.head, this.seq);
       if (v !== undefined) return valueOf(v) ?? undefined;
       if (t.droppedAt > 0) return undefined;
     }
@@ -90,13 +87,11 @@ export class View {
    * or, for a value on overflow pages or a page read outside the cache, of a copy `hold` keeps.
    */
   getView(tree: string, key: Buffer, hold: ViewHold): Buffer | undefined {
-    let k: string | undefined;
     for (const g of this.gens) {
       const t = g.trees.get(tree)?.at(this.seq);
       if (t === undefined) continue;
-      k ??= latin1(key);
-      const v = visible(t.map.get(k), this.seq);
-      if (v !== undefined) return v.buf === null ? undefined : v.buf.subarray(v.off, v.off + v.len);
+      const v = visible(t.find(key, 0, key.length)?.head, this.seq);
+      if (v !== undefined) return v.len < 0 ? undefined : v.buf.subarray(v.off, v.off + v.len);
       if (t.droppedAt > 0) return undefined;
     }
     const desc = this.base.desc(tree);
