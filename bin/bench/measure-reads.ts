@@ -34,6 +34,12 @@ export interface ReadOutcome {
 export interface ReadPhase {
   /** What the progress bar counts to. */
   total: number;
+  /**
+   * An untimed first pass of the same reads, before the clock (readrandom): it fills each
+   * engine's caches (birchdb's frames, lmdb-js's page tables), so that the timed pass measures the
+   * steady state a running application sees. Returns its rate, reported apart.
+   */
+  warmUp?(): Promise<number>;
   /** The timed phase; `tick(done, progressed)` after each step (progressed: towards `total`, if not done). */
   run(tick: (done: number, progressed?: number) => void): Promise<ReadOutcome>;
 }
@@ -100,6 +106,11 @@ function readRandom(engine: Engine, o: BenchOptions): ReadPhase {
   const sampled = latencySample(n, o.seed);
   return {
     total: n,
+    warmUp: async () => {
+      const t0 = performance.now();
+      await getAll(engine, keys, new Uint8Array(n), 0, n, []);
+      return n / ((performance.now() - t0) / 1000);
+    },
     run: async (tick) => {
       const latencies: number[] = [];
       for (let at = 0; at < n; at += READS_PER_TICK) {

@@ -103,6 +103,7 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
   let lastSample = 0;
   // Last before the clock: every engine's files in the OS page cache.
   if (reads !== undefined) readFilesOnce(dir);
+  const firstPassOpsPerSec = await reads?.warmUp?.();
   const endTimed = engine.beginTimed?.();
   const t0 = performance.now();
   const sample = (force = false): void => {
@@ -179,6 +180,7 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
   const timedExtra = endTimed?.() ?? {};
   sample(true);
   const extra = { ...engine.extra(), ...timedExtra };
+  if (firstPassOpsPerSec !== undefined) extra.firstPassOpsPerSec = firstPassOpsPerSec;
   if (read?.duringCheckpoint !== undefined && read.duringCheckpoint.length > 0) extra.readP99DuringCheckpointMs = percentile(read.duringCheckpoint.sort((a, b) => a - b), 99);
   const copyIo0 = diskWriteBytes();
   // Only a workload that wrote has batches to replay.

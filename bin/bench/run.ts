@@ -101,7 +101,7 @@ export function describeWorkload(name: string, o: BenchOptions): string {
   const warm = 'files in the OS page cache';
   const shapes: Partial<Record<WorkloadKind, string>> = {
     concurrent: `${o.callers} callers, ${keys} single-op puts`,
-    readrandom: `${keys} random reads of ${keys} keys, ${warm}`,
+    readrandom: `${keys} random reads of ${keys} keys after a first pass of the same reads (its rate apart), ${warm}`,
     readseq: `${SCAN_PASSES} ordered scans of ${keys} keys, ${warm}`,
     scan: `${fmt(o.txns * RANGES_PER_TXN)} ranges of ${o.batch} entries from random keys of ${keys}, ${warm}`,
     readwhilewriting: `${o.callers} callers, ${fmt(Math.round(o.txns * o.batch * WRITES_PER_KEY))} single-op overwrites of ${keys} keys while one reader reads random keys, ${warm}`,
@@ -132,6 +132,12 @@ export function formatTables(results: BenchResult[], workloads: { name: string; 
       ['  vs birchdb', (r) => (birch === undefined ? '' : `${fmt(r.opsPerSec / birch.opsPerSec, 2)}x`)],
       [`latency p50 (per ${latencyOf})`, (r) => ms(r.p50Ms)],
       [`latency p99 (per ${latencyOf})`, (r) => ms(r.p99Ms)],
+      ...(kind === 'readrandom'
+        ? ([
+            ['first pass (untimed), ops/s', extra('firstPassOpsPerSec', 0)],
+            ['  vs birchdb', (r) => (birch?.extra.firstPassOpsPerSec === undefined || r.extra.firstPassOpsPerSec === undefined ? '' : `${fmt(r.extra.firstPassOpsPerSec / birch.extra.firstPassOpsPerSec, 2)}x`)],
+          ] satisfies Row[])
+        : []),
       ...(rww
         ? ([
             ['writes/s', writes((x) => fmt(x.opsPerSec))],
