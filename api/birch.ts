@@ -593,7 +593,7 @@ export class Birch {
     const gen = this.#gens[0] as Generation;
     for (const op of p.ops) {
       if (op.type === OP_DROP_TREE) gen.drop(op.tree, seq);
-      else gen.write(op.tree, p.encoded, op.keyOff, op.keyLen, op.valueOff, op.type === OP_PUT ? op.valueLen : -1, seq, this.#pruneFloor);
+      else gen.write(op.tree, p.encoded, op.keyOff, op.keyLen, op.type === OP_PUT ? op.valueLen : -1, seq, this.#pruneFloor);
     }
     this.#inflight.push({ seq, bytes: p.encoded.length, t0: p.t0, duringCheckpoint: this.#ckpt !== undefined, refused: undefined, empty: false, resolve: p.resolve, reject: p.reject });
     this.#unackedBytes += p.encoded.length;

@@ -22,15 +22,15 @@
 import bulkLoadModule from 'sorted-btree/extended/bulkLoad.js';
 
 const bulkLoad = ('default' in bulkLoadModule ? (bulkLoadModule as { default: typeof bulkLoadModule }).default : bulkLoadModule).bulkLoad;
-type SortedKeys = ReturnType<typeof bulkLoad<string, KeyEntry>>;
+type SortedKeys = ReturnType<typeof bulkLoad<string, Version>>;
 /**
  * What readers use of the key index. Declared here rather than as sorted-btree's class so that
  * the package's declarations do not depend on how that module's default export is typed (it
  * differs between the ES and CommonJS readings of its types).
  */
 export interface KeyIndex {
-  entries(lowestKey?: string): IterableIterator<[string, KeyEntry]>;
-  entriesReversed(highestKey?: string): IterableIterator<[string, KeyEntry]>;
+  entries(lowestKey?: string): IterableIterator<[string, Version]>;
+  entriesReversed(highestKey?: string): IterableIterator<[string, Version]>;
 }
 /** Plain string order (byte order for latin1 strings); sorted-btree's default also orders mixed types, slower. */
 const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -42,23 +42,25 @@ const INDEX_LOAD_FACTOR = 0.8;
  * A key's value as of batch `seq`, and the version before it. Everything lies in the bytes of the
  * batch that wrote it (`buf`, shared by its operations: no object of its own per key or value,
  * which matters to the young-generation collector, since buffered operations live until a
- * checkpoint): the key, `keyLen` bytes at `keyOff`; the value, `len` bytes at `off`, or len -1
- * for a delete.
+ * checkpoint): the value, `len` bytes at `off`, or len -1 for a delete; the key, the `keyLen`
+ * bytes just before `off` (an operation's value follows its key).
+ *
+ * The newest version of a key is also the key's entry in its map and in the ordered index: a
+ * newer write changes it in place and moves what it held into a new version behind it, so the
+ * entry never changes identity and a key costs one object, not an entry and a version (Node keeps
+ * 8 bytes a field: 80 bytes a version, where a separate entry cost 40 more). `collide` chains the
+ * entries of keys with the same hash; it is unused on older versions. Readers never keep a
+ * version across a turn (they take `visible()` and read it at once), so an in-place change is
+ * never seen half-made, and a reader at an older seq walks on to the version it sees.
  */
 export interface Version {
-  readonly seq: number;
-  readonly buf: Buffer;
-  readonly keyOff: number;
+  seq: number;
+  buf: Buffer;
   readonly keyLen: number;
-  readonly off: number;
-  readonly len: number;
+  off: number;
+  len: number;
   next: Version | undefined;
-}
-
-/** One buffered key: its versions, newest first (the head's bytes hold the key), and the next key with the same hash. */
-export interface KeyEntry {
-  head: Version;
-  collide: KeyEntry | undefined;
+  collide: Version | undefined;
 }
 
 /** A copy of the version's value (null: a tombstone); callers may keep or change it. */
@@ -105,24 +107,24 @@ export function hashBytes(b: Uint8Array, off: number, len: number): number {
 function sameKey(v: Version, b: Uint8Array, off: number, len: number): boolean {
   if (v.keyLen !== len) return false;
   const kb = v.buf;
-  const ko = v.keyOff;
+  const ko = v.off - len;
   for (let j = 0; j < len; j++) if (kb[ko + j] !== b[off + j]) return false;
   return true;
 }
 
 /**
  * Memory a buffered operation costs beyond its key and value bytes, for the checkpoint trigger
- * and backpressure: the version object, the key's entry and map slot, the map's share of an index
+ * and backpressure: the version object (a key's entry too), its map slot, the map's share of an index
  * node (measured on Node 20: about 180 bytes an entry with sorted-btree).
  */
 export const ENTRY_OVERHEAD_BYTES = 180;
 
 export class TreeBuffer {
-  /** Hash of the key -> its entry (entries of colliding keys chained). Keys are never removed: a delete is a version too. */
-  readonly map = new Map<number, KeyEntry>();
+  /** Hash of the key -> its entry, the newest version (entries of colliding keys chained). Keys are never removed: a delete is a version too. */
+  readonly map = new Map<number, Version>();
   /** The keys in order, as of the last range; `unindexed` holds the entries added since. */
   #index: SortedKeys | undefined;
-  #unindexed: KeyEntry[] = [];
+  #unindexed: Version[] = [];
   /** The seq of the drop that began this map (0: none: older data shows through). */
   readonly droppedAt: number;
   /** The map this one replaced at the drop, for readers older than it. */
@@ -143,24 +145,34 @@ export class TreeBuffer {
   }
 
   /** The entry of the `len` bytes at `off` of `b`, if this map holds that key. */
-  find(b: Uint8Array, off: number, len: number): KeyEntry | undefined {
+  find(b: Uint8Array, off: number, len: number): Version | undefined {
     let e = this.map.get(hashBytes(b, off, len));
-    while (e !== undefined && !sameKey(e.head, b, off, len)) e = e.collide;
+    while (e !== undefined && !sameKey(e, b, off, len)) e = e.collide;
     return e;
   }
 
-  /** Records `v` as its key's newest version; older versions no reader at or above `floor` can see go. */
-  set(v: Version, floor: number): void {
-    const h = hashBytes(v.buf, v.keyOff, v.keyLen);
+  /**
+   * Records a version at `seq` of the key `keyLen` bytes at `off - keyLen` of `buf` (value: `len`
+   * bytes at `off`, or len -1 for a delete) as the key's newest; older versions that no reader at
+   * or above `floor` can see go.
+   */
+  set(seq: number, buf: Buffer, keyLen: number, off: number, len: number, floor: number): void {
+    const keyOff = off - keyLen;
+    const h = hashBytes(buf, keyOff, keyLen);
     const first = this.map.get(h);
     let e = first;
-    while (e !== undefined && !sameKey(e.head, v.buf, v.keyOff, v.keyLen)) e = e.collide;
+    while (e !== undefined && !sameKey(e, buf, keyOff, keyLen)) e = e.collide;
     if (e !== undefined) {
-      v.next = prune(e.head, floor);
-      e.head = v;
+      // The entry keeps its identity; what it held becomes the version behind it.
+      const older: Version = { seq: e.seq, buf: e.buf, keyLen, off: e.off, len: e.len, next: e.next, collide: undefined };
+      e.next = prune(older, floor);
+      e.seq = seq;
+      e.buf = buf;
+      e.off = off;
+      e.len = len;
       return;
     }
-    const created: KeyEntry = { head: v, collide: first };
+    const created: Version = { seq, buf, keyLen, off, len, next: undefined, collide: first };
     this.map.set(h, created);
     // Until a range builds the index, new keys need no list: the build reads the map's entries.
     if (this.#index !== undefined) this.#unindexed.push(created);
@@ -173,12 +185,12 @@ export class TreeBuffer {
       // Loaded bottom-up from one sort of every key: for 200,000 keys 37-56 ms against 238-273 ms
       // for inserting them one by one (sorted-btree 2.1, Node 20, the team's 2-core VM). Leaves
       // are filled to INDEX_LOAD_FACTOR, so that the keys added after it do not split them at once.
-      const all: [string, KeyEntry][] = [];
+      const all: [string, Version][] = [];
       for (const first of this.map.values()) {
-        for (let e: KeyEntry | undefined = first; e !== undefined; e = e.collide) all.push([keyString(e), e]);
+        for (let e: Version | undefined = first; e !== undefined; e = e.collide) all.push([keyString(e), e]);
       }
       all.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-      idx = this.#index = bulkLoad<string, KeyEntry>(all.map((p) => p[0]), all.map((p) => p[1]), INDEX_NODE_SIZE, byString, INDEX_LOAD_FACTOR);
+      idx = this.#index = bulkLoad<string, Version>(all.map((p) => p[0]), all.map((p) => p[1]), INDEX_NODE_SIZE, byString, INDEX_LOAD_FACTOR);
     } else {
       for (const e of this.#unindexed) idx.set(keyString(e), e);
     }
@@ -188,8 +200,8 @@ export class TreeBuffer {
 }
 
 /** The key of an entry as a latin1 string (string order is byte order): for the ordered index only. */
-function keyString(e: KeyEntry): string {
-  return e.head.buf.toString('latin1', e.head.keyOff, e.head.keyOff + e.head.keyLen);
+function keyString(e: Version): string {
+  return e.buf.toString('latin1', e.off - e.keyLen, e.off);
 }
 /** The version of a chain a reader at `seq` sees, or undefined if the chain is all newer. */
 export function visible(v: Version | undefined, seq: number): Version | undefined {
@@ -222,14 +234,14 @@ export class Generation {
 
   /**
    * Records, in `tree` at `seq`, a put of the key `keyLen` bytes at `keyOff` of `buf` (the value:
-   * `len` bytes at `off` of it) or, with len -1, a delete. `floor` is the oldest seq a reader may
+   * `len` bytes right after it) or, with len -1, a delete. `floor` is the oldest seq a reader may
    * read at: older versions that no reader can see are dropped.
    */
-  write(tree: string, buf: Buffer, keyOff: number, keyLen: number, off: number, len: number, seq: number, floor: number): void {
+  write(tree: string, buf: Buffer, keyOff: number, keyLen: number, len: number, seq: number, floor: number): void {
     this.#note(keyLen + (len < 0 ? 0 : len));
     const t = this.#tree(tree);
     if (len >= 0 && t.createdAt === 0) t.createdAt = seq;
-    t.set({ seq, buf, keyOff, keyLen, off, len, next: undefined }, floor);
+    t.set(seq, buf, keyLen, keyOff + keyLen, len, floor);
   }
 
   /** Records the drop of `tree` at `seq`. */

@@ -164,7 +164,7 @@ function* bufferEntries(t: TreeBuffer, seq: number, span: Span): Generator<Entry
       }
       scanned++;
       from = k;
-      const v = visible(entry.head, seq);
+      const v = visible(entry, seq);
       if (v !== undefined) chunk.push([k, valueOf(v)]);
     }
     for (const [k, value] of chunk) yield [Buffer.from(k, 'latin1'), value];

@@ -71,7 +71,7 @@ export function recover(dir: DirectoryBackend, gen: Generation): Recovered {
       else {
         const keyOff = op.key.byteOffset - body.byteOffset;
         const len = op.type === OP_PUT ? op.value.length : -1;
-        gen.write(tree, body, keyOff, op.key.length, keyOff + op.key.length, len, at, at);
+        gen.write(tree, body, keyOff, op.key.length, len, at, at);
       }
     });
     ops += rec.header.ops;

@@ -73,7 +73,7 @@ export class View {
     for (let g = 0; g < gens.length; g++) {
       const t = (gens[g] as Generation).trees.get(tree)?.at(this.seq);
       if (t === undefined) continue;
-      const v = visible(t.find(key, 0, key.length)?.head, this.seq);
+      const v = visible(t.find(key, 0, key.length), this.seq);
       if (v !== undefined) return valueOf(v) ?? undefined;
       if (t.droppedAt > 0) return undefined;
     }
@@ -90,7 +90,7 @@ export class View {
     for (const g of this.gens) {
       const t = g.trees.get(tree)?.at(this.seq);
       if (t === undefined) continue;
-      const v = visible(t.find(key, 0, key.length)?.head, this.seq);
+      const v = visible(t.find(key, 0, key.length), this.seq);
       if (v !== undefined) return v.len < 0 ? undefined : v.buf.subarray(v.off, v.off + v.len);
       if (t.droppedAt > 0) return undefined;
     }

@@ -57,18 +57,18 @@ export function microBenches(): Promise<string[]> {
   // An operation's bytes as a batch holds them: the 16-byte key, then a 100-byte value.
   const value = Buffer.alloc(100);
   const withKey = (k: Buffer): Buffer => Buffer.concat([k, value]);
-  for (let n = 0; n < 100_000; n++) gen.write('', withKey(rnd()), 0, 16, 16, 100, n + 1, n + 1);
+  for (let n = 0; n < 100_000; n++) gen.write('', withKey(rnd()), 0, 16, 100, n + 1, n + 1);
   let seq = 200_000;
   const keys = Array.from({ length: 10_000 }, rnd);
   let ki = 0;
   suite.add('write buffer put (16 B key, 100,000 entries)', () => {
     seq++;
-    gen.write('', withKey(keys[(ki = (ki + 1) % keys.length)] as Buffer), 0, 16, 16, 100, seq, seq);
+    gen.write('', withKey(keys[(ki = (ki + 1) % keys.length)] as Buffer), 0, 16, 100, seq, seq);
   });
   suite.add('write buffer get (16 B key, 100,000 entries)', () => { const k = keys[(ki = (ki + 1) % keys.length)] as Buffer; return gen.trees.get('')?.find(k, 0, k.length); });
   suite.add('write buffer key index, brought up to date after one put', () => {
     seq++;
-    gen.write('', withKey(rnd()), 0, 16, 16, -1, seq, seq);
+    gen.write('', withKey(rnd()), 0, 16, -1, seq, seq);
     gen.trees.get('')?.index();
   });
   suite.add('page copy (4 KiB)', () => Buffer.from(page));
