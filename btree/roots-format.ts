@@ -10,7 +10,8 @@
 //
 // Roots area: the default tree's descriptor at ROOTS_MAIN, the catalog tree's at ROOTS_CATALOG.
 // The catalog maps a tree name (UTF-8 bytes) to that tree's descriptor.
-import { readU32, readU64, writeU32, writeU64 } from '../pager/bytes.js';
+import { readU32, readU64, u64Fits, writeU32, writeU64 } from '../pager/bytes.js';
+import { CorruptionError, type CorruptionSite } from '../pager/errors.js';
 import { ROOTS_SIZE } from '../pager/meta-format.js';
 import type { TreeDesc } from './tree.js';
 
@@ -31,8 +32,23 @@ export function encodeDesc(desc: TreeDesc, buf: Buffer = Buffer.alloc(TREE_DESC_
   return buf;
 }
 
-export function decodeDesc(buf: Buffer, off = 0): TreeDesc {
+/**
+ * The descriptor at `off` of `buf`. `site` names where it was read (a meta page, or the catalog's
+ * entry of a tree): a descriptor cut short or with an entry count of 2^53 or more is refused there
+ * with a CorruptionError.
+ */
+export function decodeDesc(buf: Buffer, off = 0, site: CorruptionSite & { what?: string } = {}): TreeDesc {
+  const { what = 'a tree descriptor', ...where } = site;
+  if (buf.length - off < TREE_DESC_SIZE) throw new CorruptionError(`${what} has ${buf.length - off} bytes, not ${TREE_DESC_SIZE}`, where);
+  if (!u64Fits(buf, off + DESC_ENTRIES_OFFSET)) throw new CorruptionError(`${what} counts 2^53 or more entries`, where);
   return { root: readU32(buf, off + DESC_ROOT_OFFSET), depth: readU32(buf, off + DESC_DEPTH_OFFSET), entries: readU64(buf, off + DESC_ENTRIES_OFFSET) };
+}
+
+/** A catalog value: the descriptor of tree `name`, exactly TREE_DESC_SIZE bytes (CorruptionError at `site` if not). */
+export function decodeCatalogValue(raw: Buffer, name: string, site: CorruptionSite = {}): TreeDesc {
+  const what = `the catalog's descriptor of tree '${name}'`;
+  if (raw.length !== TREE_DESC_SIZE) throw new CorruptionError(`${what} has ${raw.length} bytes, not ${TREE_DESC_SIZE}`, site);
+  return decodeDesc(raw, 0, { ...site, what });
 }
 
 export interface Roots {
@@ -47,6 +63,10 @@ export function encodeRoots(roots: Roots): Buffer {
   return buf;
 }
 
-export function decodeRoots(buf: Buffer): Roots {
-  return { main: decodeDesc(buf, ROOTS_MAIN), catalog: decodeDesc(buf, ROOTS_CATALOG) };
+/** The roots area `buf` of a meta; `site` names the meta page, for a CorruptionError. */
+export function decodeRoots(buf: Buffer, site: CorruptionSite = {}): Roots {
+  return {
+    main: decodeDesc(buf, ROOTS_MAIN, { ...site, what: "the default tree's descriptor" }),
+    catalog: decodeDesc(buf, ROOTS_CATALOG, { ...site, what: "the catalog's descriptor" }),
+  };
 }

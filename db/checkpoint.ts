@@ -25,10 +25,10 @@
 import { latin1 } from '../pager/bytes.js';
 import { BirchError, FatalIoError, assert } from '../pager/errors.js';
 import type { DirectoryBackend } from '../pager/backend.js';
-import { DataFile, type WriteStats } from '../pager/data-file.js';
+import { DATA_FILE, DataFile, type WriteStats } from '../pager/data-file.js';
 import { FreeList, bitmapPagesFor, decodeFreeList, initBitmapPage, markPages, setBitmapNext, type AllocationOptions } from '../pager/freelist.js';
 import { checkpointId, pageNo, seq, type PageNo } from '../pager/ids.js';
-import type { DbState } from '../pager/meta-format.js';
+import { metaPageOf, type DbState } from '../pager/meta-format.js';
 import { PAGE_SIZE, PageKind, pageKind, sealPage } from '../pager/page-format.js';
 import { PageReader } from '../pager/reader.js';
 import { SharedPageCache, type SharedCacheInit } from '../pager/shared-cache.js';
@@ -38,7 +38,7 @@ import { EMPTY_TREE, freeTree, get as treeGet, type TreeDesc } from '../btree/tr
 import { mergeTree, type MergeOp, type PageSink } from '../btree/merge.js';
 import { relocateTree } from '../btree/relocate.js';
 import { iterateSpan, toSpan } from '../btree/cursor.js';
-import { decodeDesc, decodeRoots, encodeDesc, encodeRoots } from '../btree/roots-format.js';
+import { decodeCatalogValue, decodeRoots, encodeDesc, encodeRoots } from '../btree/roots-format.js';
 
 export interface CheckpointRequest {
   /** The last batch the checkpoint covers. */
@@ -166,14 +166,14 @@ export class Checkpointer {
     const older = this.#data.metas.older;
     this.#freeList.release(Math.min(this.#closing ? Infinity : this.#floor(), older === undefined ? -1 : older.checkpointId));
     const sink = new Sink(this.#data, this.#freeList, this.#pages, prev.pageCount, relocateFrom !== undefined);
-    const roots = decodeRoots(prev.roots);
+    const roots = decodeRoots(prev.roots, { file: DATA_FILE, pageNo: metaPageOf(prev.checkpointId) });
     const read = (no: PageNo): Buffer => sink.read(no);
     let main = roots.main;
     const catalogOps: MergeOp[] = [];
     if (relocateFrom !== undefined) {
       main = relocateTree(sink, main, relocateFrom);
       for (const [name, raw] of iterateSpan(read, roots.catalog, toSpan({}))) {
-        const moved = encodeDesc(relocateTree(sink, decodeDesc(raw), relocateFrom));
+        const moved = encodeDesc(relocateTree(sink, decodeCatalogValue(raw, name.toString('utf8'), { file: DATA_FILE }), relocateFrom));
         if (!moved.equals(raw)) catalogOps.push({ key: name, value: moved });
       }
     }
@@ -186,7 +186,7 @@ export class Checkpointer {
       }
       const nameBytes = Buffer.from(name, 'latin1');
       const raw = treeGet(read, roots.catalog, nameBytes);
-      let desc: TreeDesc | undefined = raw === undefined ? undefined : decodeDesc(raw);
+      let desc: TreeDesc | undefined = raw === undefined ? undefined : decodeCatalogValue(raw, nameBytes.toString('utf8'), { file: DATA_FILE });
       if (t.dropped && desc !== undefined) {
         freeTree(read, desc, (no) => sink.free(no));
         if (!t.hadPut) {

@@ -4,12 +4,13 @@
 // newer source wins for a key, and a tombstone hides the key.
 import { PAGE_SIZE } from '../pager/page-format.js';
 import type { PageReader } from '../pager/reader.js';
-import type { DbState } from '../pager/meta-format.js';
+import { metaPageOf, type DbState } from '../pager/meta-format.js';
+import { DATA_FILE } from '../pager/data-file.js';
 import { copyOverflow, findCell, get as treeGet, type TreeDesc } from '../btree/tree.js';
 import { isOverflowCell, valueLengthOfCell, valueStartOfCell } from '../btree/node.js';
 import { u32 } from '../pager/bytes.js';
 import { TreeCursor, toSpan, type RangeBounds } from '../btree/cursor.js';
-import { decodeDesc, decodeRoots, type Roots } from '../btree/roots-format.js';
+import { decodeCatalogValue, decodeRoots, type Roots } from '../btree/roots-format.js';
 import { valueOf, visible, type Generation, type TreeBuffer } from './buffer.js';
 import { RangeIterator } from './range.js';
 
@@ -23,7 +24,7 @@ export class Checkpointed {
 
   constructor(state: DbState, pages: PageReader) {
     this.state = state;
-    this.roots = decodeRoots(state.roots);
+    this.roots = decodeRoots(state.roots, { file: DATA_FILE, pageNo: metaPageOf(state.checkpointId) });
     this.pages = pages;
   }
 
@@ -33,7 +34,7 @@ export class Checkpointed {
     let d = this.#descs.get(name);
     if (d === undefined) {
       const raw = treeGet(this.pages, this.roots.catalog, Buffer.from(name, 'utf8'));
-      d = raw === undefined ? null : decodeDesc(raw);
+      d = raw === undefined ? null : decodeCatalogValue(raw, name, { file: DATA_FILE });
       this.#descs.set(name, d);
     }
     return d ?? undefined;

@@ -40,7 +40,7 @@
 // Invariants: the records recovery accepts hold consecutive sequence numbers (each firstSeq is the
 // previous lastSeq + 1); a record is valid only if its magic, both checksums, its segSeq, its
 // sizes and its operations all agree.
-import { readU32, readU64, writeU32, writeU64 } from '../pager/bytes.js';
+import { readU32, readU64, u64Fits, writeU32, writeU64 } from '../pager/bytes.js';
 import { checksum } from '../pager/checksum.js';
 import { BirchError } from '../pager/errors.js';
 import { PAGE_SIZE } from '../pager/page-format.js';
@@ -124,7 +124,9 @@ export function decodeSegmentHeader(buf: Buffer, name = 'journal segment'): numb
   if (version !== JOURNAL_VERSION) {
     throw new BirchError('FORMAT_UNSUPPORTED', `${name} has journal format version ${version}; this birchdb reads version ${JOURNAL_VERSION}`, { site: { file: name } });
   }
-  return readU64(buf, SEG_SEQ_OFFSET);
+  // An intact header whose segSeq is 2^53 or more is damage, not a header never written: its
+  // records may be needed, so the journal is refused rather than the segment reused.
+  return readU64(buf, SEG_SEQ_OFFSET, { file: name });
 }
 
 export interface RecordHeader {
@@ -158,6 +160,7 @@ export function encodeRecordHeader(h: RecordHeader, buf: Buffer = Buffer.alloc(R
 export function decodeRecordHeader(buf: Buffer): RecordHeader | string {
   if (readU32(buf, REC_MAGIC_OFFSET) !== RECORD_MAGIC) return 'no record magic';
   if (readU32(buf, REC_HEADER_SUM_OFFSET) !== checksum(buf, REC_SEG_SEQ_OFFSET, RECORD_HEADER_SIZE, JOURNAL_SEED)) return 'record header checksum mismatch';
+  if (!u64Fits(buf, REC_SEG_SEQ_OFFSET) || !u64Fits(buf, REC_FIRST_SEQ_OFFSET) || !u64Fits(buf, REC_LAST_SEQ_OFFSET)) return 'record has a 64-bit field of 2^53 or more';
   const h: RecordHeader = {
     segSeq: readU64(buf, REC_SEG_SEQ_OFFSET),
     firstSeq: readU64(buf, REC_FIRST_SEQ_OFFSET),

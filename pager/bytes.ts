@@ -1,7 +1,8 @@
 // Little-endian field access for every on-disk structure. Format modules call these with their
 // named offset constants; nothing else reads raw offsets. 64-bit fields are two u32 halves and
-// are exposed as safe-integer numbers (asserted), because page numbers and txn ids never need
-// more than 2^53.
+// are exposed as safe-integer numbers, because sequence numbers, checkpoint ids and entry counts
+// never need 2^53: a field read from disk that holds 2^53 or more is damage (CorruptionError).
+import { CorruptionError, type CorruptionSite } from './errors.js';
 
 export function readU8(buf: Buffer, off: number): number {
   return buf[off] as number;
@@ -21,10 +22,18 @@ export function readU32(buf: Buffer, off: number): number {
 export function writeU32(buf: Buffer, off: number, v: number): void {
   buf.writeUInt32LE(v >>> 0, off);
 }
-export function readU64(buf: Buffer, off: number): number {
+/** Whether the u64 at `off` is below 2^53 (readU64 returns it exactly). */
+export function u64Fits(buf: Buffer, off: number): boolean {
+  return buf.readUInt32LE(off + 4) <= 0x1fffff;
+}
+/**
+ * The u64 at `off`; one of 2^53 or more is refused with a CorruptionError at `site` (the file and
+ * page the caller read `buf` from), its offset in `buf` added.
+ */
+export function readU64(buf: Buffer, off: number, site: CorruptionSite = {}): number {
   const lo = buf.readUInt32LE(off);
   const hi = buf.readUInt32LE(off + 4);
-  if (hi > 0x1fffff) throw new RangeError(`u64 at offset ${off} exceeds 2^53`);
+  if (hi > 0x1fffff) throw new CorruptionError(`the 64-bit field at offset ${off} holds 2^53 or more`, { ...site, offset: off });
   return hi * 0x1_0000_0000 + lo;
 }
 export function writeU64(buf: Buffer, off: number, v: number): void {

@@ -24,7 +24,7 @@
 // sync before the meta write); opening picks the valid meta with the highest checkpointId and
 // refuses a file with neither valid.
 import { readU32, readU64, writeU32, writeU64 } from './bytes.js';
-import { CorruptionError, BirchError } from './errors.js';
+import { CorruptionError, BirchError, type CorruptionSite } from './errors.js';
 import { GENERIC_HEADER_SIZE, PAGE_SIZE, PageKind, initPage, pageKind, sealPage, verifyPage } from './page-format.js';
 import { checkpointId, pageNo, seq, type CheckpointId, type PageNo, type Seq } from './ids.js';
 
@@ -80,11 +80,12 @@ export function encodeState(state: DbState, buf: Buffer = Buffer.alloc(STATE_SIZ
   return buf;
 }
 
-export function decodeState(buf: Uint8Array, off = 0): DbState {
+/** The state at `off` of `buf`; `site` names where it was read, for a CorruptionError. */
+export function decodeState(buf: Uint8Array, off = 0, site: CorruptionSite = {}): DbState {
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   return {
-    checkpointId: checkpointId(readU64(b, off + STATE_CHECKPOINT_ID)),
-    seq: seq(readU64(b, off + STATE_SEQ)),
+    checkpointId: checkpointId(readU64(b, off + STATE_CHECKPOINT_ID, site)),
+    seq: seq(readU64(b, off + STATE_SEQ, site)),
     pageCount: readU32(b, off + STATE_PAGE_COUNT),
     freeRoot: pageNo(readU32(b, off + STATE_FREE_ROOT)),
     roots: Buffer.from(b.subarray(off + STATE_ROOTS, off + STATE_ROOTS + ROOTS_SIZE)),
@@ -138,7 +139,15 @@ export function decodeMeta(page: Buffer, slot: PageNo, file: string): DbState | 
   if (readU32(page, VERSION_OFFSET) !== FORMAT_VERSION) {
     return new CorruptionError(`meta page has format version ${readU32(page, VERSION_OFFSET)}`, { file, pageNo: slot });
   }
-  const state = decodeState(page, STATE_OFFSET);
+  // A checkpoint id or seq of 2^53 or more makes the meta invalid like any other damage: the
+  // other meta is used.
+  let state: DbState;
+  try {
+    state = decodeState(page, STATE_OFFSET, { file, pageNo: slot });
+  } catch (err) {
+    if (err instanceof CorruptionError) return err;
+    throw err;
+  }
   if (metaPageOf(state.checkpointId) !== slot) return new CorruptionError(`meta of checkpoint ${state.checkpointId} sits in the wrong slot`, { file, pageNo: slot });
   return state;
 }

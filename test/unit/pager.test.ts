@@ -21,8 +21,9 @@ describe('pager: byte helpers', () => {
       assert.equal(readU64(b, 0), v);
     }
     assert.throws(() => writeU64(b, 0, 2 ** 53));
-    b.fill(0xff);
-    assert.throws(() => readU64(b, 0));
+    b.writeUInt32LE(0, 0);
+    b.writeUInt32LE(0x200000, 4); // exactly 2^53
+    assert.throws(() => readU64(b, 0, { file: 'f', pageNo: 7 }), (e: unknown) => e instanceof CorruptionError && e.code === 'CORRUPTION' && e.site.file === 'f' && e.site.pageNo === 7 && e.site.offset === 0);
   });
 });
 
