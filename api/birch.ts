@@ -610,14 +610,20 @@ export class Birch {
   #decide(p: Pending): BirchError | undefined {
     if (p.conds.length === 0 && (p.ops[0] as InputOp | undefined)?.type !== OP_DROP_TREE) return undefined;
     const latest = new View(this.#admitted, this.#gens, this.#base);
-    for (const c of p.conds) {
-      const cur = latest.hasTree(c.tree) ? latest.get(c.tree, c.key) : undefined;
-      if (c.value === undefined ? cur !== undefined : cur === undefined || !cur.equals(c.value)) {
-        return new BirchError('CONDITION_FAILED', 'a key of the batch does not hold its ifMatch value');
+    // A read that meets damage (a CorruptionError) refuses this batch with it: nothing is written,
+    // and a batch held back by backpressure, decided later from a message handler, still settles.
+    try {
+      for (const c of p.conds) {
+        const cur = latest.hasTree(c.tree) ? latest.get(c.tree, c.key) : undefined;
+        if (c.value === undefined ? cur !== undefined : cur === undefined || !cur.equals(c.value)) {
+          return new BirchError('CONDITION_FAILED', 'a key of the batch does not hold its ifMatch value');
+        }
       }
-    }
-    for (const op of p.ops) {
-      if (op.type === OP_DROP_TREE && !latest.hasTree(op.tree)) return new BirchError('TREE_NOT_FOUND', `there is no tree named "${op.tree}" to drop`);
+      for (const op of p.ops) {
+        if (op.type === OP_DROP_TREE && !latest.hasTree(op.tree)) return new BirchError('TREE_NOT_FOUND', `there is no tree named "${op.tree}" to drop`);
+      }
+    } catch (err) {
+      return err instanceof BirchError ? err : new BirchError('INTERNAL', `deciding a batch failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     return undefined;
   }

@@ -3,6 +3,7 @@
 import { NodeDirectory } from '../pager/backend.js';
 import { DATA_FILE, readMetas, type Metas } from '../pager/data-file.js';
 import { listJournal } from '../journal/journal.js';
+import { checkRoots } from '../btree/roots-format.js';
 
 export function inspectJournal(dir: string): { metas: Metas; segments: ReturnType<typeof listJournal> } {
   const backend = new NodeDirectory(dir);
@@ -10,7 +11,7 @@ export function inspectJournal(dir: string): { metas: Metas; segments: ReturnTyp
   try {
     const file = backend.open(DATA_FILE, { create: false, readOnly: true });
     try {
-      return { metas: readMetas(file), segments: listJournal(backend) };
+      return { metas: readMetas(file, checkRoots), segments: listJournal(backend) };
     } finally {
       file.close();
     }

@@ -63,6 +63,11 @@ export function encodeRoots(roots: Roots): Buffer {
   return buf;
 }
 
+/** Throws a CorruptionError at `site` if a meta's roots area is damaged (pager/meta-format.ts's RootsCheck). */
+export function checkRoots(buf: Buffer, site: CorruptionSite): void {
+  decodeRoots(buf, site);
+}
+
 /** The roots area `buf` of a meta; `site` names the meta page, for a CorruptionError. */
 export function decodeRoots(buf: Buffer, site: CorruptionSite = {}): Roots {
   return {

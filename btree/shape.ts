@@ -6,6 +6,7 @@ import type { ReadPage, TreeDesc } from './tree.js';
 import { childAt, count, isLeaf, leafValue, usedBytes } from './node.js';
 import { NODE_CAPACITY, overflowPagesFor } from './node-format.js';
 import { decodeCatalogValue, type Roots } from './roots-format.js';
+import { DATA_FILE } from '../pager/data-file.js';
 
 export interface TreeStats {
   /** null: the default tree. */
@@ -47,6 +48,6 @@ export function treeShape(read: ReadPage, name: string | null, desc: TreeDesc): 
 /** The shape of the default tree and of every named tree. */
 export function allTreeShapes(read: ReadPage, roots: Roots): TreeStats[] {
   const trees: TreeStats[] = [treeShape(read, null, roots.main)];
-  for (const [k, v] of iterate(read, roots.catalog, {})) trees.push(treeShape(read, k.toString('utf8'), decodeCatalogValue(v, k.toString('utf8'))));
+  for (const [k, v] of iterate(read, roots.catalog, {})) trees.push(treeShape(read, k.toString('utf8'), decodeCatalogValue(v, k.toString('utf8'), { file: DATA_FILE })));
   return trees;
 }

@@ -16,6 +16,7 @@ import { readValue, type TreeDesc } from './tree.js';
 import { childAt, count, keyAt, leafValue, usedBytes } from './node.js';
 import { NODE_CAPACITY, overflowPagesFor } from './node-format.js';
 import { decodeCatalogValue, type Roots } from './roots-format.js';
+import { DATA_FILE } from '../pager/data-file.js';
 
 export interface CheckReport {
   ok: boolean;
@@ -139,7 +140,7 @@ export function checkDatabase(src: CheckSource, roots: Roots): CheckReport {
 
   walkTree('(default)', roots.main);
   const named: [string, TreeDesc][] = [];
-  walkTree('(catalog)', roots.catalog, (k, v) => named.push([k.toString('utf8'), decodeCatalogValue(v, k.toString('utf8'))]));
+  walkTree('(catalog)', roots.catalog, (k, v) => named.push([k.toString('utf8'), decodeCatalogValue(v, k.toString('utf8'), { file: DATA_FILE })]));
   for (const [name, desc] of named) walkTree(`"${name}"`, desc);
 
   // The free list as the newest state records it, then the in-memory one against it.

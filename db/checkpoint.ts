@@ -38,7 +38,7 @@ import { EMPTY_TREE, freeTree, get as treeGet, type TreeDesc } from '../btree/tr
 import { mergeTree, type MergeOp, type PageSink } from '../btree/merge.js';
 import { relocateTree } from '../btree/relocate.js';
 import { iterateSpan, toSpan } from '../btree/cursor.js';
-import { decodeCatalogValue, decodeRoots, encodeDesc, encodeRoots } from '../btree/roots-format.js';
+import { checkRoots, decodeCatalogValue, decodeRoots, encodeDesc, encodeRoots } from '../btree/roots-format.js';
 
 export interface CheckpointRequest {
   /** The last batch the checkpoint covers. */
@@ -117,7 +117,7 @@ export class Checkpointer {
   readonly stats: CheckpointStats;
 
   constructor(dir: DirectoryBackend, opts: CheckpointerOptions, floor: () => number) {
-    this.#data = DataFile.open(dir);
+    this.#data = DataFile.open(dir, checkRoots);
     try {
       this.#freeList = new FreeList(opts.allocation);
       const cache = SharedPageCache.attach(opts.cache);

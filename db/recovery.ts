@@ -18,7 +18,7 @@ import type { DbState } from '../pager/meta-format.js';
 import { OP_DROP_TREE, OP_PUT, forEachOp } from '../journal/format.js';
 import { neutralizeGaps, scanJournal, type RecordLoc, type SegmentInfo } from '../journal/journal.js';
 import { EMPTY_TREE } from '../btree/tree.js';
-import { encodeRoots } from '../btree/roots-format.js';
+import { checkRoots, encodeRoots } from '../btree/roots-format.js';
 import type { Generation } from './buffer.js';
 
 export interface Recovered {
@@ -53,7 +53,7 @@ export const INITIAL_STATE: DbState = {
 export function recover(dir: DirectoryBackend, gen: Generation): Recovered {
   const t0 = performance.now();
   if (!dir.exists(DATA_FILE)) createDataFile(dir, INITIAL_STATE);
-  const data = DataFile.open(dir);
+  const data = DataFile.open(dir, checkRoots);
   let state: DbState;
   try {
     data.settle();

@@ -10,7 +10,7 @@
 import { BirchError, CorruptionError, FatalIoError } from './errors.js';
 import type { DirectoryBackend, FileBackend } from './backend.js';
 import { checkpointId, type PageNo } from './ids.js';
-import { META_PAGES, checkFileHeader, decodeMeta, encodeFileHeader, encodeMeta, metaPageOf, type DbState } from './meta-format.js';
+import { META_PAGES, checkFileHeader, decodeMeta, encodeFileHeader, encodeMeta, metaPageOf, type DbState, type RootsCheck } from './meta-format.js';
 import { PAGE_SIZE, pageOffsetBytes, verifyPage } from './page-format.js';
 
 export const DATA_FILE = 'data.birch';
@@ -50,7 +50,7 @@ export interface Metas {
 }
 
 /** Reads and checks the file header and both metas; throws if the file is not usable. */
-export function readMetas(file: FileBackend): Metas {
+export function readMetas(file: FileBackend, checkRoots?: RootsCheck): Metas {
   const header = Buffer.alloc(PAGE_SIZE);
   file.read(0, header);
   checkFileHeader(header, DATA_FILE);
@@ -59,7 +59,7 @@ export function readMetas(file: FileBackend): Metas {
   for (const slot of META_PAGES) {
     const buf = Buffer.alloc(PAGE_SIZE);
     file.read(pageOffsetBytes(slot), buf);
-    const meta = decodeMeta(buf, slot, DATA_FILE);
+    const meta = decodeMeta(buf, slot, DATA_FILE, checkRoots);
     if (meta instanceof CorruptionError) problems.push(meta.message);
     else valid.push(meta);
   }
@@ -113,11 +113,11 @@ export class DataFile {
     this.fileBytes = file.length();
   }
 
-  /** Opens the data file of `dir` for writing; it must exist (recovery creates it). */
-  static open(dir: DirectoryBackend): DataFile {
+  /** Opens the data file of `dir` for writing; it must exist (recovery creates it). `checkRoots` judges each meta's roots. */
+  static open(dir: DirectoryBackend, checkRoots?: RootsCheck): DataFile {
     const file = dir.open(DATA_FILE, { create: false });
     try {
-      return new DataFile(file, readMetas(file));
+      return new DataFile(file, readMetas(file, checkRoots));
     } catch (err) {
       file.close();
       throw err;

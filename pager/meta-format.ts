@@ -126,8 +126,18 @@ export function encodeMeta(state: DbState): Buffer {
   return page;
 }
 
-/** The meta in `page`, or an error saying why it is not a valid meta. */
-export function decodeMeta(page: Buffer, slot: PageNo, file: string): DbState | CorruptionError {
+/**
+ * Checks a meta's roots area (its layout belongs to the trees' layer: btree/roots-format.ts),
+ * throwing a CorruptionError at `site` if it is damaged.
+ */
+export type RootsCheck = (roots: Buffer, site: CorruptionSite) => void;
+
+/**
+ * The meta in `page`, or an error saying why it is not a valid meta. `checkRoots` also judges its
+ * roots: a meta whose descriptors are damaged is invalid like any other, so that the other meta
+ * opens instead (and settling never copies the damage over it).
+ */
+export function decodeMeta(page: Buffer, slot: PageNo, file: string, checkRoots?: RootsCheck): DbState | CorruptionError {
   try {
     verifyPage(page, slot, file);
   } catch (err) {
@@ -144,6 +154,7 @@ export function decodeMeta(page: Buffer, slot: PageNo, file: string): DbState | 
   let state: DbState;
   try {
     state = decodeState(page, STATE_OFFSET, { file, pageNo: slot });
+    checkRoots?.(state.roots, { file, pageNo: slot });
   } catch (err) {
     if (err instanceof CorruptionError) return err;
     throw err;
