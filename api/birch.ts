@@ -31,6 +31,7 @@ import type { JournalStats, RecordLoc } from '../journal/journal.js';
 import { allTreeShapes, type TreeStats } from '../btree/shape.js';
 import { checkDatabase, type CheckReport } from '../btree/verify.js';
 import { Generation } from '../db/buffer.js';
+import { backupSnapshot, type BackupOptions, type BackupResult } from './backup.js';
 import type { CheckpointStats } from '../db/checkpoint.js';
 import { recover } from '../db/recovery.js';
 import { Checkpointed, View, ViewHold } from '../db/view.js';
@@ -927,6 +928,20 @@ export class Birch {
         threads: this.#opts.backend === undefined ? 'worker-threads' : 'inline',
       },
     };
+  }
+
+  /**
+   * A verified, compact copy of the current state, in a new directory `dir`, taken while writes go
+   * on (api/backup.ts): every tree in fresh, full pages, no journal. Restoring is opening it.
+   */
+  backup(dir: string, opts?: BackupOptions): Promise<BackupResult> {
+    let snap: Snapshot;
+    try {
+      snap = this.snapshot();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return backupSnapshot(snap, dir, opts, (d) => open(d));
   }
 
   /** The verifier, over the trees of the published checkpoint (every page read afresh from disk). */

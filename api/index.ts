@@ -1,6 +1,7 @@
 // birchdb's public entry point.
 export { open, Birch, Tree, type BatchOp, type BatchOptions, type BirchStats, type BirchImplementation } from './birch.js';
 export { Snapshot, type RangeOptions } from './reads.js';
+export type { BackupOptions, BackupProgress, BackupResult } from './backup.js';
 export type { RangeIterator } from '../db/range.js';
 export { DEFAULTS, DEFAULT_CHECKPOINT_BYTES, defaultCacheSize, type BirchOptions } from './options.js';
 export type { CheckReport } from '../btree/verify.js';

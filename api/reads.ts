@@ -132,6 +132,11 @@ export class Snapshot {
     this.#check();
     return this.#view.trees();
   }
+  /** @internal The entries of `tree` as of this snapshot's checkpoint (writes buffered since not counted): for progress. */
+  checkpointedEntries(tree: string | undefined): number {
+    this.#check();
+    return this.#view.base.desc(treeOf(tree))?.entries ?? 0;
+  }
   get released(): boolean {
     return this.#released;
   }

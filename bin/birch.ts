@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
+import cliProgress from 'cli-progress';
 import path from 'node:path';
 import readline from 'node:readline';
 import { BirchError, open, type Birch } from '../api/index.js';
@@ -161,6 +162,39 @@ program
       for (const e of r.errors) console.log(`error: ${e}`);
       console.log(`${r.errors.length} problem(s) found`);
       process.exitCode = 1;
+    }
+  });
+
+program
+  .command('backup')
+  .description('copy a database into a new directory, compact (every tree in fresh, full pages) and checked; restore by opening the copy')
+  .argument('<dir>', 'database directory')
+  .argument('<target>', 'the backup directory to create (must not exist)')
+  .action(async (dir: string, target: string) => {
+    if (fs.existsSync(target)) fail(`the backup target ${target} already exists; choose a new directory`);
+    const db = await openExisting(dir);
+    const bar = process.stderr.isTTY === true ? new cliProgress.SingleBar({ format: '  backup [{bar}] {percentage}% {value}/{total} entries {phase}', hideCursor: true, clearOnComplete: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
+    let started = false;
+    try {
+      const r = await db.backup(target, {
+        onProgress: (p) => {
+          if (bar === undefined) return;
+          const total = Math.max(p.estimatedEntries, p.entries);
+          if (!started) {
+            bar.start(total, p.entries, { phase: p.phase });
+            started = true;
+          }
+          bar.setTotal(total);
+          bar.update(p.entries, { phase: p.phase });
+        },
+      });
+      bar?.stop();
+      await db.close();
+      console.log(`backup of batch ${r.seq}: ${r.entries} entries in ${r.trees + 1} trees, ${(r.bytes / 2 ** 20).toFixed(1)} MiB, checked, in ${(r.ms / 1000).toFixed(1)} s: ${r.dir}`);
+    } catch (err) {
+      bar?.stop();
+      await db.close().catch(() => undefined);
+      fail(`backup failed: ${describeError(err)}`);
     }
   });
 

@@ -103,6 +103,20 @@ export function mergeTree(sink: PageSink, desc: TreeDesc, ops: readonly MergeOp[
   return { root, depth: height, entries: m.entries };
 }
 
+/** A leaf cell for a put: the value inline, or written to a run of overflow pages allocated from `sink`. */
+export function leafCellFor(sink: Pick<PageSink, 'allocate' | 'emit' | 'newPage'>, key: Buffer, value: Buffer): Buffer {
+  if (LEAF_CELL_HEADER + key.length + value.length <= MAX_INLINE_LEAF_CELL) return makeLeafCell(key, value, value.length, 0);
+  const pages = overflowPagesFor(value.length);
+  const first = sink.allocate(pages);
+  for (let k = 0; k < pages; k++) {
+    const page = sink.newPage();
+    initPage(page, pageNo(first + k), PageKind.Overflow);
+    value.copy(page, GENERIC_HEADER_SIZE, k * OVERFLOW_PAYLOAD, Math.min(value.length, (k + 1) * OVERFLOW_PAYLOAD));
+    sink.emit(pageNo(first + k), page);
+  }
+  return makeLeafCell(key, null, value.length, first);
+}
+
 class Merge {
   readonly #sink: PageSink;
   entries = 0;
@@ -110,18 +124,8 @@ class Merge {
     this.#sink = sink;
   }
 
-  /** A leaf cell for a put: the value inline, or written to a run of overflow pages. */
   leafCell(key: Buffer, value: Buffer): Buffer {
-    if (LEAF_CELL_HEADER + key.length + value.length <= MAX_INLINE_LEAF_CELL) return makeLeafCell(key, value, value.length, 0);
-    const pages = overflowPagesFor(value.length);
-    const first = this.#sink.allocate(pages);
-    for (let k = 0; k < pages; k++) {
-      const page = this.#sink.newPage();
-      initPage(page, pageNo(first + k), PageKind.Overflow);
-      value.copy(page, GENERIC_HEADER_SIZE, k * OVERFLOW_PAYLOAD, Math.min(value.length, (k + 1) * OVERFLOW_PAYLOAD));
-      this.#sink.emit(pageNo(first + k), page);
-    }
-    return makeLeafCell(key, null, value.length, first);
+    return leafCellFor(this.#sink, key, value);
   }
 
   /** The cells of leaf `page` with ops[lo, hi) applied; the old leaf (and replaced values) freed. */
@@ -278,7 +282,7 @@ class Merge {
  * Every cell costs at most half a page (MAX_INLINE_LEAF_CELL), so every page takes at least one
  * cell and any two cells fit one page.
  */
-function cut(cells: readonly Buffer[], rightEdge: boolean): [number, number][] {
+export function cut(cells: readonly Buffer[], rightEdge: boolean): [number, number][] {
   const out: [number, number][] = [];
   let start = 0;
   while (start < cells.length) {
@@ -316,7 +320,7 @@ function cut(cells: readonly Buffer[], rightEdge: boolean): [number, number][] {
 }
 
 /** The shortest prefix of `right` that is still greater than `left` (so left < sep <= right). */
-function shortestSeparator(left: Buffer, right: Buffer): Buffer {
+export function shortestSeparator(left: Buffer, right: Buffer): Buffer {
   let p = 0;
   while (p < left.length && p < right.length && left[p] === right[p]) p++;
   return Buffer.from(right.subarray(0, Math.min(right.length, p + 1)));

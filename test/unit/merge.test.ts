@@ -6,7 +6,8 @@ import { PAGE_SIZE, PageKind, pageKind, sealPage, verifyPage } from '../../pager
 import { EMPTY_TREE, get, type TreeDesc } from '../../btree/tree.js';
 import { iterate } from '../../btree/cursor.js';
 import { mergeTree, type MergeOp, type PageSink } from '../../btree/merge.js';
-import { childAt, count, isLeaf, keyAt, leafValue, usedBytes } from '../../btree/node.js';
+import { TreeBuilder } from '../../btree/build.js';
+import { cellBytes, childAt, count, isLeaf, keyAt, leafValue, usedBytes } from '../../btree/node.js';
 import { LEAF_CELL_HEADER, NODE_CAPACITY, MAX_INLINE_LEAF_CELL, overflowPagesFor } from '../../btree/node-format.js';
 import { rng } from '../helpers/index.js';
 
@@ -209,5 +210,74 @@ describe('btree: bulk merge of a checkpoint into a tree', () => {
     assert.ok(desc.depth >= 3);
     desc = mergeAndCheck(s, desc, Array.from({ length: 49990 }, (_, i) => [k16(i + 10), null] as [string, null]), model);
     assert.equal(desc.depth, 1, 'ten keys fit one leaf');
+  });
+});
+
+/** What cell i of `page` costs in a node: its bytes and its slot. */
+function cellCostAt(page: Buffer, i: number): number {
+  return cellBytes(page, i, isLeaf(page)).length + 2;
+}
+
+describe('btree: building a tree from ascending entries (backups)', () => {
+  const build = (entries: [Buffer, Buffer][]): { s: MemPages; desc: TreeDesc } => {
+    const s = new MemPages();
+    const b = new TreeBuilder(s);
+    for (const [k, v] of entries) b.add(k, v);
+    const desc = b.finish();
+    s.endMerge();
+    return { s, desc };
+  };
+
+  it('holds exactly its entries, in full pages at one depth, for sizes from none to a depth-4 tree, long keys and overflow values included', () => {
+    const r = rng(7);
+    for (const [n, keyLen, bigEvery] of [[0, 16, 0], [1, 16, 0], [31, 16, 0], [33, 16, 0], [5000, 16, 97], [60_000, 16, 0], [3000, 1000, 0], [20_000, 300, 13]] as const) {
+      const keys = new Set<string>();
+      while (keys.size < n) keys.add(Buffer.from(Array.from({ length: keyLen }, () => 97 + Math.floor(r() * 26))).toString('latin1'));
+      const entries = [...keys].map((k) => Buffer.from(k, 'latin1')).sort(Buffer.compare).map((k, i) => [k, Buffer.alloc(bigEvery > 0 && i % bigEvery === 0 ? 5000 + i : 100, i & 255)] as [Buffer, Buffer]);
+      const { s, desc } = build(entries);
+      assert.equal(desc.entries, n);
+      if (n === 0) {
+        assert.deepEqual(desc, EMPTY_TREE);
+        continue;
+      }
+      const got = [...iterate(read(s), desc, {})];
+      assert.equal(got.length, n);
+      for (let i = 0; i < n; i++) {
+        assert.ok((got[i] as [Buffer, Buffer])[0].equals((entries[i] as [Buffer, Buffer])[0]));
+        assert.ok((got[i] as [Buffer, Buffer])[1].equals((entries[i] as [Buffer, Buffer])[1]));
+      }
+      const { pages } = shape(s, desc);
+      assert.equal(pages.size, s.pages.size, 'every page written is reached once');
+      // Every leaf but the last two is as full as its cells allow: the next leaf's first cell
+      // would not have fitted it. The last two share their cells (neither under half, or one leaf).
+      const leafPages: Buffer[] = [];
+      const walk = (no: number, level: number): void => {
+        const p = s.read(pageNo(no));
+        if (level === desc.depth) leafPages.push(p);
+        else for (let i = 0; i < count(p); i++) walk(childAt(p, i), level + 1);
+      };
+      walk(desc.root, 1);
+      for (let i = 0; i + 2 < leafPages.length; i++) {
+        const next = leafPages[i + 1] as Buffer;
+        const cost = cellCostAt(next, 0);
+        assert.ok(usedBytes(leafPages[i] as Buffer) + cost > NODE_CAPACITY, `${n} entries of ${keyLen}-byte keys: leaf ${i} had room for the next cell`);
+      }
+      if (leafPages.length >= 2) {
+        const [a, b] = leafPages.slice(-2) as [Buffer, Buffer];
+        let widest = 0;
+        for (const p of [a, b]) for (let i = 0; i < count(p); i++) widest = Math.max(widest, cellCostAt(p, i));
+        assert.ok(usedBytes(b) >= NODE_CAPACITY / 2 || Math.abs(usedBytes(a) - usedBytes(b)) <= widest, 'the last leaf is half full, or shares its cells evenly with the one before');
+      }
+      if (n === 60_000) assert.ok(desc.depth >= 3);
+    }
+  });
+
+  it('refuses keys out of order and a second finish', () => {
+    const b = new TreeBuilder(new MemPages());
+    b.add(Buffer.from('b'), Buffer.from('1'));
+    assert.throws(() => b.add(Buffer.from('a'), Buffer.from('2')), /ascending/);
+    assert.throws(() => b.add(Buffer.from('b'), Buffer.from('2')), /ascending/);
+    b.finish();
+    assert.throws(() => b.finish(), /already finished/);
   });
 });
