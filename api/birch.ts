@@ -52,6 +52,20 @@ export interface BatchOptions {
   ifMatch?: { key: Bytes; value: Bytes | undefined; tree?: string }[];
 }
 
+/** Fewer free pages than this never start an automatic compaction (the same floor close() uses). */
+const AUTO_COMPACT_MIN_FREE_PAGES = 64;
+
+/** What db.compact() did. */
+export interface CompactResult {
+  bytesBefore: number;
+  bytesAfter: number;
+  /** Free pages left inside the file (below pages that could not move). */
+  freePages: number;
+  /** Pages freed but still read by a snapshot: the file keeps them until a later compact() or close(). */
+  pendingPages: number;
+  ms: number;
+}
+
 export interface BirchStats {
   /** The last acknowledged batch (what reads see). */
   seq: number;
@@ -91,6 +105,8 @@ export interface BirchStats {
    */
   cache: { hits: number; misses: number; bytes: number; capacityBytes: number; evictions: number };
   snapshots: { live: number; oldestSeq: number | null; oldestAgeMs: number | null };
+  /** Automatic compactions (option autoCompact) finished, and what the last one did. */
+  autoCompact: { runs: number; last: CompactResult | null };
   trees: TreeStats[];
   /** Why the handle refuses writes (a failed write or sync, a dead thread), or null. */
   failed: string | null;
@@ -321,6 +337,10 @@ export class Birch {
   #journal: JournalStats | undefined;
   #journalBytesHeld = 0;
   #ckptStats: CheckpointStats | undefined;
+  /** db.compact() steps asked of the checkpointer, answered in order ('compacted'). */
+  readonly #compactWaiters: { resolve: () => void; reject: (e: BirchError) => void }[] = [];
+  #autoCompactions = 0;
+  #lastAutoCompact: CompactResult | undefined;
   #lastCheckpointMs = 0;
   readonly #recovery: BirchStats['recovery'];
 
@@ -776,10 +796,25 @@ export class Birch {
         this.#ckpt = undefined;
         this.#updateRefs();
         c?.finish();
+        this.#maybeAutoCompact(msg.stats);
         this.#pump();
         // The buffer may have filled again meanwhile.
         if (this.#status === 'open') this.#maybeCheckpoint();
         this.#checkIdle();
+        break;
+      }
+      case 'compacted': {
+        // Not a checkpoint of the buffer: the same batches in moved (or trimmed) trees. A
+        // checkpoint in flight keeps its frozen generation; its own result comes after this one.
+        if (msg.state !== null) {
+          this.#base = new Checkpointed(decodeState(msg.state), this.#reader);
+          this.#live = new View(this.#visible, this.#gens, this.#base);
+          this.#publishFloor();
+          this.#writer.post({ kind: 'release', upToSeq: msg.releasedSeq });
+        }
+        this.#ckptStats = msg.stats;
+        this.#compactWaiters.shift()?.resolve();
+        this.#updateRefs();
         break;
       }
       case 'fatal':
@@ -804,6 +839,7 @@ export class Birch {
     if (this.#waiting.length > 0) this.#fatalReported = true;
     for (const p of this.#waiting) p.reject(e);
     this.#waiting.length = 0;
+    for (const w of this.#compactWaiters.splice(0)) w.reject(e);
     if (journalFailed) {
       for (let i = this.#inflightHead; i < this.#inflight.length; i++) {
         const b = this.#inflight[i] as Inflight;
@@ -844,7 +880,7 @@ export class Birch {
     const closing = this.#status === 'closing';
     if (this.#busy || closing) this.#writer.ref();
     else this.#writer.unref();
-    if (this.#busy || closing || this.#ckpt !== undefined) this.#checkpointer.ref();
+    if (this.#busy || closing || this.#ckpt !== undefined || this.#compactWaiters.length > 0) this.#checkpointer.ref();
     else this.#checkpointer.unref();
   }
 
@@ -918,6 +954,7 @@ export class Birch {
         evictions: occupancy.evictions,
       },
       snapshots: { live: this.#pins.size, oldestSeq: oldest?.seq ?? null, oldestAgeMs: oldest === undefined ? null : Date.now() - oldest.since },
+      autoCompact: { runs: this.#autoCompactions, last: this.#lastAutoCompact ?? null },
       trees: opts.trees === true ? allTreeShapes((no) => this.#reader.copyPage(no).page, this.#base.roots) : [],
       failed: this.#fatal?.message ?? null,
       implementation: {
@@ -958,6 +995,52 @@ export class Birch {
       this.#fatalReported = true;
       throw this.#fatal;
     }
+  }
+
+  /**
+   * Gives space back while open: checkpoints everything buffered, then moves the trees' pages from
+   * the end of the file into free pages below (copy-on-write, a checkpoint like any other), then,
+   * once this thread reads the moved trees, releases the pages no snapshot holds and cuts the file.
+   * A snapshot taken before keeps the pages it reads: they stay pending (`pendingPages`), and the
+   * file keeps what lies past them until a later compact() or close().
+   */
+  async compact(): Promise<CompactResult> {
+    await this.checkpoint();
+    return this.#compact();
+  }
+
+  /** Moves and trims (db.compact() without its checkpoint first; automatic compaction). */
+  async #compact(): Promise<CompactResult> {
+    const before = this.#ckptStats?.dataFileBytes ?? 0;
+    const t0 = performance.now();
+    for (const step of ['move', 'trim'] as const) {
+      if (this.#status !== 'open') throw new BirchError('DB_CLOSED', `database ${this.path} is ${this.#status}`);
+      if (this.#fatal !== undefined) throw this.#fatal;
+      await new Promise<void>((resolve, reject) => {
+        this.#compactWaiters.push({ resolve, reject });
+        this.#updateRefs();
+        this.#checkpointer.post({ kind: 'compact', step });
+      });
+    }
+    const s = this.#ckptStats as CheckpointStats;
+    return { bytesBefore: before, bytesAfter: s.dataFileBytes, freePages: s.freePages, pendingPages: s.pendingPages, ms: performance.now() - t0 };
+  }
+
+  /** With autoCompact, a compaction after a checkpoint that left enough of the file free. */
+  #maybeAutoCompact(s: CheckpointStats): void {
+    const share = this.#opts.autoCompact;
+    if (share === undefined || this.#status !== 'open' || this.#compactWaiters.length > 0) return;
+    // Pending pages count when no snapshot may hold them (the compaction's checkpoint releases them).
+    const unused = s.freePages + (this.#pins.size === 0 ? s.pendingPages : 0);
+    if (unused <= AUTO_COMPACT_MIN_FREE_PAGES || unused <= share * s.pageCount) return;
+    // A failure here is a fatal checkpointer failure, reported to every later call; nothing waits on this promise.
+    this.#compact().then(
+      (r) => {
+        this.#autoCompactions++;
+        this.#lastAutoCompact = r;
+      },
+      () => undefined,
+    );
   }
 
   /** Waits for the running checkpoint, then checkpoints everything admitted. */

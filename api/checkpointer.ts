@@ -39,6 +39,9 @@ export class CheckpointService {
           kind: 'checkpointed', state: encodeState(r.state), releasedSeq: r.releasedSeq,
           ms: r.ms, pages: r.pages, runs: r.runs, ops: r.ops, stats: { ...this.#checkpointer.stats },
         });
+      } else if (msg.kind === 'compact') {
+        const r = msg.step === 'move' ? this.#checkpointer.compactMove() : this.#checkpointer.compactTrim();
+        this.#send({ kind: 'compacted', step: msg.step, state: r === undefined ? null : encodeState(r.state), releasedSeq: r?.releasedSeq ?? -1, stats: { ...this.#checkpointer.stats } });
       } else {
         this.#checkpointer.finish();
         this.#send({ kind: 'finished', stats: { ...this.#checkpointer.stats } });

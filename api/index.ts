@@ -1,5 +1,5 @@
 // birchdb's public entry point.
-export { open, Birch, Tree, type BatchOp, type BatchOptions, type BirchStats, type BirchImplementation } from './birch.js';
+export { open, Birch, Tree, type BatchOp, type BatchOptions, type BirchStats, type BirchImplementation, type CompactResult } from './birch.js';
 export { Snapshot, type RangeOptions } from './reads.js';
 export type { BackupOptions, BackupProgress, BackupResult } from './backup.js';
 export type { RangeIterator } from '../db/range.js';

@@ -31,6 +31,13 @@ export interface BirchOptions {
   /** The free-list allocation policy (pager/freelist.ts). */
   allocation?: Partial<AllocationOptions>;
   /**
+   * Give space back while open, without being asked (default false: only db.compact() and close()
+   * do): after a checkpoint that leaves more than `freeShare` of the file's pages free (default
+   * 0.2, and more than 64 pages), the trees are moved down and the file is cut, as db.compact()
+   * does without checkpointing first. `true` is `{ freeShare: 0.2 }`.
+   */
+  autoCompact?: boolean | { freeShare?: number };
+  /**
    * The directory lock (default 'auto': fs-ext's flock where its native module loads, else the
    * owner record alone; the BIRCH_LOCK environment variable can force either under 'auto').
    * 'flock' fails with UNSUPPORTED where fs-ext does not load. Both kinds exclude each other.
@@ -97,6 +104,8 @@ export interface ResolvedOptions {
   maxQueuedBytes: number;
   maxMergeBytes: number;
   allocation: AllocationOptions;
+  /** The share of free pages past which a checkpoint is followed by a compaction; undefined: never. */
+  autoCompact: number | undefined;
   lock: LockMode | undefined;
   backend: DirectoryBackend | undefined;
   faults: FaultPlan | undefined;
@@ -106,6 +115,20 @@ function cacheSizeOf(v: unknown, num: (name: string, v: unknown, def: number, mi
   const n = num('cacheSize', v, defaultCacheSize(), 1);
   if (n > MAX_CACHE_BYTES) throw new BirchError('BAD_OPTION', `option cacheSize is at most ${MAX_CACHE_BYTES} bytes (4 GiB: the largest shared buffer the runtime allocates); reads past it are served from the OS page cache`);
   return n;
+}
+
+/** The share of free pages that starts an automatic compaction (AUTO_COMPACT_FREE_SHARE for true). */
+export const AUTO_COMPACT_FREE_SHARE = 0.2;
+function autoCompactOf(v: unknown): number | undefined {
+  if (v === undefined || v === false) return undefined;
+  if (v === true) return AUTO_COMPACT_FREE_SHARE;
+  if (typeof v === 'object' && v !== null) {
+    const share = (v as { freeShare?: unknown }).freeShare ?? AUTO_COMPACT_FREE_SHARE;
+    for (const k of Object.keys(v)) if (k !== 'freeShare') throw new BirchError('BAD_OPTION', `unknown autoCompact option '${k}'; the option is freeShare`);
+    if (typeof share !== 'number' || !(share > 0 && share < 1)) throw new BirchError('BAD_OPTION', 'option autoCompact.freeShare must be a number between 0 and 1');
+    return share;
+  }
+  throw new BirchError('BAD_OPTION', 'option autoCompact must be a boolean or { freeShare }');
 }
 
 export function resolveOptions(options: unknown): ResolvedOptions {
@@ -134,6 +157,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     maxQueuedBytes: num('maxQueuedBytes', o.maxQueuedBytes, DEFAULTS.maxQueuedBytes, 1),
     maxMergeBytes: num('maxMergeBytes', o.maxMergeBytes, DEFAULTS.maxMergeBytes, 1),
     allocation,
+    autoCompact: autoCompactOf(o.autoCompact),
     lock: o.lock,
     backend: o.backend,
     faults: o.faults,

@@ -108,6 +108,8 @@ export type ToCheckpointer =
   | { kind: 'checkpoint'; upToSeq: number; records: RecordLoc[] }
   /** At close: settle both metas, give the free tail back, cut the file. */
   | { kind: 'finish' }
+  /** While open (db.compact()): move tree pages down into free ones, then (a second message, once the main thread reads the moved trees) release, trim and cut. */
+  | { kind: 'compact'; step: 'move' | 'trim' }
   | { kind: 'close' };
 
 export type FromCheckpointer =
@@ -125,6 +127,8 @@ export type FromCheckpointer =
       stats: CheckpointStats;
     }
   | { kind: 'finished'; stats: CheckpointStats }
+  /** A compaction step done: the new state (null: nothing moved), as 'checkpointed' gives it. */
+  | { kind: 'compacted'; step: 'move' | 'trim'; state: Uint8Array | null; releasedSeq: number; stats: CheckpointStats }
   | { kind: 'fatal'; error: WireError }
   | { kind: 'closed' };
 

@@ -199,6 +199,22 @@ program
   });
 
 program
+  .command('compact')
+  .description('give free space back: move the trees into the holes and cut the file (what close() also does when much is free)')
+  .argument('<dir>', 'database directory')
+  .action(async (dir: string) => {
+    const db = await openExisting(dir);
+    try {
+      const r = await db.compact();
+      console.log(`${(r.bytesBefore / 2 ** 20).toFixed(1)} MiB -> ${(r.bytesAfter / 2 ** 20).toFixed(1)} MiB in ${r.ms.toFixed(0)} ms (${r.freePages} free pages left inside the file)`);
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      fail(`compact failed: ${describeError(err)}`);
+    }
+    await db.close();
+  });
+
+program
   .command('stat')
   .description('print the database statistics (trees, depth, fill, pages, free pages, journal) as JSON')
   .argument('<dir>', 'database directory')

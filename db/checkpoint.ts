@@ -312,6 +312,59 @@ export class Checkpointer {
   }
 
   /**
+   * While open, the first step of a compaction: one checkpoint that moves every tree page past the
+   * live pages' worth into the lowest free pages (see #compact). The pages it moves from are
+   * pending like any freed page: readers of the previous trees keep them until they move on, which
+   * is why trimming is a second step (compactTrim), asked for once the main thread reads the new
+   * trees. It settles the metas first, so that its checkpoint can release the pages the last
+   * checkpoint freed (both metas past it, and no reader before it): those are the holes to fill.
+   */
+  compactMove(): CheckpointResult {
+    return this.#guard(() => {
+      this.#data.settle();
+      return this.#run({ upToSeq: this.#data.state.seq, records: [] }, this.#compactBoundary());
+    });
+  }
+
+  /**
+   * While open, the second step: settles the metas (so that both are past the pages the move
+   * freed), runs an empty checkpoint that releases every pending page no reader holds and gives
+   * the file's free tail back, settles again and cuts the file to its pages. Pages a snapshot
+   * still reads stay pending, and the file keeps whatever lies past them.
+   */
+  compactTrim(): CheckpointResult {
+    return this.#guard(() => {
+      this.#data.settle();
+      const s = this.#data.state;
+      const r = this.#run({ upToSeq: s.seq, records: [] });
+      this.#data.settle();
+      this.#data.truncate(this.#data.state.pageCount);
+      this.#data.sync();
+      this.#updateStats();
+      return { ...r, state: this.#data.state };
+    });
+  }
+
+  #guard<T>(f: () => T): T {
+    if (this.#failed !== undefined) throw this.#failed;
+    try {
+      return f();
+    } catch (err) {
+      this.#failed = err instanceof BirchError ? err : new BirchError('INTERNAL', `compaction failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw this.#failed;
+    }
+  }
+
+  /** Every page at or past this number is moved by a compaction: the live pages' worth, plus room. */
+  #compactBoundary(): number {
+    const s = this.#data.state;
+    const live = s.pageCount - this.#freeList.free.pages - this.#freeList.pendingPages;
+    // Room below the boundary for every node copied on the way to a moved page (branches, about
+    // one in 30 pages for short keys), the new bitmap, and a few more.
+    return Math.min(s.pageCount, live + Math.ceil(live / 16) + bitmapPagesFor(s.pageCount) + 4);
+  }
+
+  /**
    * Settles the metas, then (if anything is pending or the file ends in free pages) runs an empty
    * checkpoint that releases every pending page and gives the free tail back, and settles again.
    */
@@ -333,11 +386,7 @@ export class Checkpointer {
     const s = this.#data.state;
     const free = this.#freeList.free.pages;
     if (free <= COMPACT_MIN_FREE_PAGES || free <= COMPACT_FREE_SHARE * s.pageCount) return;
-    const live = s.pageCount - free - this.#freeList.pendingPages;
-    // Room below the boundary for every node copied on the way to a moved page (branches, about
-    // one in 30 pages for short keys), the new bitmap, and a few more.
-    const boundary = Math.min(s.pageCount, live + Math.ceil(live / 16) + bitmapPagesFor(s.pageCount) + 4);
-    this.#run({ upToSeq: s.seq, records: [] }, boundary);
+    this.#run({ upToSeq: s.seq, records: [] }, this.#compactBoundary());
     this.#releaseAndTrim();
   }
 

@@ -147,6 +147,27 @@ describe('cli: birch', () => {
     }
   });
 
+  it('backup writes a checked copy that dumps the same, refuses an existing target; compact gives space back', () => {
+    const parent = tmpDir('birch-cli-backup');
+    try {
+      const target = path.join(parent, 'copy');
+      const r = birch(['backup', dir, target]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /^backup of batch \d+: 302 entries in 3 trees, .* MiB, checked, in .* s: /);
+      assert.equal(birch(['dump', target]).stdout, birch(['dump', dir]).stdout);
+      assert.equal(birch(['check', target]).status, 0);
+      const again = birch(['backup', dir, target]);
+      assert.equal(again.status, 2);
+      assert.match(again.stderr, /already exists/);
+      const c = birch(['compact', dir]);
+      assert.equal(c.status, 0, c.stderr);
+      assert.match(c.stdout, /MiB -> .* MiB in \d+ ms/);
+      assert.equal(birch(['dump', target]).stdout, birch(['dump', dir]).stdout, 'compacting changed no entry');
+    } finally {
+      rmDir(parent);
+    }
+  });
+
   it('load refuses malformed input with the line number, keeping what it committed before', () => {
     const copy = tmpDir('birch-bad');
     try {
