@@ -19,7 +19,6 @@ import { randomBytes } from 'node:crypto';
 import { NodeDirectory } from '../pager/backend.js';
 import { BirchError } from '../pager/errors.js';
 import type { CheckReport } from '../btree/verify.js';
-import type { TreeStats } from '../btree/shape.js';
 import { CompactCopyWriter } from '../db/compact-copy.js';
 import type { Snapshot } from './reads.js';
 
@@ -61,7 +60,7 @@ export interface BackupResult {
 export interface OpenedCopy {
   check(): CheckReport;
   trees(): string[];
-  stats(opts: { trees: true }): { trees: TreeStats[] };
+  snapshot(): Pick<Snapshot, 'checkpointedEntries' | 'release'>;
   close(): Promise<void>;
 }
 
@@ -148,9 +147,16 @@ export async function backupSnapshot(snap: Snapshot, target: string, opts: unkno
       problems = [...r.errors];
       const trees = copy.trees();
       if (trees.join('\0') !== named.join('\0')) problems.push(`the copy holds trees [${trees.join(', ')}], the snapshot [${named.join(', ')}]`);
-      for (const t of copy.stats({ trees: true }).trees) {
-        const want = counts.get(t.name ?? '');
-        if (want !== t.entries) problems.push(`tree '${t.name ?? ''}' holds ${t.entries} entries in the copy, ${String(want)} were copied`);
+      // check() found every descriptor's count equal to its leaf cells: compare the descriptors.
+      const view = copy.snapshot();
+      try {
+        for (const t of [undefined, ...trees]) {
+          const got = view.checkpointedEntries(t);
+          const want = counts.get(t ?? '');
+          if (want !== got) problems.push(`tree '${t ?? ''}' holds ${got} entries in the copy, ${String(want)} were copied`);
+        }
+      } finally {
+        view.release();
       }
     } finally {
       await copy.close();

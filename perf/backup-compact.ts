@@ -1,0 +1,120 @@
+// Figures for backups and compaction (a benchmark, not a test): one engine per process.
+//   node dist/perf/backup-compact.js birchdb|lmdb [keys]   (default 1,000,000 keys of 16 B, values of 100 B)
+// Fills the database durably in random order, then measures: a copy of the data file with cp
+// (read, write, fsync), the engine's backup with no writes running, its backup while 4 callers
+// write (and how many writes they got through), the file after deleting 90% of the keys, and,
+// for birchdb, after compact() with the database open and after a fresh load of the keys left.
+// Prints one JSON line; peak RSS beside it.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { open } from '../api/index.js';
+import { prng } from '../bin/bench/workloads.js';
+
+interface Store {
+  put(ops: [Buffer, Buffer | null][]): Promise<void>;
+  backup(dir: string): Promise<void>;
+  compact?(): Promise<void>;
+  file: string;
+  close(): Promise<void>;
+}
+
+const engine = process.argv[2] ?? 'birchdb';
+const keys = Number(process.argv[3] ?? 1_000_000);
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'birch-perf-backup-'));
+const key = (i: number): Buffer => Buffer.from(String(i).padStart(16, '0'));
+const value = (i: number): Buffer => Buffer.alloc(100, i & 255);
+
+async function openStore(dir: string): Promise<Store> {
+  if (engine === 'birchdb') {
+    const db = await open(dir);
+    return {
+      put: (ops) => db.batch(ops.map(([k, v]) => (v === null ? { type: 'del' as const, key: k } : { type: 'put' as const, key: k, value: v }))),
+      backup: async (d) => {
+        await db.backup(d);
+      },
+      compact: async () => {
+        await db.compact();
+      },
+      file: path.join(dir, 'data.birch'),
+      close: () => db.close(),
+    };
+  }
+  const lmdb = (await import('lmdb')) as unknown as {
+    open(o: object): { transaction<T>(f: () => T): Promise<T>; put(k: Buffer, v: Buffer): void; remove(k: Buffer): void; backup(p: string, compact: boolean): Promise<void>; close(): Promise<void> };
+  };
+  const db = lmdb.open({ path: dir, compression: false, encoding: 'binary', keyEncoding: 'binary', overlappingSync: false });
+  return {
+    put: (ops) => db.transaction(() => {
+      for (const [k, v] of ops) if (v === null) db.remove(k);
+      else db.put(k, v);
+    }),
+    // lmdb-js copies into a directory that exists (data.mdb inside it), compacting.
+    backup: (d) => db.backup(d, true).then(() => undefined),
+    file: path.join(dir, 'data.mdb'),
+    close: () => db.close(),
+  };
+}
+
+function ms(t0: number): number {
+  return Math.round(performance.now() - t0);
+}
+
+const dir = path.join(root, 'db');
+const s = await openStore(dir);
+const rand = prng(42);
+const order = Array.from({ length: keys }, (_, i) => i);
+for (let i = keys - 1; i > 0; i--) {
+  const j = Math.floor(rand() * (i + 1));
+  [order[i], order[j]] = [order[j] as number, order[i] as number];
+}
+for (let i = 0; i < keys; i += 1000) await s.put(order.slice(i, i + 1000).map((k) => [key(k), value(k)]));
+const out: Record<string, number | string> = { engine, keys, machine: `${os.cpus().length} x ${os.cpus()[0]?.model.trim() ?? '?'}` };
+out.fileBytes = fs.statSync(s.file).size;
+
+let t0 = performance.now();
+execFileSync('cp', [s.file, path.join(root, 'cp-copy')]);
+execFileSync('sync', ['-f', path.join(root, 'cp-copy')]);
+out.cpMs = ms(t0);
+
+fs.mkdirSync(path.join(root, 'b1'), { recursive: true });
+const b1 = engine === 'birchdb' ? path.join(root, 'b1', 'copy') : path.join(root, 'b1');
+t0 = performance.now();
+await s.backup(b1);
+out.backupMs = ms(t0);
+
+let stop = false;
+let writes = 0;
+const writers = Array.from({ length: 4 }, async (_, w) => {
+  for (let n = 0; !stop; n++) {
+    await s.put([[Buffer.from(`w${w}-${n}`), value(n)]]);
+    writes++;
+  }
+});
+fs.mkdirSync(path.join(root, 'b2'), { recursive: true });
+const b2 = engine === 'birchdb' ? path.join(root, 'b2', 'copy') : path.join(root, 'b2');
+t0 = performance.now();
+await s.backup(b2);
+out.backupWhileWritingMs = ms(t0);
+stop = true;
+await Promise.all(writers);
+out.writesDuringBackup = writes;
+
+for (let i = 0; i < keys; i += 1000) await s.put(order.slice(i, i + 1000).filter((k) => k % 10 !== 0).map((k) => [key(k), null]));
+out.fileAfterDeleteBytes = fs.statSync(s.file).size;
+if (s.compact !== undefined) {
+  t0 = performance.now();
+  await s.compact();
+  out.compactMs = ms(t0);
+  out.fileAfterCompactBytes = fs.statSync(s.file).size;
+}
+await s.close();
+out.fileAfterCloseBytes = fs.statSync(s.file).size;
+const fresh = await openStore(path.join(root, 'fresh'));
+for (let i = 0; i < keys; i += 10_000) await fresh.put(Array.from({ length: 1000 }, (_, j) => i + j * 10).filter((k) => k < keys).map((k) => [key(k), value(k)]));
+await fresh.close();
+out.freshLoadOfRestBytes = fs.statSync(fresh.file).size;
+out.peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
+console.log(JSON.stringify(out));
+fs.rmSync(root, { recursive: true, force: true });
