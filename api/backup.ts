@@ -164,6 +164,8 @@ export async function backupSnapshot(snap: Snapshot, target: string, opts: unkno
     if (problems.length > 0) throw new BirchError('CORRUPTION', `the backup failed its check, and was removed: ${problems.join('; ')}`, { site: { file: tmp } });
 
     dir.syncDirectory();
+    // Again: rename() would silently replace an empty directory made at `dest` meanwhile.
+    if (fs.existsSync(dest)) throw new BirchError('BAD_OPTION', `the backup target ${dest} was created while the backup ran; the backup was removed`);
     fs.renameSync(tmp, dest);
     tmp = undefined;
     syncDir(parent);

@@ -839,7 +839,10 @@ export class Birch {
     if (this.#waiting.length > 0) this.#fatalReported = true;
     for (const p of this.#waiting) p.reject(e);
     this.#waiting.length = 0;
-    for (const w of this.#compactWaiters.splice(0)) w.reject(e);
+    const compactions = this.#compactWaiters.splice(0);
+    if (compactions.length > 0) this.#fatalReported = true;
+    for (const w of compactions) w.reject(e);
+    this.#updateRefs();
     if (journalFailed) {
       for (let i = this.#inflightHead; i < this.#inflight.length; i++) {
         const b = this.#inflight[i] as Inflight;
@@ -1030,9 +1033,9 @@ export class Birch {
   #maybeAutoCompact(s: CheckpointStats): void {
     const share = this.#opts.autoCompact;
     if (share === undefined || this.#status !== 'open' || this.#compactWaiters.length > 0) return;
-    // Pending pages count when no snapshot may hold them (the compaction's checkpoint releases them).
-    const unused = s.freePages + (this.#pins.size === 0 ? s.pendingPages : 0);
-    if (unused <= AUTO_COMPACT_MIN_FREE_PAGES || unused <= share * s.pageCount) return;
+    // Free pages only: pending ones are every checkpoint's own copy-on-write churn, and come back
+    // as free pages at the next checkpoint if nothing holds them.
+    if (s.freePages <= AUTO_COMPACT_MIN_FREE_PAGES || s.freePages <= share * s.pageCount) return;
     // A failure here is a fatal checkpointer failure, reported to every later call; nothing waits on this promise.
     this.#compact().then(
       (r) => {

@@ -33,8 +33,10 @@ export interface BirchOptions {
   /**
    * Give space back while open, without being asked (default false: only db.compact() and close()
    * do): after a checkpoint that leaves more than `freeShare` of the file's pages free (default
-   * 0.2, and more than 64 pages), the trees are moved down and the file is cut, as db.compact()
-   * does without checkpointing first. `true` is `{ freeShare: 0.2 }`.
+   * 0.5, at least 0.3, and more than 64 pages), the trees are moved down and the file is cut, as
+   * db.compact() does without checkpointing first. `true` is `{ freeShare: 0.5 }`. The floor: the
+   * allocator leaves up to a quarter of the file in scattered free pages before it reuses them,
+   * so a lower share would compact again and again under steady writes.
    */
   autoCompact?: boolean | { freeShare?: number };
   /**
@@ -118,14 +120,16 @@ function cacheSizeOf(v: unknown, num: (name: string, v: unknown, def: number, mi
 }
 
 /** The share of free pages that starts an automatic compaction (AUTO_COMPACT_FREE_SHARE for true). */
-export const AUTO_COMPACT_FREE_SHARE = 0.2;
+export const AUTO_COMPACT_FREE_SHARE = 0.5;
+/** The lowest freeShare accepted (see BirchOptions.autoCompact). */
+export const AUTO_COMPACT_MIN_SHARE = 0.3;
 function autoCompactOf(v: unknown): number | undefined {
   if (v === undefined || v === false) return undefined;
   if (v === true) return AUTO_COMPACT_FREE_SHARE;
   if (typeof v === 'object' && v !== null) {
     const share = (v as { freeShare?: unknown }).freeShare ?? AUTO_COMPACT_FREE_SHARE;
     for (const k of Object.keys(v)) if (k !== 'freeShare') throw new BirchError('BAD_OPTION', `unknown autoCompact option '${k}'; the option is freeShare`);
-    if (typeof share !== 'number' || !(share > 0 && share < 1)) throw new BirchError('BAD_OPTION', 'option autoCompact.freeShare must be a number between 0 and 1');
+    if (typeof share !== 'number' || !(share >= AUTO_COMPACT_MIN_SHARE && share < 1)) throw new BirchError('BAD_OPTION', `option autoCompact.freeShare must be a number from ${AUTO_COMPACT_MIN_SHARE} to below 1 (below it, the free pages the allocator keeps would start a compaction after every checkpoint)`);
     return share;
   }
   throw new BirchError('BAD_OPTION', 'option autoCompact must be a boolean or { freeShare }');

@@ -322,6 +322,10 @@ export class Checkpointer {
   compactMove(): CheckpointResult {
     return this.#guard(() => {
       this.#data.settle();
+      // Released before the boundary is drawn, so that pages a snapshot still holds count as live:
+      // they cannot take moved pages, and the moves must fit the holes that can.
+      const older = this.#data.metas.older;
+      this.#freeList.release(Math.min(this.#floor(), older === undefined ? -1 : older.checkpointId));
       return this.#run({ upToSeq: this.#data.state.seq, records: [] }, this.#compactBoundary());
     });
   }
@@ -358,7 +362,9 @@ export class Checkpointer {
   /** Every page at or past this number is moved by a compaction: the live pages' worth, plus room. */
   #compactBoundary(): number {
     const s = this.#data.state;
-    const live = s.pageCount - this.#freeList.free.pages - this.#freeList.pendingPages;
+    // Pending pages are live here: at close nothing is pending any more (released first), and
+    // while open what is still pending is held by a reader.
+    const live = s.pageCount - this.#freeList.free.pages;
     // Room below the boundary for every node copied on the way to a moved page (branches, about
     // one in 30 pages for short keys), the new bitmap, and a few more.
     return Math.min(s.pageCount, live + Math.ceil(live / 16) + bitmapPagesFor(s.pageCount) + 4);

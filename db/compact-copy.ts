@@ -37,11 +37,17 @@ export class CompactCopyWriter implements BuildSink {
   #main: TreeDesc = EMPTY_TREE;
   readonly #named: [Buffer, TreeDesc][] = [];
   #finished = false;
+  #closed = false;
 
   constructor(dir: DirectoryBackend) {
     this.#file = dir.open(DATA_FILE, { create: true });
-    this.#file.setLength(0);
-    this.#file.write(0, encodeFileHeader());
+    try {
+      this.#file.setLength(0);
+      this.#file.write(0, encodeFileHeader());
+    } catch (err) {
+      this.#file.close();
+      throw err;
+    }
   }
 
   /** Pages written or waiting to be. */
@@ -98,14 +104,19 @@ export class CompactCopyWriter implements BuildSink {
       this.#file.write(pageOffsetBytes(1 + id), encodeMeta(state));
     }
     this.#file.sync();
-    this.#file.close();
+    this.#close();
     return state as DbState;
   }
 
-  /** Closes the file without finishing it (what was written has no meta: not a database). */
+  /** Closes the file, finished or not (unfinished, what was written has no meta: not a database). */
   abort(): void {
-    if (this.#finished) return;
     this.#finished = true;
+    this.#close();
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     this.#file.close();
   }
 
