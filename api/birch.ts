@@ -52,6 +52,14 @@ export interface BatchOptions {
   ifMatch?: { key: Bytes; value: Bytes | undefined; tree?: string }[];
 }
 
+/** A key for a message: as text if it is printable ASCII (quoted), else as hex. */
+function describeKey(key: Buffer): string {
+  const shown = key.subarray(0, 64);
+  const more = key.length > 64 ? `... (${key.length} bytes)` : '';
+  for (const b of shown) if (b < 0x20 || b > 0x7e) return `0x${shown.toString('hex')}${more}`;
+  return `"${shown.toString('latin1')}"${more}`;
+}
+
 /** Fewer free pages than this never start an automatic compaction (the same floor close() uses). */
 const AUTO_COMPACT_MIN_FREE_PAGES = 64;
 
@@ -637,7 +645,9 @@ export class Birch {
       for (const c of p.conds) {
         const cur = latest.hasTree(c.tree) ? latest.get(c.tree, c.key) : undefined;
         if (c.value === undefined ? cur !== undefined : cur === undefined || !cur.equals(c.value)) {
-          return new BirchError('CONDITION_FAILED', 'a key of the batch does not hold its ifMatch value');
+          const where = c.tree === '' ? 'the default tree' : `tree "${c.tree}"`;
+          const held = cur === undefined ? 'is absent' : 'holds another value';
+          return new BirchError('CONDITION_FAILED', `key ${describeKey(c.key)} in ${where} ${held}, not the value its ifMatch names${c.value === undefined ? ' (absent)' : ''}; nothing of the batch was written`);
         }
       }
       for (const op of p.ops) {

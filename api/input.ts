@@ -43,8 +43,11 @@ export function toTreeName(name: unknown): string {
   return name;
 }
 
+/** What `v` is, for a message that says what was expected instead: "undefined (missing)", "a number", "an object (Date)". */
 export function describe(v: unknown): string {
   if (v === null) return 'null';
+  if (v === undefined) return 'undefined (missing)';
   if (Array.isArray(v)) return 'an array';
-  return typeof v === 'object' ? `an object (${(v as object).constructor?.name ?? 'Object'})` : `a ${typeof v}`;
+  if (typeof v === 'object') return `an object (${(v as object).constructor?.name ?? 'Object'})`;
+  return `a ${typeof v}`; // number, string, boolean, bigint, symbol, function: all take 'a'
 }

@@ -229,7 +229,7 @@ program
 
 program
   .command('dump')
-  .description(`write every key and value as text (format: bin/dump-format.ts, header "${DUMP_HEADER}")`)
+  .description(`write every key and value as text (header "${DUMP_HEADER}", then tree, key and value per line: the README's "Tools" describes it)`)
   .argument('<dir>', 'database directory')
   .option('--tree <name>', 'only this tree ("-" for the default tree)')
   .action(async (dir: string, opts: { tree?: string }) => {
@@ -302,7 +302,7 @@ program
 
 program
   .command('journal')
-  .description("list the journal's records (txn, pages, sizes, checksum status) without changing anything")
+  .description("list the journal's records (batches, operations, sizes, header status, checkpointed or to replay) without changing anything")
   .argument('<dir>', 'database directory')
   .action((dir: string) => {
     assertDatabaseDir(dir);

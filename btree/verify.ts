@@ -26,6 +26,7 @@ export interface CheckReport {
   seq: number;
   pageCount: number;
   pages: { reachable: number; free: number; leaf: number; branch: number; overflow: number; freeList: number };
+  /** The user's trees: the default one and every named one (the catalog not counted). */
   trees: number;
 }
 
@@ -81,7 +82,8 @@ export function checkDatabase(src: CheckSource, roots: Roots): CheckReport {
   };
 
   const walkTree = (name: string, desc: TreeDesc, onLeafEntry?: (key: Buffer, value: Buffer) => void): void => {
-    report.trees++;
+    // The catalog is how named trees are found, not a tree of the user's.
+    if (onLeafEntry === undefined) report.trees++;
     if (desc.root === 0) {
       if (desc.depth !== 0 || desc.entries !== 0) err(`tree ${name}: empty tree has depth ${desc.depth}, ${desc.entries} entries`);
       return;

@@ -19,7 +19,7 @@ import { readU32 } from '../pager/bytes.js';
 import { checksum } from '../pager/checksum.js';
 import { compressInto, decompress } from './codec.js';
 import {
-  JOURNAL_SEED, REC_FLAG_STORED, RECORD_HEADER_SIZE, SEGMENT_DATA_OFFSET, alignRecord, decodeRecordHeader, decodeSegmentHeader,
+  JOURNAL_SEED, REC_FLAG_STORED, RECORD_HEADER_SIZE, SEGMENT_DATA_OFFSET, SEGMENT_HEADER_END, alignRecord, decodeRecordHeader, decodeSegmentHeader,
   encodeRecordHeader, encodeSegmentHeader, forEachOp, parseSegmentName, segmentName, type RecordHeader,
 } from './format.js';
 
@@ -538,10 +538,17 @@ export function listJournal(dir: DirectoryBackend): { segment: string; segSeq: n
       const segSeq = decodeSegmentHeader(header, name) ?? 0;
       const seg: Segment = { name, segSeq, file, size: file.length(), lastSeq: 0 };
       const records: { offset: number; header: RecordHeader }[] = [];
-      const stop = segSeq === 0 ? 'segment header is not intact' : scanSegment(seg, (h, offset) => {
-        records.push({ offset, header: h });
-        return 'skip';
-      });
+      // A header of zeros is a segment made ahead of need (the spare) or never used: normal.
+      const unused = header.subarray(0, SEGMENT_HEADER_END).every((b) => b === 0);
+      const stop =
+        segSeq !== 0
+          ? scanSegment(seg, (h, offset) => {
+              records.push({ offset, header: h });
+              return 'skip';
+            })
+          : unused
+            ? 'unused: a spare segment, made ahead of need (normal)'
+            : 'segment header is not intact';
       out.push({ segment: name, segSeq, records, stop });
     } finally {
       file.close();

@@ -114,7 +114,15 @@ export class NodeDirectory implements DirectoryBackend {
   constructor(dir: string, opts: { lock?: LockMode } = {}) {
     this.path = path.resolve(dir);
     this.#lockOption = opts.lock;
-    fs.mkdirSync(this.path, { recursive: true });
+    try {
+      fs.mkdirSync(this.path, { recursive: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' || code === 'ENOTDIR') {
+        throw new BirchError('IO', `cannot open ${this.path} as a database: it, or a folder on its path, is a file, not a directory`, { cause: err, site: { file: this.path } });
+      }
+      throw new BirchError('IO', `cannot create the database directory ${this.path}: ${(err as Error).message}`, { cause: err, site: { file: this.path } });
+    }
   }
   open(name: string, opts: { create: boolean; readOnly?: boolean }): FileBackend {
     const mode = opts.readOnly === true ? fs.constants.O_RDONLY : fs.constants.O_RDWR;

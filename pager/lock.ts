@@ -102,6 +102,12 @@ export function resolveLockMode(option: LockMode | undefined): LockMode {
   throw new BirchError('BAD_OPTION', `${LOCK_MODE_ENV}=${env}: expected auto, flock or pidfile`);
 }
 
+/**
+ * Directories this process holds locked, by the path given: only to say, when the flock refuses,
+ * that the holder is this same process (the owner record says so by itself).
+ */
+const heldHere = new Set<string>();
+
 export function lockDirectory(dir: string, mode: LockMode): HeldLock {
   let flockFd: number | null = null;
   let fsExt: FsExt | null = null;
@@ -122,11 +128,13 @@ export function lockDirectory(dir: string, mode: LockMode): HeldLock {
     throw err;
   }
   let released = false;
+  heldHere.add(dir);
   return {
     kind,
     release: () => {
       if (released) return;
       released = true;
+      heldHere.delete(dir);
       try {
         removeOwnRecord(dir, record);
       } finally {
@@ -146,7 +154,14 @@ function takeFlock(dir: string, fsExt: FsExt): number {
     fs.closeSync(fd);
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EAGAIN' || code === 'EWOULDBLOCK') {
-      throw new BirchError('DB_LOCKED', `database ${dir} is open in another handle or process (flock on ${LOCK_FILE})`, { cause: err });
+      const mine = heldHere.has(dir);
+      throw new BirchError(
+        'DB_LOCKED',
+        mine
+          ? `database ${dir} is locked: this process already has it open (flock on ${LOCK_FILE}); a close() not awaited before open() is the usual cause`
+          : `database ${dir} is locked: another process has it open (flock on ${LOCK_FILE})`,
+        { cause: err },
+      );
     }
     throw new BirchError('IO', `cannot lock ${dir}`, { cause: err });
   }
@@ -244,7 +259,7 @@ function ownerAlive(r: OwnerRecord, me: OwnerRecord): string | null {
     return `process ${r.pid} in another pid namespace (a container) holds it (birchdb cannot check it from here; if it is gone, delete ${OWNER_FILE})`;
   }
   if (!isAlive(r.pid, r.start)) return null;
-  return r.pid === process.pid ? 'this process already has it open' : `process ${r.pid} has it open (since ${r.since}; if it is not running, delete ${OWNER_FILE})`;
+  return r.pid === process.pid ? 'this process already has it open (a close() not awaited before open() is the usual cause)' : `process ${r.pid} has it open (since ${r.since}; if it is not running, delete ${OWNER_FILE})`;
 }
 
 /** Identifies this boot of the host: Linux's boot_id, elsewhere the boot time to the minute. */

@@ -1,6 +1,7 @@
 // The catalogue of wrong calls at the public API: each maps to a typed error with a stable code,
 // and nothing is written.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES, open, type Birch, type BirchOptions } from '../../api/index.js';
 import { isCode, rmDir, tmpDir } from '../helpers/index.js';
 
@@ -87,6 +88,33 @@ describe('bad input at the public API: a typed error with a stable code, nothing
     assert.throws(() => db.stats(), isCode('DB_CLOSED'));
     db = await open(dir); // for afterEach
     assert.equal(db.get('keep')?.toString(), 'me');
+  });
+
+  it('errors say what happened: the type in plain words, which key failed its condition, a file where a directory should be, the same process holding the lock', async () => {
+    await assert.rejects(db.put('k', undefined as unknown as string), (e: unknown) => isCode('VALUE_INVALID')(e) && /not undefined \(missing\)$/.test((e as Error).message));
+    await assert.rejects(db.put(7 as unknown as string, 'v'), (e: unknown) => isCode('KEY_INVALID')(e) && /not a number$/.test((e as Error).message));
+    await db.put('n', '1', { tree: 'counters' });
+    await assert.rejects(
+      db.batch([{ type: 'put', key: 'n', value: '2', tree: 'counters' }], { ifMatch: [{ key: 'n', value: '0', tree: 'counters' }] }),
+      (e: unknown) => isCode('CONDITION_FAILED')(e) && /key "n" in tree "counters" holds another value/.test((e as Error).message),
+    );
+    await assert.rejects(
+      db.batch([{ type: 'put', key: 'x', value: '2' }], { ifMatch: [{ key: Buffer.from([0, 1, 255]), value: '0' }] }),
+      (e: unknown) => isCode('CONDITION_FAILED')(e) && /key 0x0001ff in the default tree is absent/.test((e as Error).message),
+    );
+    assert.equal(db.get('n', { tree: 'counters' })?.toString(), '1');
+    const file = `${dir}-a-file`;
+    fs.writeFileSync(file, 'not a database');
+    try {
+      await assert.rejects(open(file), (e: unknown) => isCode('IO')(e) && (e as Error).message.includes(`${file} as a database: it, or a folder on its path, is a file, not a directory`));
+      await assert.rejects(open(`${file}/inner`), (e: unknown) => isCode('IO')(e) && /is a file, not a directory/.test((e as Error).message));
+    } finally {
+      fs.rmSync(file);
+    }
+    for (const lock of ['flock', 'pidfile'] as const) {
+      if (lock === 'flock' && db.stats().implementation.lock !== 'flock') continue;
+      await assert.rejects(open(dir, { lock }), (e: unknown) => isCode('DB_LOCKED')(e) && /this process already has it open.*close\(\) not awaited/.test((e as Error).message), lock);
+    }
   });
 
   it('a caller mutating its buffers after put() changes nothing', async () => {

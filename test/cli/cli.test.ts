@@ -62,6 +62,7 @@ describe('cli: birch', () => {
     const r = birch(['check', dir]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /clean/);
+    assert.match(r.stdout, /, 3 trees\n/, 'the default tree and two named ones: the catalog is not counted');
   });
 
   it('check: exit 1 with a readable report for a corrupt page', () => {
@@ -196,6 +197,7 @@ describe('cli: birch', () => {
       assert.match(r.stdout, /holds batches up to 2 /);
       assert.match(r.stdout, /batches 3\.\.3 .* 1 ops .* to replay/);
       assert.match(r.stdout, /batches 4\.\.4 .* 2 ops .* to replay/);
+      assert.doesNotMatch(r.stdout, /not intact/, 'the spare segment is not reported as damaged');
       assert.equal(birch(['check', crashed]).status, 0, 'the crashed copy opens and checks clean');
     } finally {
       rmDir(crashed);
