@@ -35,7 +35,7 @@ import { backupSnapshot, type BackupOptions, type BackupResult } from './backup.
 import type { CheckpointStats } from '../db/checkpoint.js';
 import { recover } from '../db/recovery.js';
 import { Checkpointed, View, ViewHold } from '../db/view.js';
-import { describe, toKey, toTreeName, toValue, type Bytes } from './input.js';
+import { checkOptionNames, describe, toKey, toTreeName, toValue, treeOption, type Bytes } from './input.js';
 import { LiveRange, ReadKeys, Snapshot, toRangeBounds, treeOf, type Pin, type RangeOptions } from './reads.js';
 import { LatencyHistogram } from './latency.js';
 import { currentRuntime, type RuntimeInfo } from './runtime.js';
@@ -51,6 +51,9 @@ export interface BatchOptions {
   /** Apply the batch only if every listed key holds `value` now (`undefined`: is absent). */
   ifMatch?: { key: Bytes; value: Bytes | undefined; tree?: string }[];
 }
+
+const BATCH_OP_FIELDS = ['type', 'key', 'value', 'tree'] as const;
+const IF_MATCH_FIELDS = ['key', 'value', 'tree'] as const;
 
 /** A key for a message: as text if it is printable ASCII (quoted), else as hex. */
 function describeKey(key: Buffer): string {
@@ -202,6 +205,7 @@ function encodeBatch(ops: unknown, opts: unknown): { ops: InputOp[]; conds: Inpu
   for (let i = 0; i < n; i++) {
     const op: unknown = ops[i];
     if (typeof op !== 'object' || op === null) throw new BirchError('BAD_OPTION', `operation ${i} is not an object`);
+    checkOptionNames(op, BATCH_OP_FIELDS, `batch operation ${i}`);
     const o = op as { type?: unknown; key?: unknown; value?: unknown; tree?: unknown };
     const tree = treeOf(o.tree);
     let treeLen = 0;
@@ -226,11 +230,13 @@ function encodeBatch(ops: unknown, opts: unknown): { ops: InputOp[]; conds: Inpu
   const conds: InputCond[] = [];
   if (opts !== undefined) {
     if (typeof opts !== 'object' || opts === null) throw new BirchError('BAD_OPTION', 'batch options must be an object');
+    checkOptionNames(opts, ['ifMatch'], 'batch()');
     const ifMatch = (opts as { ifMatch?: unknown }).ifMatch;
     if (ifMatch !== undefined) {
       if (!Array.isArray(ifMatch)) throw new BirchError('BAD_OPTION', 'ifMatch must be an array');
       for (const c of ifMatch as unknown[]) {
         if (typeof c !== 'object' || c === null || !('key' in c)) throw new BirchError('BAD_OPTION', 'each ifMatch entry needs a key and a value');
+        checkOptionNames(c, IF_MATCH_FIELDS, 'an ifMatch entry');
         const e = c as { key: unknown; value?: unknown; tree?: unknown };
         // Copies: the condition is decided later, at admission.
         conds.push({ tree: treeOf(e.tree), key: Buffer.from(toKey(e.key)), value: e.value === undefined ? undefined : Buffer.from(toValue(e.value)) });
@@ -465,7 +471,7 @@ export class Birch {
   get(key: Bytes, opts?: { tree?: string }): Buffer | undefined {
     this.assertReadable();
     this.hold.release();
-    return this.#live.get(opts === undefined ? '' : treeOf(opts.tree), this.#keys.key(key));
+    return this.#live.get(treeOption(opts, 'get()'), this.#keys.key(key));
   }
 
   /** The values of `keys`, in order (undefined where absent), all as of one batch. */
@@ -473,7 +479,7 @@ export class Birch {
     this.assertReadable();
     this.hold.release();
     if (!Array.isArray(keys)) throw new BirchError('BAD_OPTION', 'getMany() takes an array of keys');
-    const tree = opts === undefined ? '' : treeOf(opts.tree);
+    const tree = treeOption(opts, 'getMany()');
     const view = this.#live;
     const out: (Buffer | undefined)[] = new Array(keys.length);
     for (let i = 0; i < keys.length; i++) out[i] = view.get(tree, this.#keys.key(keys[i]));
@@ -492,7 +498,7 @@ export class Birch {
   getView(key: Bytes, opts?: { tree?: string }): Buffer | undefined {
     this.assertReadable();
     this.hold.release();
-    return this.#live.getView(opts === undefined ? '' : treeOf(opts.tree), this.#keys.key(key), this.hold);
+    return this.#live.getView(treeOption(opts, 'getView()'), this.#keys.key(key), this.hold);
   }
 
   /** Iterates one snapshot, taken at the first step and released at the end or when the loop breaks. */
@@ -560,12 +566,18 @@ export class Birch {
     }
   }
 
-  put(key: Bytes, value: Bytes, opts: { tree?: string } = {}): Promise<void> {
-    return this.#submit(() => encodeBatch([{ type: 'put', key, value, ...(opts?.tree !== undefined ? { tree: opts.tree } : {}) }], undefined));
+  put(key: Bytes, value: Bytes, opts?: { tree?: string }): Promise<void> {
+    return this.#submit(() => {
+      const tree = treeOption(opts, 'put()');
+      return encodeBatch([{ type: 'put', key, value, ...(tree !== '' ? { tree } : {}) }], undefined);
+    });
   }
 
-  del(key: Bytes, opts: { tree?: string } = {}): Promise<void> {
-    return this.#submit(() => encodeBatch([{ type: 'del', key, ...(opts?.tree !== undefined ? { tree: opts.tree } : {}) }], undefined));
+  del(key: Bytes, opts?: { tree?: string }): Promise<void> {
+    return this.#submit(() => {
+      const tree = treeOption(opts, 'del()');
+      return encodeBatch([{ type: 'del', key, ...(tree !== '' ? { tree } : {}) }], undefined);
+    });
   }
 
   /** Applies every operation or none, after the caller's earlier batches. */
@@ -920,6 +932,8 @@ export class Birch {
    */
   stats(opts: { trees?: boolean } = {}): BirchStats {
     this.assertReadable();
+    if (typeof opts !== 'object' || opts === null) throw new BirchError('BAD_OPTION', 'the options of stats() must be an object');
+    checkOptionNames(opts, ['trees'], 'stats()');
     let oldest: Pin | undefined;
     for (const p of this.#pins) if (oldest === undefined || p.seq < oldest.seq) oldest = p;
     const active = this.#gens[0] as Generation;

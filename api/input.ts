@@ -51,3 +51,50 @@ export function describe(v: unknown): string {
   if (typeof v === 'object') return `an object (${(v as object).constructor?.name ?? 'Object'})`;
   return `a ${typeof v}`; // number, string, boolean, bigint, symbol, function: all take 'a'
 }
+
+/**
+ * Refuses option names not in `known`: in plain JavaScript a typo (`cachesize`, `prefx`) would
+ * otherwise change behaviour silently (defaults, a full scan). The error names the option and the
+ * closest known one. `for...in` keeps the check free of allocation on hot calls (get with a tree).
+ */
+export function checkOptionNames(o: object, known: readonly string[], where: string): void {
+  for (const k in o) if (!known.includes(k)) throw unknownOption(k, known, where);
+}
+
+function unknownOption(name: string, known: readonly string[], where: string): BirchError {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const k of known) {
+    const d = editDistance(name.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance) {
+      bestDistance = d;
+      best = k;
+    }
+  }
+  const close = best !== undefined && bestDistance <= Math.max(2, Math.floor(best.length / 3));
+  return new BirchError('BAD_OPTION', `unknown option '${name}' of ${where}; ${close ? `did you mean '${best}'?` : `the options are ${known.join(', ')}`}`);
+}
+
+/** Levenshtein distance (insertions, deletions, substitutions), for "did you mean". */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length] as number;
+}
+
+const TREE_OPTION = ['tree'] as const;
+
+/** The tree named by the options of a point call (get, put, del...): '' for the default tree. */
+export function treeOption(opts: unknown, where: string): string {
+  if (opts === undefined) return '';
+  if (typeof opts !== 'object' || opts === null) throw new BirchError('BAD_OPTION', `the options of ${where} must be an object, not ${describe(opts)}`);
+  checkOptionNames(opts, TREE_OPTION, where);
+  const tree = (opts as { tree?: unknown }).tree;
+  return tree === undefined ? '' : toTreeName(tree);
+}

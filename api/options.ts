@@ -1,4 +1,5 @@
 // The options of open(), checked, with their defaults and the reasons for them.
+import { checkOptionNames } from './input.js';
 import os from 'node:os';
 import { BirchError } from '../pager/errors.js';
 import { MAX_CACHE_BYTES } from '../pager/shared-cache.js';
@@ -135,9 +136,16 @@ function autoCompactOf(v: unknown): number | undefined {
   throw new BirchError('BAD_OPTION', 'option autoCompact must be a boolean or { freeShare }');
 }
 
+const OPEN_OPTION_NAMES = ['sync', 'cacheSize', 'journalSegmentSize', 'checkpointBytes', 'maxQueuedBytes', 'maxMergeBytes', 'allocation', 'autoCompact', 'lock', 'backend', 'faults'] as const satisfies readonly (keyof BirchOptions)[];
+
+// Every option of BirchOptions is in the list (a compile error otherwise), so none is refused as unknown.
+const everyOpenOptionListed: [Exclude<keyof BirchOptions, (typeof OPEN_OPTION_NAMES)[number]>] extends [never] ? true : false = true;
+void everyOpenOptionListed;
+
 export function resolveOptions(options: unknown): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw new BirchError('BAD_OPTION', 'options must be an object');
   const o = options as BirchOptions;
+  checkOptionNames(o, OPEN_OPTION_NAMES, 'open()');
   const num = (name: string, v: unknown, def: number, min: number): number => {
     if (v === undefined) return def;
     if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new BirchError('BAD_OPTION', `option ${name} must be a number >= ${min}`);
@@ -145,6 +153,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   };
   if (o.sync !== undefined && typeof o.sync !== 'boolean') throw new BirchError('BAD_OPTION', 'option sync must be a boolean');
   if (o.allocation !== undefined && (typeof o.allocation !== 'object' || o.allocation === null)) throw new BirchError('BAD_OPTION', 'option allocation must be an object');
+  if (o.allocation !== undefined) checkOptionNames(o.allocation, ['policy', 'minRunPages', 'scatterLimit'], 'open() allocation');
   const allocation = { ...DEFAULT_ALLOCATION, ...(o.allocation ?? {}) };
   if (allocation.policy !== 'runs-first' && allocation.policy !== 'first-fit') throw new BirchError('BAD_OPTION', `unknown allocation policy ${String(allocation.policy)}`);
   if (o.backend !== undefined && (typeof o.backend !== 'object' || o.backend === null || typeof o.backend.open !== 'function')) {

@@ -6,7 +6,7 @@ import { MAX_KEY_BYTES } from '../btree/node-format.js';
 import type { RangeBounds } from '../btree/cursor.js';
 import type { RangeIterator } from '../db/range.js';
 import type { View, ViewHold } from '../db/view.js';
-import { toBound, toKey, toTreeName, type Bytes } from './input.js';
+import { checkOptionNames, toBound, toKey, toTreeName, treeOption, type Bytes } from './input.js';
 
 export interface RangeOptions {
   gt?: Bytes;
@@ -57,10 +57,13 @@ export class ReadKeys {
   }
 }
 
+const RANGE_OPTION_NAMES = ['gt', 'gte', 'lt', 'lte', 'prefix', 'reverse', 'limit', 'tree'] as const;
+
 export function toRangeBounds(opts: RangeOptions): RangeBounds {
   if (typeof opts !== 'object' || opts === null) throw new BirchError('BAD_OPTION', 'range options must be an object');
-  if (opts.limit !== undefined && (typeof opts.limit !== 'number' || Number.isNaN(opts.limit) || opts.limit < 0)) {
-    throw new BirchError('BAD_OPTION', 'range option limit must be a non-negative number');
+  checkOptionNames(opts, RANGE_OPTION_NAMES, 'range()');
+  if (opts.limit !== undefined && (typeof opts.limit !== 'number' || !(Number.isInteger(opts.limit) || opts.limit === Infinity) || opts.limit < 0)) {
+    throw new BirchError('BAD_OPTION', `range option limit must be a whole number of entries, 0 or more (Infinity: no limit), not ${String(opts.limit)}`);
   }
   if (opts.reverse !== undefined && typeof opts.reverse !== 'boolean') throw new BirchError('BAD_OPTION', 'range option reverse must be a boolean');
   const b: RangeBounds = {};
@@ -98,14 +101,14 @@ export class Snapshot {
   get(key: Bytes, opts: { tree?: string } = {}): Buffer | undefined {
     this.#check();
     this.#db.hold.release();
-    return this.#view.get(treeOf(opts?.tree), this.#keys.key(key));
+    return this.#view.get(treeOption(opts, 'snapshot.get()'), this.#keys.key(key));
   }
   /** Values of `keys` in order (undefined where absent), as of this snapshot. */
   getMany(keys: readonly Bytes[], opts: { tree?: string } = {}): (Buffer | undefined)[] {
     this.#check();
     this.#db.hold.release();
     if (!Array.isArray(keys)) throw new BirchError('BAD_OPTION', 'getMany() takes an array of keys');
-    const tree = treeOf(opts?.tree);
+    const tree = treeOption(opts, 'snapshot.getMany()');
     const out: (Buffer | undefined)[] = new Array(keys.length);
     for (let i = 0; i < keys.length; i++) out[i] = this.#view.get(tree, this.#keys.key(keys[i]));
     return out;
@@ -115,7 +118,7 @@ export class Snapshot {
     this.#check();
     const hold = this.#db.hold;
     hold.release();
-    return this.#view.getView(treeOf(opts?.tree), this.#keys.key(key), hold);
+    return this.#view.getView(treeOption(opts, 'snapshot.getView()'), this.#keys.key(key), hold);
   }
   range(opts: RangeOptions = {}): RangeIterator {
     return this.rangeOf(treeOf(opts.tree), toRangeBounds(opts));

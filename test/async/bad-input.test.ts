@@ -117,6 +117,35 @@ describe('bad input at the public API: a typed error with a stable code, nothing
     }
   });
 
+  it('unknown options of every call fail with BAD_OPTION naming the option and the closest known one; a fractional limit is refused', async () => {
+    const typo = (name: string, hint: string) => (e: unknown): boolean =>
+      isCode('BAD_OPTION')(e) && (e as Error).message.includes(`unknown option '${name}'`) && (e as Error).message.includes(hint);
+    await assert.rejects(open(`${dir}-x`, { cachesize: 1 } as never), typo('cachesize', "did you mean 'cacheSize'?"));
+    await assert.rejects(open(`${dir}-x`, { allocation: { polcy: 'first-fit' } } as never), typo('polcy', "did you mean 'policy'?"));
+    await assert.rejects(open(`${dir}-x`, { zzzzzz: 1 } as never), typo('zzzzzz', 'the options are sync, cacheSize'));
+    assert.ok(!fs.existsSync(`${dir}-x/data.birch`), 'nothing was created');
+    assert.throws(() => db.range({ prefx: 'a' } as never), typo('prefx', "did you mean 'prefix'?"), 'when called, not when iterated');
+    assert.throws(() => db.range({ limit: 1.5 }), (e: unknown) => isCode('BAD_OPTION')(e) && /whole number/.test((e as Error).message));
+    assert.equal([...db.range({ limit: Infinity })].length, 1);
+    assert.throws(() => db.get('keep', { tee: 'x' } as never), typo('tee', "did you mean 'tree'?"));
+    assert.throws(() => db.getMany(['keep'], { tre: 'x' } as never), typo('tre', "did you mean 'tree'?"));
+    assert.throws(() => db.getView('keep', { Tree: 'x' } as never), typo('Tree', "did you mean 'tree'?"));
+    await assert.rejects(db.put('k', 'v', { tre: 'x' } as never), typo('tre', "did you mean 'tree'?"));
+    await assert.rejects(db.del('keep', { tre: 'x' } as never), typo('tre', "did you mean 'tree'?"));
+    await assert.rejects(db.batch([{ type: 'put', key: 'k', vale: 'v' } as never]), typo('vale', "did you mean 'value'?"));
+    await assert.rejects(db.batch([{ type: 'put', key: 'k', value: 'v' }], { ifmatch: [] } as never), typo('ifmatch', "did you mean 'ifMatch'?"));
+    await assert.rejects(db.batch([{ type: 'put', key: 'k', value: 'v' }], { ifMatch: [{ key: 'k', valu: 'v' }] } as never), typo('valu', "did you mean 'value'?"));
+    assert.throws(() => db.stats({ tree: true } as never), typo('tree', "did you mean 'trees'?"));
+    const snap = db.snapshot();
+    assert.throws(() => snap.get('keep', { tee: 'x' } as never), typo('tee', "did you mean 'tree'?"));
+    assert.throws(() => snap.range({ revers: true } as never), typo('revers', "did you mean 'reverse'?"));
+    snap.release();
+    assert.throws(() => db.tree('albums').range({ lmit: 3 } as never), typo('lmit', "did you mean 'limit'?"));
+    await assert.rejects(db.backup(`${dir}-b`, { compct: true } as never), (e: unknown) => isCode('BAD_OPTION')(e) && /unknown backup option 'compct'/.test((e as Error).message));
+    assert.equal(db.get('k'), undefined, 'nothing was written');
+    assert.equal(db.get('keep')?.toString(), 'me');
+  });
+
   it('a caller mutating its buffers after put() changes nothing', async () => {
     const k = Buffer.from('mut-key');
     const v = Buffer.from('mut-value');
