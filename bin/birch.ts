@@ -263,6 +263,9 @@ program
   .option('--file <path>', 'read this file instead of standard input')
   .action(async (dir: string, opts: { file?: string }) => {
     let db: Birch;
+    // A load that fails before committing anything removes what it created, so that no empty
+    // database is left behind looking like a result.
+    const created = !fs.existsSync(dir) || fs.readdirSync(dir).length === 0;
     try {
       db = await open(dir);
     } catch (err) {
@@ -295,7 +298,12 @@ program
       console.error(`loaded ${loaded} entries`);
     } catch (err) {
       await db.close();
-      fail(`load stopped: ${describeError(err)} (${loaded} entries before it were committed)`);
+      if (loaded === 0 && created) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        fail(`load stopped: ${describeError(err)}; nothing was written, and ${dir}, which the load had created, was removed`);
+      }
+      if (loaded === 0) fail(`load stopped: ${describeError(err)}; nothing was written, ${dir} is as it was`);
+      fail(`load stopped: ${describeError(err)}; the ${loaded} entries before it were committed to ${dir} and kept`);
     }
     await db.close();
   });

@@ -169,15 +169,33 @@ describe('cli: birch', () => {
     }
   });
 
-  it('load refuses malformed input with the line number, keeping what it committed before', () => {
-    const copy = tmpDir('birch-bad');
+  it('load refuses malformed input with the line number: it removes a database it created and wrote nothing to, and says what it kept otherwise', async () => {
+    const parent = tmpDir('birch-bad');
     try {
-      const r = birch(['load', copy], 'birchdb-dump 1\n-\t6161\t6262\n-\tnot-hex\t00\n');
+      const fresh = path.join(parent, 'fresh');
+      const r = birch(['load', fresh], 'birchdb-dump 1\n-\t6161\t6262\n-\tnot-hex\t00\n');
       assert.equal(r.status, 2);
       assert.match(r.stderr, /line 3/);
-      assert.equal(birch(['load', copy], 'something else\n').status, 2);
+      assert.match(r.stderr, /nothing was written, and .* which the load had created, was removed/);
+      assert.ok(!fs.existsSync(fresh), 'no empty database left behind');
+      assert.equal(birch(['load', fresh], 'something else\n').status, 2);
+      assert.ok(!fs.existsSync(fresh));
+
+      const lines = Array.from({ length: 1500 }, (_, i) => `-\t${Buffer.from(`k${String(i).padStart(5, '0')}`).toString('hex')}\t00`);
+      const partial = path.join(parent, 'partial');
+      const p = birch(['load', partial], `birchdb-dump 1\n${lines.join('\n')}\n-\tzz\t00\n`);
+      assert.equal(p.status, 2);
+      assert.match(p.stderr, /line 1502.*the 1000 entries before it were committed to .* and kept/);
+      const db = await open(partial);
+      assert.equal([...db.range()].length, 1000);
+      await db.close();
+
+      const existing = birch(['load', dir], 'birchdb-dump 1\n-\tzz\t00\n');
+      assert.equal(existing.status, 2);
+      assert.match(existing.stderr, /nothing was written, .* is as it was/);
+      assert.equal(birch(['check', dir]).status, 0, 'an existing database is never removed');
     } finally {
-      rmDir(copy);
+      rmDir(parent);
     }
   });
 
