@@ -265,7 +265,8 @@ program
     let db: Birch;
     // A load that fails before committing anything removes what it created, so that no empty
     // database is left behind looking like a result.
-    const created = !fs.existsSync(dir) || fs.readdirSync(dir).length === 0;
+    const existed = fs.existsSync(dir);
+    const created = !existed || fs.readdirSync(dir).length === 0;
     try {
       db = await open(dir);
     } catch (err) {
@@ -299,8 +300,9 @@ program
     } catch (err) {
       await db.close();
       if (loaded === 0 && created) {
-        fs.rmSync(dir, { recursive: true, force: true });
-        fail(`load stopped: ${describeError(err)}; nothing was written, and ${dir}, which the load had created, was removed`);
+        if (existed) for (const name of fs.readdirSync(dir)) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+        else fs.rmSync(dir, { recursive: true, force: true });
+        fail(`load stopped: ${describeError(err)}; nothing was written, and the database the load had created in ${dir} was removed`);
       }
       if (loaded === 0) fail(`load stopped: ${describeError(err)}; nothing was written, ${dir} is as it was`);
       fail(`load stopped: ${describeError(err)}; the ${loaded} entries before it were committed to ${dir} and kept`);

@@ -176,10 +176,14 @@ describe('cli: birch', () => {
       const r = birch(['load', fresh], 'birchdb-dump 1\n-\t6161\t6262\n-\tnot-hex\t00\n');
       assert.equal(r.status, 2);
       assert.match(r.stderr, /line 3/);
-      assert.match(r.stderr, /nothing was written, and .* which the load had created, was removed/);
+      assert.match(r.stderr, /nothing was written, and the database the load had created in .* was removed/);
       assert.ok(!fs.existsSync(fresh), 'no empty database left behind');
       assert.equal(birch(['load', fresh], 'something else\n').status, 2);
       assert.ok(!fs.existsSync(fresh));
+      const empty = path.join(parent, 'empty');
+      fs.mkdirSync(empty);
+      assert.equal(birch(['load', empty], 'bad\n').status, 2);
+      assert.deepEqual(fs.readdirSync(empty), [], 'an empty directory of the user stays, empty');
 
       const lines = Array.from({ length: 1500 }, (_, i) => `-\t${Buffer.from(`k${String(i).padStart(5, '0')}`).toString('hex')}\t00`);
       const partial = path.join(parent, 'partial');
