@@ -49,8 +49,22 @@ interface BenchFlags {
   compare?: EngineName[];
 }
 
+/** The version in birchdb's package.json (two levels above dist/bin/birch.js, and above bin/ in the sources). */
+function packageVersion(): string {
+  for (const rel of ['../../package.json', '../package.json']) {
+    const p = new URL(rel, import.meta.url);
+    try {
+      const pkg = JSON.parse(fs.readFileSync(p, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'birchdb' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // not there: try the next
+    }
+  }
+  return 'unknown';
+}
+
 const program = new Command();
-program.name('birch').description('birchdb: benchmarks and database tools').showHelpAfterError();
+program.name('birch').description('birchdb: benchmarks and database tools').version(packageVersion(), '-V, --version', "print birchdb's version").showHelpAfterError();
 
 program
   .command('bench')

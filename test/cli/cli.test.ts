@@ -58,6 +58,15 @@ describe('cli: birch', () => {
     }
   });
 
+  it('--version prints the package version', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(path.dirname(BIN), '..', '..', 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const r = birch([flag]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout.trim(), pkg.version);
+    }
+  });
+
   it('check: exit 0 and "clean" for a sound database', () => {
     const r = birch(['check', dir]);
     assert.equal(r.status, 0, r.stderr);
