@@ -167,6 +167,10 @@ export function formatTables(results: BenchResult[], workloads: { name: string; 
     const widths = header.map((_, c) => Math.max(...table.map((row) => (row[c] ?? '').length)));
     lines.push(describeWorkload(name, options));
     for (const row of table) lines.push(row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  '));
+    // A write workload that ended before birchdb's first checkpoint measured a buffer filling up.
+    if (!reads && birch !== undefined && birch.extra.checkpoints === 0 && (birch.userBytes ?? 0) > 0) {
+      lines.push('warning: birchdb ran no checkpoint in this run: its figures are a write buffer filling up, not steady state; use more --txns for a run that is');
+    }
     lines.push('');
   }
   return lines;

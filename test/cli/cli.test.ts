@@ -249,6 +249,10 @@ describe('cli: birch', () => {
     assert.equal(ratios.length, engines.length);
     for (const x of ratios) assert.match(x, /^\d+\.\d\dx$/, 'each engine has its ratio to birchdb');
     assert.match(r.stdout, /^checkpoints\s+\d+/m, 'birchdb reports its checkpoints');
+    // 30 writes never reach a checkpoint: the fill says so; the read workload has no such line.
+    const warnings = r.stdout.split('\n').filter((l) => l.startsWith('warning: birchdb ran no checkpoint'));
+    assert.equal(warnings.length, 1, 'one warning, for the write workload');
+    assert.ok(r.stdout.indexOf(warnings[0] as string) < r.stdout.indexOf('readrandom:'), 'under the fillseq table');
   });
 
   it('bench runs ranges and reads while writing on every engine, with reads/s and writes/s side by side', function () {
