@@ -1,7 +1,7 @@
 // The parent of `birch bench`: runs each workload on each engine in a child process of its own,
 // in a fresh directory, one at a time (so engines never compete for the machine), then prints
 // one table per workload with every engine's figures and its ratio to birchdb.
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,9 +30,13 @@ export interface RunOutcome {
   missing: EngineName[];
 }
 
+/** The engine process running now, if any: Ctrl-C stops it before the temporary databases go. */
+let running: ChildProcess | undefined;
+
 function runChild(plan: ChildPlan, onProgress: (done: number, total: number) => void): Promise<ChildMessage> {
   return new Promise((resolve, reject) => {
     const child = fork(CHILD, [JSON.stringify(plan)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    running = child;
     let outcome: ChildMessage | undefined;
     child.on('message', (m: ChildMessage) => {
       if (m.kind === 'progress') onProgress(m.done, m.total);
@@ -40,6 +44,7 @@ function runChild(plan: ChildPlan, onProgress: (done: number, total: number) => 
     });
     child.on('error', reject);
     child.on('exit', (code, signal) => {
+      if (running === child) running = undefined;
       if (outcome !== undefined) resolve(outcome);
       else reject(new Error(`the ${plan.engine} ${plan.workload} run exited (${signal ?? code}) without a result`));
     });
@@ -51,6 +56,23 @@ export async function runBench(plan: RunPlan): Promise<RunOutcome> {
   const results: BenchResult[] = [];
   const skipped = new Set<string>();
   const missing = new Set<EngineName>();
+  // Ctrl-C (or a kill): stop the engine's process, then remove the temporary databases, which a
+  // run of a few seconds already makes hundreds of MiB of; a --dir of the user's is left as it is.
+  const interrupt = (signal: NodeJS.Signals): void => {
+    const finish = (): void => {
+      if (plan.dir === undefined) fs.rmSync(base, { recursive: true, force: true });
+      process.stderr.write(`\nbench interrupted (${signal})${plan.dir === undefined ? '; its temporary databases were removed' : ''}\n`);
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    };
+    const child = running;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) finish();
+    else {
+      child.once('exit', finish);
+      child.kill('SIGKILL');
+    }
+  };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
   try {
     for (const { name, options } of plan.workloads) {
       for (const engine of plan.engines) {
@@ -76,6 +98,8 @@ export async function runBench(plan: RunPlan): Promise<RunOutcome> {
       }
     }
   } finally {
+    process.removeListener('SIGINT', interrupt);
+    process.removeListener('SIGTERM', interrupt);
     if (plan.dir === undefined) fs.rmSync(base, { recursive: true, force: true });
   }
   return { results, skipped: [...skipped], missing: [...missing] };

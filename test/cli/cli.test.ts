@@ -1,6 +1,6 @@
 // The birch command line, run as a user runs it: a separate process, checked by exit status and output.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -253,6 +253,27 @@ describe('cli: birch', () => {
     const warnings = r.stdout.split('\n').filter((l) => l.startsWith('warning: birchdb ran no checkpoint'));
     assert.equal(warnings.length, 1, 'one warning, for the write workload');
     assert.ok(r.stdout.indexOf(warnings[0] as string) < r.stdout.indexOf('readrandom:'), 'under the fillseq table');
+  });
+
+  it('Ctrl-C during a bench stops it and removes its temporary databases', async function () {
+    this.timeout(120_000);
+    const tmp = tmpDir('birch-sigint');
+    try {
+      const p = spawn(process.execPath, [BIN, 'bench', 'fillrandom', '--txns', '1000000', '--compare', ''], { env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      // Wait until the engine has written a database of some size under the temporary directory.
+      const size = (dir: string): number => fs.readdirSync(dir, { withFileTypes: true, recursive: true }).reduce((n, e) => (e.isFile() ? n + fs.statSync(path.join(e.parentPath ?? e.path, e.name)).size : n), 0);
+      for (let t = 0; t < 600 && size(tmp) < 4 << 20; t++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(size(tmp) >= 4 << 20, 'the bench had written a database');
+      p.kill('SIGINT');
+      const code = await new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
+      assert.equal(code, 130);
+      assert.match(err, /bench interrupted \(SIGINT\); its temporary databases were removed/);
+      assert.deepEqual(fs.readdirSync(tmp), [], 'nothing left behind');
+    } finally {
+      rmDir(tmp);
+    }
   });
 
   it('bench runs ranges and reads while writing on every engine, with reads/s and writes/s side by side', function () {
