@@ -9,7 +9,7 @@ import readline from 'node:readline';
 import { BirchError, open, type Birch } from '../api/index.js';
 import { DUMP_HEADER, decodeTreeName, dumpLine, parseDumpLine, type DumpEntry } from './dump-format.js';
 import { inspectJournal } from './inspect.js';
-import { DEFAULTS, RANGES_PER_TXN, WORKLOADS, WRITES_PER_KEY, parseStores, type BenchOptions, type StoreSpec, type Workload } from './bench/workloads.js';
+import { DEFAULTS, RANGES_PER_TXN, READ_KINDS, WORKLOADS, WRITES_PER_KEY, parseStores, type BenchOptions, type StoreSpec, type Workload } from './bench/workloads.js';
 import { formatTables, runBench } from './bench/run.js';
 import { htmlReport } from './bench/report.js';
 import { installCommand, type EngineName } from './bench/engines.js';
@@ -33,6 +33,7 @@ function engineList(v: string): EngineName[] {
 
 interface BenchFlags {
   txns?: number;
+  keys?: number;
   batch?: number;
   keySize?: number;
   valueSize?: number;
@@ -47,6 +48,26 @@ interface BenchFlags {
   json?: string;
   report?: string;
   compare?: EngineName[];
+}
+
+function fmtInt(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+/**
+ * A default for the help: the common one, then the workloads that differ ("10,000; readseq 1,000").
+ * `show` maps a stored value to what the option means (reads store keys / batch).
+ */
+function defaultsOf(field: 'txns' | 'valueSize' | 'callers', applies: (w: Workload) => boolean, show: (n: number) => number = (n) => n): string {
+  const ws = Object.values(WORKLOADS).filter(applies);
+  const values = ws.map((w) => ({ name: w.name, v: show((w.defaults[field] ?? DEFAULTS[field]) as number) }));
+  const counts = new Map<number, number>();
+  for (const { v } of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  const base = show(DEFAULTS[field] as number);
+  // The most common value; on a tie, the general default.
+  const common = [...counts].sort((a, b) => b[1] - a[1] || Number(b[0] === base) - Number(a[0] === base))[0]?.[0] ?? base;
+  const others = values.filter(({ v }) => v !== common).map(({ name, v }) => `${name} ${fmtInt(v)}`);
+  return [fmtInt(common), ...others].join('; ');
 }
 
 /** The version in birchdb's package.json (two levels above dist/bin/birch.js, and above bin/ in the sources). */
@@ -71,12 +92,13 @@ program
   .description('run workloads on birchdb and, side by side, on the engines you would otherwise pick')
   .argument('[workloads...]', `workloads to run: ${Object.keys(WORKLOADS).join(', ')}`, ['fillseq', 'fillrandom'])
   .option('--compare <engines>', `peers to run too, comma-separated (default: every installed one of ${PEERS.join(', ')})`, engineList)
-  .option('--txns <n>', `transactions (versions: versions; reads: keys / batch, and scan100 reads ${RANGES_PER_TXN} ranges per txn, readwhilewriting puts ${WRITES_PER_KEY} per key)`, positiveInt('--txns'))
-  .option('--batch <n>', 'operations per transaction (scan100: also entries per range)', positiveInt('--batch'))
-  .option('--key-size <bytes>', 'key size', positiveInt('--key-size'))
-  .option('--value-size <bytes>', 'value size', positiveInt('--value-size'))
-  .option('--callers <n>', 'concurrent async callers (concurrent, readwhilewriting)', positiveInt('--callers'))
-  .option('--streams <n>', 'interleaved streams (streams)', positiveInt('--streams'))
+  .option('--txns <n>', `transactions of the write workloads (versions: versions) (default: ${defaultsOf('txns', (w) => !READ_KINDS.includes(w.kind))})`, positiveInt('--txns'))
+  .option('--keys <n>', `keys of the read workloads (--txns works too, as keys / batch; read in batches of --batch; scan100 reads ${RANGES_PER_TXN} ranges per batch, readwhilewriting puts ${WRITES_PER_KEY} per key) (default: ${defaultsOf('txns', (w) => READ_KINDS.includes(w.kind), (n) => n * DEFAULTS.batch)})`, positiveInt('--keys'))
+  .option('--batch <n>', `operations per transaction (scan100: also entries per range) (default: ${fmtInt(DEFAULTS.batch)})`, positiveInt('--batch'))
+  .option('--key-size <bytes>', `key size (default: ${fmtInt(DEFAULTS.keySize)})`, positiveInt('--key-size'))
+  .option('--value-size <bytes>', `value size (default: ${defaultsOf('valueSize', (w) => w.kind !== 'versions')})`, positiveInt('--value-size'))
+  .option('--callers <n>', `concurrent async callers (concurrent, puts, readwhilewriting) (default: ${defaultsOf('callers', (w) => w.kind === 'concurrent' || w.kind === 'readwhilewriting')})`, positiveInt('--callers'))
+  .option('--streams <n>', `interleaved streams (streams) (default: ${fmtInt(DEFAULTS.streams)})`, positiveInt('--streams'))
   .option('--desc', 'descending keys (fillseq)')
   .option('--stores <spec>', 'versions: name:keyMean:keySpread:valueMean:valueSpread:changes:deleteFraction,... (default: accounts, events, index)', (v: string) => {
     try {
@@ -95,10 +117,14 @@ program
   .action(async (workloads: string[], flags: BenchFlags) => {
     for (const w of workloads) if (WORKLOADS[w] === undefined) program.error(`birch: unknown workload "${w}"; choose from ${Object.keys(WORKLOADS).join(', ')}`);
     const plans = workloads.map((name) => {
-      const d = { ...DEFAULTS, ...(WORKLOADS[name] as Workload).defaults };
+      const w = WORKLOADS[name] as Workload;
+      const d = { ...DEFAULTS, ...w.defaults };
+      const batch = flags.batch ?? d.batch;
+      const reads = READ_KINDS.includes(w.kind);
       const options: BenchOptions = {
-        txns: flags.txns ?? d.txns,
-        batch: flags.batch ?? d.batch,
+        // Reads count keys (--keys), read in batches: their "transactions" are keys / batch.
+        txns: reads ? (flags.keys !== undefined ? Math.max(1, Math.ceil(flags.keys / batch)) : flags.txns ?? d.txns) : flags.txns ?? d.txns,
+        batch,
         keySize: flags.keySize ?? d.keySize,
         valueSize: flags.valueSize ?? d.valueSize,
         callers: flags.callers ?? d.callers,

@@ -90,6 +90,8 @@ export async function runBench(plan: RunPlan): Promise<RunOutcome> {
           else if (m.kind === 'missing') {
             missing.add(engine);
             skipped.add(m.why);
+            // Made for this run only (removed above before it started): a skipped peer leaves no folder, in --dir either.
+            fs.rmSync(dir, { recursive: true, force: true });
           } else if (m.kind === 'error') throw new Error(`${engine} ${name}: ${m.message}`);
         } finally {
           bar?.stop();

@@ -255,6 +255,18 @@ describe('cli: birch', () => {
     assert.ok(r.stdout.indexOf(warnings[0] as string) < r.stdout.indexOf('readrandom:'), 'under the fillseq table');
   });
 
+  it('bench --help shows each option\'s default; read workloads take --keys', function () {
+    this.timeout(120_000);
+    const help = birch(['bench', '--help']).stdout.replace(/\s+/g, ' ');
+    assert.match(help, /--txns <n> transactions of the write workloads .*\(default: 10,000; concurrent 8,000/);
+    assert.match(help, /--keys <n> keys of the read workloads .*\(default: 1,000,000; readseq 100,000\)/);
+    assert.match(help, /--value-size <bytes> value size \(default: 100; fillseq 128\)/);
+    assert.match(help, /--callers <n> .*\(default: 64; readwhilewriting 16; puts 1\)/);
+    const r = birch(['bench', 'readrandom', '--keys', '500', '--batch', '10', '--compare', '']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /readrandom: 500 random reads of 500 keys/);
+  });
+
   it('Ctrl-C during a bench stops it and removes its temporary databases', async function () {
     this.timeout(120_000);
     const tmp = tmpDir('birch-sigint');

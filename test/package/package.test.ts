@@ -113,9 +113,11 @@ describe('package: what npm pack ships, installed into fresh apps', function () 
       assert.deepEqual(out, { before: '2', after: 'a=1,b=2,c=3', lock: 'pidfile', checksum: 'xxhash-wasm', badOption: 'BAD_OPTION' }, program);
     }
     // The CLI from the installed package, in an app without the peers: birchdb alone, and the one command that adds them.
-    const bench = node([path.join(app, 'node_modules', 'birchdb', 'dist', 'bin', 'birch.js'), 'bench', 'fillseq', '--txns', '20', '--batch', '10'], app);
+    const benchDir = path.join(work, 'bench-dbs');
+    const bench = node([path.join(app, 'node_modules', 'birchdb', 'dist', 'bin', 'birch.js'), 'bench', 'fillseq', '--txns', '20', '--batch', '10', '--dir', benchDir], app);
     assert.equal(bench.status, 0, bench.stderr);
     assert.match(bench.stdout, /install them: npm install --save-dev lmdb classic-level better-sqlite3/);
     assert.match(bench.stdout, /fillseq: 20 txns x 10 ops/);
+    assert.deepEqual(fs.readdirSync(benchDir), ['fillseq-birchdb'], '--dir holds no folder for the peers that were skipped');
   });
 });
