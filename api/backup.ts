@@ -60,7 +60,7 @@ export interface BackupResult {
 export interface OpenedCopy {
   check(): CheckReport;
   trees(): string[];
-  snapshot(): Pick<Snapshot, 'checkpointedEntries' | 'release'>;
+  snapshot(): { checkpointedEntries(tree: string | undefined): number; release(): void };
   close(): Promise<void>;
 }
 

@@ -129,8 +129,11 @@ export interface BirchStats {
 export interface BirchImplementation {
   /** The runtime: 'node', 'bun' or 'deno', with its version. */
   runtime: RuntimeInfo;
-  /** 'flock' (fs-ext, native) or 'pidfile' (no native code); 'memory' or a custom backend's own for other backends. */
-  lock: string;
+  /**
+   * 'flock' (fs-ext, native) or 'pidfile' (no native code) for files; 'memory' for the memory
+   * backend; a custom backend's own name otherwise (hence the open string).
+   */
+  lock: 'flock' | 'pidfile' | 'memory' | (string & Record<never, never>);
   /** 'xxhash-wasm', or 'js-xxhash' where WebAssembly is unavailable. */
   checksum: 'xxhash-wasm' | 'js-xxhash';
   /** The journal's LZ4 codec: always birchdb's own, in JavaScript. */
@@ -264,6 +267,7 @@ function encodeBatch(ops: unknown, opts: unknown): { ops: InputOp[]; conds: Inpu
 export class Tree {
   readonly name: string;
   readonly #db: Birch;
+  /** @internal db.tree(name) makes these. */
   constructor(db: Birch, name: string) {
     this.#db = db;
     this.name = name;

@@ -11,11 +11,20 @@ function esc(s: string): string {
   return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
 }
 
-function niceMax(v: number): number {
-  if (v <= 0) return 1;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+/** A round step (1, 2 or 5 times a power of ten) that cuts 0..v into about `parts` intervals. */
+export function niceStep(v: number, parts = 4): number {
+  if (!(v > 0)) return 1;
+  const raw = v / parts;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  for (const m of [1, 2, 5, 10]) if (m * p >= raw) return m * p;
   return 10 * p;
+}
+
+/** Axis ticks 0, step, 2 step... up to the first multiple of a round step at or past `v`. */
+export function ticks(v: number): number[] {
+  const step = niceStep(v);
+  const n = Math.max(1, Math.ceil(v / step - 1e-9));
+  return Array.from({ length: n + 1 }, (_, i) => +(i * step).toPrecision(12));
 }
 
 function shortNum(v: number): string {
@@ -33,18 +42,16 @@ function chart(title: string, unit: string, series: { name: string; points: [num
   const R = 12;
   const T = 28;
   const B = 40;
-  const xMax = niceMax(Math.max(0.001, ...series.flatMap((s) => s.points.map((p) => p[0]))));
-  const yMax = niceMax(Math.max(0, ...series.flatMap((s) => s.points.map((p) => p[1]))));
+  const xTicks = ticks(Math.max(0.001, ...series.flatMap((s) => s.points.map((p) => p[0]))));
+  const yTicks = ticks(Math.max(0, ...series.flatMap((s) => s.points.map((p) => p[1]))));
+  const xMax = xTicks[xTicks.length - 1] as number;
+  const yMax = yTicks[yTicks.length - 1] as number;
   const x = (v: number): number => L + (v / xMax) * (W - L - R);
   const y = (v: number): number => H - B - (v / yMax) * (H - T - B);
   const parts: string[] = [`<svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(title)}">`];
   parts.push(`<text x="${L}" y="16" class="t">${esc(title)}</text>`);
-  for (let i = 0; i <= 4; i++) {
-    const v = (yMax * i) / 4;
-    parts.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" class="g"/>`, `<text x="${L - 6}" y="${y(v) + 4}" class="yl">${shortNum(v)}</text>`);
-    const xv = (xMax * i) / 4;
-    parts.push(`<text x="${x(xv)}" y="${H - B + 16}" class="xl">${+xv.toFixed(2)}</text>`);
-  }
+  for (const v of yTicks) parts.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" class="g"/>`, `<text x="${L - 6}" y="${y(v) + 4}" class="yl">${shortNum(v)}</text>`);
+  for (const xv of xTicks) parts.push(`<text x="${x(xv)}" y="${H - B + 16}" class="xl">${xv}</text>`);
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 6}" class="xl">seconds</text>`, `<text x="12" y="${(T + H - B) / 2}" class="yl" transform="rotate(-90 12 ${(T + H - B) / 2})">${esc(unit)}</text>`);
   parts.push(`<line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" class="a"/><line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" class="a"/>`);
   for (const s of series) {

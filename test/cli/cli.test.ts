@@ -8,6 +8,7 @@ import { open } from '../../api/index.js';
 import { PAGE_SIZE } from '../../pager/page-format.js';
 import { rmDir, tmpDir } from '../helpers/index.js';
 import { WORKLOADS } from '../../bin/bench/workloads.js';
+import { ticks } from '../../bin/bench/report.js';
 
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'birch.js');
 
@@ -55,6 +56,20 @@ describe('cli: birch', () => {
       assert.equal(lines[0], message, what);
       assert.ok(lines.some((l) => l.startsWith(`Usage: ${usage} [options]`)), `${what}: the usage of ${usage} follows`);
       assert.doesNotMatch(r.stderr, /^\s+at |Error:|node:internal/m, `${what}: a stack trace`);
+    }
+  });
+
+  it('the HTML report puts its axis ticks on round numbers', () => {
+    assert.deepEqual(ticks(18.8), [0, 5, 10, 15, 20]);
+    assert.deepEqual(ticks(25), [0, 10, 20, 30]);
+    assert.deepEqual(ticks(0.37), [0, 0.1, 0.2, 0.3, 0.4]);
+    assert.deepEqual(ticks(1_234_567), [0, 500_000, 1_000_000, 1_500_000]);
+    assert.deepEqual(ticks(0), [0, 1]);
+    for (const v of [3, 7.7, 99, 123_456, 0.05]) {
+      const t = ticks(v);
+      assert.ok((t[t.length - 1] as number) >= v && t.length >= 2 && t.length <= 11, `${v}: ${t.join(', ')}`);
+      const step = (t[1] as number) - (t[0] as number);
+      assert.match(String(step / 10 ** Math.floor(Math.log10(step))), /^(1|2|5)$/, `${v}: a step of 1, 2 or 5 times a power of ten`);
     }
   });
 
