@@ -23,9 +23,16 @@ export interface BenchResult {
   fileBytes: number;
   peakRssBytes: number;
   extra: Record<string, number>;
-  /** Samples over time: [seconds since start, ops done, rss bytes, file bytes]. */
-  timeline: [number, number, number, number][];
+  /**
+   * Samples over time: [seconds since start, ops done, rss bytes, file bytes, checkpoints finished
+   * (-1: the engine has none), latency p50 and p99 in ms of the operations timed since the last
+   * sample (-1: none timed, or a read workload, whose latencies are taken apart)].
+   */
+  timeline: [number, number, number, number, number, number, number][];
 }
+
+/** Latencies per timeline interval that its p50 and p99 are taken from. */
+const LATENCY_SAMPLE = 2048;
 
 /** Bytes this process has caused to be written to storage (Linux /proc/self/io), or null. */
 export function diskWriteBytes(): number | null {
@@ -106,11 +113,21 @@ export async function measure(open: () => Promise<Engine>, w: Workload, o: Bench
   const firstPassOpsPerSec = await reads?.warmUp?.();
   const endTimed = engine.beginTimed?.();
   const t0 = performance.now();
+  let latencyMark = 0;
   const sample = (force = false): void => {
     const now = performance.now();
     if (!force && now - lastSample < 250) return;
     lastSample = now;
-    timeline.push([(now - t0) / 1000, done, process.memoryUsage().rss, dirBytes(dir)]);
+    // At most LATENCY_SAMPLE of the interval's latencies, evenly spread: sorting them all would put
+    // the harness's work inside the timed loop.
+    const n = latencies.length - latencyMark;
+    const stride = Math.max(1, Math.ceil(n / LATENCY_SAMPLE));
+    const recent: number[] = [];
+    for (let i = latencyMark; i < latencies.length; i += stride) recent.push(latencies[i] as number);
+    recent.sort((a, b) => a - b);
+    latencyMark = latencies.length;
+    const at = (q: number): number => (recent.length === 0 ? -1 : (recent[Math.min(recent.length - 1, Math.floor(q * recent.length))] as number));
+    timeline.push([(now - t0) / 1000, done, process.memoryUsage().rss, dirBytes(dir), engine.extra().checkpoints ?? -1, at(0.5), at(0.99)]);
     progress(progressed ?? done, reads?.total ?? total);
   };
   const io0 = diskWriteBytes();

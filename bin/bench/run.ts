@@ -141,63 +141,73 @@ export function describeWorkload(name: string, o: BenchOptions): string {
 type Row = [string, (r: BenchResult) => string];
 
 /** One table per workload: a column per engine, and each engine's ops/s as a ratio to birchdb's. */
+/** The text of every workload's table, with its warnings, as `birch bench` prints them. */
 export function formatTables(results: BenchResult[], workloads: { name: string; options: BenchOptions }[]): string[] {
   const lines: string[] = [];
   for (const { name, options } of workloads) {
-    const rs = results.filter((r) => r.workload === name);
-    if (rs.length === 0) continue;
-    const birch = rs.find((r) => r.engine === 'birchdb');
-    const kind = WORKLOADS[name]?.kind;
-    const rww = kind === 'readwhilewriting';
-    const reads = kind !== undefined && READ_KINDS.includes(kind);
-    const latencyOf = kind === 'readrandom' || kind === 'concurrent' ? 'op' : kind === 'readseq' ? 'scan' : kind === 'scan' ? 'range' : rww ? 'read' : kind === 'versions' ? 'version' : 'txn';
-    const extra = (key: string, digits: number, suffix = ''): ((r: BenchResult) => string) => (r) => (r.extra[key] === undefined ? 'n/a' : `${fmt(r.extra[key] as number, digits)}${suffix}`);
-    const writes = (f: (x: NonNullable<BenchResult['writes']>) => string): ((r: BenchResult) => string) => (r) => (r.writes === undefined ? 'n/a' : f(r.writes));
-    const rows: Row[] = [
-      ['ops/s', (r) => fmt(r.opsPerSec)],
-      ['  vs birchdb', (r) => (birch === undefined ? '' : `${fmt(r.opsPerSec / birch.opsPerSec, 2)}x`)],
-      [`latency p50 (per ${latencyOf})`, (r) => ms(r.p50Ms)],
-      [`latency p99 (per ${latencyOf})`, (r) => ms(r.p99Ms)],
-      ...(kind === 'readrandom'
-        ? ([
-            ['first pass (untimed), ops/s', extra('firstPassOpsPerSec', 0)],
-            ['  vs birchdb', (r) => (birch?.extra.firstPassOpsPerSec === undefined || r.extra.firstPassOpsPerSec === undefined ? '' : `${fmt(r.extra.firstPassOpsPerSec / birch.extra.firstPassOpsPerSec, 2)}x`)],
-          ] satisfies Row[])
-        : []),
-      ...(rww
-        ? ([
-            ['writes/s', writes((x) => fmt(x.opsPerSec))],
-            ['  vs birchdb', writes((x) => (birch?.writes === undefined ? '' : `${fmt(x.opsPerSec / birch.writes.opsPerSec, 2)}x`))],
-            ['latency p50 (per put)', writes((x) => ms(x.p50Ms))],
-            ['latency p99 (per put)', writes((x) => ms(x.p99Ms))],
-          ] satisfies Row[])
-        : []),
-      ['user bytes written', (r) => (r.userBytes === 0 ? '-' : mib(r.userBytes))],
-      ['disk bytes written', (r) => (r.diskBytesWritten === null ? 'n/a' : mib(r.diskBytesWritten))],
-      ['write amplification', (r) => (r.writeAmplification === null ? '-' : `${fmt(r.writeAmplification, 1)}x`)],
-      ['batches per commit', extra('batchesPerCommit', 1)],
-      ['checkpoints', extra('checkpoints', 0)],
-      ['  avg duration', extra('checkpointMs', 0, ' ms')],
-      ['  pages written', extra('pagesPerCheckpoint', 0)],
-      ['  write runs', extra('writeRunsPerCheckpoint', 1)],
-      [rww ? 'put p99 during checkpoints' : 'p99 during checkpoints', (r) => (r.extra.p99DuringCheckpointMs === undefined ? 'n/a' : ms(r.extra.p99DuringCheckpointMs))],
-      ...(rww ? ([['read p99 during checkpoints', (r) => (r.extra.readP99DuringCheckpointMs === undefined ? 'n/a' : ms(r.extra.readP99DuringCheckpointMs))]] satisfies Row[]) : []),
-      ...(reads ? ([['page cache hit ratio', (r) => (r.extra.cacheHitRatio === undefined ? 'n/a' : `${fmt(r.extra.cacheHitRatio * 100, 1)}%`)]] satisfies Row[]) : []),
-      ['buffer at the end', extra('bufferMiB', 1, ' MiB')],
-      ['recovery after a crash', extra('recoveryMs', 1, ' ms')],
-      ['final file size', (r) => mib(r.fileBytes)],
-      ['peak memory (RSS)', (r) => mib(r.peakRssBytes)],
-    ];
-    const header = ['', ...rs.map((r) => r.engine)];
-    const table = [header, ...rows.map(([label, f]) => [label, ...rs.map(f)])];
-    const widths = header.map((_, c) => Math.max(...table.map((row) => (row[c] ?? '').length)));
+    const t = benchTable(results, name);
+    if (t === undefined) continue;
+    const widths = (t.rows[0] as string[]).map((_, c) => Math.max(...t.rows.map((row) => (row[c] ?? '').length)));
     lines.push(describeWorkload(name, options));
-    for (const row of table) lines.push(row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  '));
-    // A write workload that ended before birchdb's first checkpoint measured a buffer filling up.
-    if (!reads && birch !== undefined && birch.extra.checkpoints === 0 && (birch.userBytes ?? 0) > 0) {
-      lines.push('warning: birchdb ran no checkpoint in this run: its figures are a write buffer filling up, not steady state; use more --txns for a run that is');
-    }
+    for (const row of t.rows) lines.push(row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  '));
+    for (const w of t.warnings) lines.push(`warning: ${w}`);
     lines.push('');
   }
   return lines;
+}
+
+/** One workload's table: a header row (engines) and a row per figure; and what the reader should be warned of. */
+export function benchTable(results: BenchResult[], name: string): { rows: string[][]; warnings: string[] } | undefined {
+  const rs = results.filter((r) => r.workload === name);
+  if (rs.length === 0) return undefined;
+  const birch = rs.find((r) => r.engine === 'birchdb');
+  const kind = WORKLOADS[name]?.kind;
+  const rww = kind === 'readwhilewriting';
+  const reads = kind !== undefined && READ_KINDS.includes(kind);
+  const latencyOf = kind === 'readrandom' || kind === 'concurrent' ? 'op' : kind === 'readseq' ? 'scan' : kind === 'scan' ? 'range' : rww ? 'read' : kind === 'versions' ? 'version' : 'txn';
+  const extra = (key: string, digits: number, suffix = ''): ((r: BenchResult) => string) => (r) => (r.extra[key] === undefined ? 'n/a' : `${fmt(r.extra[key] as number, digits)}${suffix}`);
+  const writes = (f: (x: NonNullable<BenchResult['writes']>) => string): ((r: BenchResult) => string) => (r) => (r.writes === undefined ? 'n/a' : f(r.writes));
+  const rows: Row[] = [
+    ['ops/s', (r) => fmt(r.opsPerSec)],
+    ['  vs birchdb', (r) => (birch === undefined ? '' : `${fmt(r.opsPerSec / birch.opsPerSec, 2)}x`)],
+    [`latency p50 (per ${latencyOf})`, (r) => ms(r.p50Ms)],
+    [`latency p99 (per ${latencyOf})`, (r) => ms(r.p99Ms)],
+    ...(kind === 'readrandom'
+      ? ([
+          ['first pass (untimed), ops/s', extra('firstPassOpsPerSec', 0)],
+          ['  vs birchdb', (r) => (birch?.extra.firstPassOpsPerSec === undefined || r.extra.firstPassOpsPerSec === undefined ? '' : `${fmt(r.extra.firstPassOpsPerSec / birch.extra.firstPassOpsPerSec, 2)}x`)],
+        ] satisfies Row[])
+      : []),
+    ...(rww
+      ? ([
+          ['writes/s', writes((x) => fmt(x.opsPerSec))],
+          ['  vs birchdb', writes((x) => (birch?.writes === undefined ? '' : `${fmt(x.opsPerSec / birch.writes.opsPerSec, 2)}x`))],
+          ['latency p50 (per put)', writes((x) => ms(x.p50Ms))],
+          ['latency p99 (per put)', writes((x) => ms(x.p99Ms))],
+        ] satisfies Row[])
+      : []),
+    ['user bytes written', (r) => (r.userBytes === 0 ? '-' : mib(r.userBytes))],
+    ['disk bytes written', (r) => (r.diskBytesWritten === null ? 'n/a' : mib(r.diskBytesWritten))],
+    ['write amplification', (r) => (r.writeAmplification === null ? '-' : `${fmt(r.writeAmplification, 1)}x`)],
+    ['batches per commit', extra('batchesPerCommit', 1)],
+    ['checkpoints', extra('checkpoints', 0)],
+    ['  avg duration', extra('checkpointMs', 0, ' ms')],
+    ['  pages written', extra('pagesPerCheckpoint', 0)],
+    ['  write runs', extra('writeRunsPerCheckpoint', 1)],
+    [rww ? 'put p99 during checkpoints' : 'p99 during checkpoints', (r) => (r.extra.p99DuringCheckpointMs === undefined ? 'n/a' : ms(r.extra.p99DuringCheckpointMs))],
+    ...(rww ? ([['read p99 during checkpoints', (r) => (r.extra.readP99DuringCheckpointMs === undefined ? 'n/a' : ms(r.extra.readP99DuringCheckpointMs))]] satisfies Row[]) : []),
+    ...(reads ? ([['page cache hit ratio', (r) => (r.extra.cacheHitRatio === undefined ? 'n/a' : `${fmt(r.extra.cacheHitRatio * 100, 1)}%`)]] satisfies Row[]) : []),
+    ['buffer at the end', extra('bufferMiB', 1, ' MiB')],
+    ['recovery after a crash', extra('recoveryMs', 1, ' ms')],
+    ['final file size', (r) => mib(r.fileBytes)],
+    ['peak memory (RSS)', (r) => mib(r.peakRssBytes)],
+  ];
+  const header = ['', ...rs.map((r) => r.engine)];
+  const table = [header, ...rows.map(([label, f]) => [label, ...rs.map(f)])];
+  const warnings: string[] = [];
+  // A write workload that ended before birchdb's first checkpoint measured a buffer filling up.
+  if (!reads && birch !== undefined && birch.extra.checkpoints === 0 && (birch.userBytes ?? 0) > 0) {
+    warnings.push('birchdb ran no checkpoint in this run: its figures are a write buffer filling up, not steady state; use more --txns for a run that is');
+  }
+  return { rows: table, warnings };
 }

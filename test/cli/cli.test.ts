@@ -7,8 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { open } from '../../api/index.js';
 import { PAGE_SIZE } from '../../pager/page-format.js';
 import { rmDir, tmpDir } from '../helpers/index.js';
-import { WORKLOADS } from '../../bin/bench/workloads.js';
-import { ticks } from '../../bin/bench/report.js';
+import { DEFAULTS, WORKLOADS } from '../../bin/bench/workloads.js';
+import { htmlReport, ticks } from '../../bin/bench/report.js';
+import type { BenchResult } from '../../bin/bench/measure.js';
 
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'birch.js');
 
@@ -71,6 +72,23 @@ describe('cli: birch', () => {
       const step = (t[1] as number) - (t[0] as number);
       assert.match(String(step / 10 ** Math.floor(Math.log10(step))), /^(1|2|5)$/, `${v}: a step of 1, 2 or 5 times a power of ten`);
     }
+  });
+
+  it('the HTML report marks birchdb\'s checkpoints, plots latency over time and renders its tables as HTML', () => {
+    const result = (engine: string, checkpoints: number[]): BenchResult => ({
+      workload: 'fillrandom', engine, ops: 4000, seconds: 2, opsPerSec: 2000, p50Ms: 1, p99Ms: 5, userBytes: 4000 * 116,
+      diskBytesWritten: null, writeAmplification: null, fileBytes: 1 << 20, peakRssBytes: 100 << 20,
+      extra: engine === 'birchdb' ? { checkpoints: 2 } : {},
+      timeline: checkpoints.map((c, i) => [0.25 * (i + 1), 500 * (i + 1), 90 << 20, 1 << 20, c, 1 + i / 10, 5 + i] as BenchResult['timeline'][number]),
+    });
+    const html = htmlReport([result('birchdb', [0, 0, 1, 1, 1, 2, 2, 2]), result('lmdb', [-1, -1, -1, -1, -1, -1, -1, -1])], [{ name: 'fillrandom', options: { ...DEFAULTS, txns: 40 } }], 'machine: test');
+    // Two checkpoints (at 0.75 s and 1.5 s), marked on the throughput and the latency charts.
+    assert.equal((html.match(/<line [^>]*class="m"><title>birchdb checkpoint at (0\.75|1\.50) s/g) ?? []).length, 4);
+    assert.match(html, /aria-label="latency per interval: p50 solid, p99 dashed"/);
+    assert.equal((html.match(/stroke-dasharray="5 3"/g) ?? []).length, 2, 'a dashed p99 line per engine');
+    assert.match(html, /<table><thead><tr><th><\/th><th>birchdb<\/th><th>lmdb<\/th><\/tr><\/thead>/);
+    assert.match(html, /<tr><th scope="row">ops\/s<\/th><td>2,000<\/td><td>2,000<\/td><\/tr>/);
+    assert.doesNotMatch(html, /<pre>/, 'no table as preformatted text');
   });
 
   it('--version prints the package version', () => {
