@@ -8,10 +8,10 @@
 // SIGKILL, a power cut loses what was written but not synced, so this is the test that catches a
 // missing fsync or a wrong write order.
 import assert from 'node:assert/strict';
-import { open, type MemoryDirectory } from '../../api/index.js';
+import { open, type Birch, type MemoryDirectory } from '../../api/index.js';
 import { CrashDirectory, type CrashOp } from '../helpers/crash-dir.js';
 import { rng } from '../helpers/index.js';
-import { assertRowClean, checkCaseAsync, reliabilityRow } from '../helpers/reliability.js';
+import { assertRowClean, checkCaseAsync, reliabilityRow, type ReliabilityRow } from '../helpers/reliability.js';
 
 const BATCHES = Number(process.env.BIRCH_POWER_COMMITS ?? 600);
 // Small segments and checkpoints: a checkpoint every few batches, segments recycled often.
@@ -45,6 +45,39 @@ async function verify(image: MemoryDirectory, acked: number, attempted: number, 
   } finally {
     await db.close();
   }
+}
+
+/** Options of the two cases below that cut power in a compaction: a checkpoint every few batches. */
+const COMPACT_OPTS = { journalSegmentSize: 256 * 1024, checkpointBytes: 64 * 1024 };
+
+/** `rounds` batches of 300 puts of random keys (of 6,000) over many checkpoints, into `model`: much of the file ends up free or pending. */
+async function randomRewrites(db: Birch, rand: () => number, rounds: number, model: Map<string, string>): Promise<void> {
+  for (let round = 0; round < rounds; round++) {
+    const ops: Parameters<typeof db.batch>[0] = [];
+    for (let i = 0; i < 300; i++) {
+      const k = `k${String(Math.floor(rand() * 6000)).padStart(5, '0')}`;
+      const v = `round ${round} `.repeat(1 + (i % 8));
+      ops.push({ type: 'put', key: k, value: v });
+      model.set(k, v);
+    }
+    await db.batch(ops);
+  }
+}
+
+/** Opens a crash image and checks that it holds `acked` exactly where acknowledged, checkpoints, and passes check(). */
+async function verifyImage(row: ReliabilityRow, image: MemoryDirectory, acked: Map<string, string>, where: string): Promise<void> {
+  await checkCaseAsync(row, where, async () => {
+    const reopened = await open('crashed', { ...COMPACT_OPTS, backend: image });
+    try {
+      for (const [k, v] of acked) assert.equal(reopened.get(k)?.toString(), v, `${where}: ${k} was acknowledged but is lost or has a wrong value`);
+      await reopened.checkpoint();
+      const report = reopened.check();
+      assert.ok(report.ok, `${where}: check() failed: ${report.errors.slice(0, 3).join('; ')}`);
+    } finally {
+      await reopened.close();
+    }
+  });
+  row.acked += acked.size;
 }
 
 describe('crash: power loss at every write and sync point, through the async API (simulated disk)', () => {
@@ -104,20 +137,10 @@ describe('crash: power loss at every write and sync point, through the async API
     const seed = Number(process.env.BIRCH_SEED ?? Date.now() % 100000);
     const rand = rng(seed);
     const sim = new CrashDirectory();
-    const opts = { journalSegmentSize: 256 * 1024, checkpointBytes: 64 * 1024 };
     // Random rewrites over many checkpoints: a third of the file or more ends up free pages.
-    const db = await open('sim', { ...opts, backend: sim });
+    const db = await open('sim', { ...COMPACT_OPTS, backend: sim });
     const model = new Map<string, string>();
-    for (let round = 0; round < 30; round++) {
-      const ops: Parameters<typeof db.batch>[0] = [];
-      for (let i = 0; i < 300; i++) {
-        const k = `k${String(Math.floor(rand() * 6000)).padStart(5, '0')}`;
-        const v = `round ${round} `.repeat(1 + (i % 8));
-        ops.push({ type: 'put', key: k, value: v });
-        model.set(k, v);
-      }
-      await db.batch(ops);
-    }
+    await randomRewrites(db, rand, 30, model);
     const before = db.stats({ trees: false }).dataFile;
     let points = 0;
     const images: MemoryDirectory[] = [];
@@ -127,21 +150,7 @@ describe('crash: power loss at every write and sync point, through the async API
     };
     await db.close();
     sim.onOp = undefined;
-    for (const [n, image] of images.entries()) {
-      const where = `seed ${seed}, image ${n} of close()`;
-      await checkCaseAsync(row, where, async () => {
-        const reopened = await open('crashed', { ...opts, backend: image });
-        try {
-          for (const [k, v] of model) assert.equal(reopened.get(k)?.toString(), v, `${where}: ${k} was acknowledged but is lost or has a wrong value`);
-          await reopened.checkpoint();
-          const report = reopened.check();
-          assert.ok(report.ok, `${where}: check() failed: ${report.errors.slice(0, 3).join('; ')}`);
-        } finally {
-          await reopened.close();
-        }
-      });
-      row.acked += model.size;
-    }
+    for (const [n, image] of images.entries()) await verifyImage(row, image, model, `seed ${seed}, image ${n} of close()`);
     const size = sim.crashImage((_f, _i, s) => s).files.get('data.birch')?.size ?? 0;
     const unused = before.freePages + before.pendingPages;
     console.log(`      close() of a file of ${before.pageCount} pages (${unused} free or pending): ${points} crash points, ${images.length} images verified; the file after close ${size / 4096} pages`);
@@ -155,19 +164,9 @@ describe('crash: power loss at every write and sync point, through the async API
     const seed = Number(process.env.BIRCH_SEED ?? Date.now() % 100000);
     const rand = rng(seed);
     const sim = new CrashDirectory();
-    const opts = { journalSegmentSize: 256 * 1024, checkpointBytes: 64 * 1024 };
-    const db = await open('sim', { ...opts, backend: sim });
+    const db = await open('sim', { ...COMPACT_OPTS, backend: sim });
     const model = new Map<string, string>();
-    for (let round = 0; round < 20; round++) {
-      const ops: Parameters<typeof db.batch>[0] = [];
-      for (let i = 0; i < 300; i++) {
-        const k = `k${String(Math.floor(rand() * 6000)).padStart(5, '0')}`;
-        const v = `round ${round} `.repeat(1 + (i % 8));
-        ops.push({ type: 'put', key: k, value: v });
-        model.set(k, v);
-      }
-      await db.batch(ops);
-    }
+    await randomRewrites(db, rand, 20, model);
     // Delete most keys: the trees shrink and most of the file becomes free.
     const dels: Parameters<typeof db.batch>[0] = [];
     for (const k of [...model.keys()]) {
@@ -194,21 +193,7 @@ describe('crash: power loss at every write and sync point, through the async API
     }
     sim.onOp = undefined;
     await db.close();
-    for (const [n, { image, acked: want }] of images.entries()) {
-      const where = `seed ${seed}, image ${n} of compact()`;
-      await checkCaseAsync(row, where, async () => {
-        const reopened = await open('crashed', { ...opts, backend: image });
-        try {
-          for (const [k, v] of want) assert.equal(reopened.get(k)?.toString(), v, `${where}: ${k} was acknowledged but is lost or has a wrong value`);
-          await reopened.checkpoint();
-          const report = reopened.check();
-          assert.ok(report.ok, `${where}: check() failed: ${report.errors.slice(0, 3).join('; ')}`);
-        } finally {
-          await reopened.close();
-        }
-      });
-      row.acked += want.size;
-    }
+    for (const [n, { image, acked: want }] of images.entries()) await verifyImage(row, image, want, `seed ${seed}, image ${n} of compact()`);
     console.log(`      compact() of a file of ${before.pageCount} pages (${before.freePages} free, ${before.pendingPages} pending): ${r.bytesBefore / 4096} -> ${r.bytesAfter / 4096} pages; ${points} crash points, ${images.length} images verified`);
     assert.ok(r.bytesAfter < r.bytesBefore / 2, 'compact() gave more than half the file back');
     assertRowClean(row);
