@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
 import path from 'node:path';
 import readline from 'node:readline';
-import { BirchError, open, type Birch } from '../api/index.js';
+import { BirchError, open, type BackupProgress, type Birch } from '../api/index.js';
 import { DUMP_HEADER, decodeTreeName, dumpLine, parseDumpLine, type DumpEntry } from './dump-format.js';
 import { inspectJournal } from './inspect.js';
 import { DEFAULTS, RANGES_PER_TXN, READ_KINDS, WORKLOADS, WRITES_PER_KEY, parseStores, type BenchOptions, type StoreSpec, type Workload } from './bench/workloads.js';
@@ -173,6 +173,20 @@ function assertDatabaseDir(dir: string): void {
   if (!fs.existsSync(path.join(dir, 'data.birch'))) fail(`${dir} is not a birchdb database (no data.birch)`);
 }
 
+/** Opens `dir`, runs `f`, closes; a failure of `f` closes too and exits with "<what> failed: ...". */
+async function withDatabase<T>(dir: string, what: string, f: (db: Birch) => Promise<T>): Promise<T> {
+  const db = await openExisting(dir);
+  let out: T;
+  try {
+    out = await f(db);
+  } catch (err) {
+    await db.close().catch(() => undefined);
+    fail(`${what} failed: ${describeError(err)}`);
+  }
+  await db.close();
+  return out;
+}
+
 async function openExisting(dir: string): Promise<Birch> {
   assertDatabaseDir(dir);
   try {
@@ -212,30 +226,20 @@ program
   .argument('<target>', 'the backup directory to create (must not exist)')
   .action(async (dir: string, target: string) => {
     if (fs.existsSync(target)) fail(`the backup target ${target} already exists; choose a new directory`);
-    const db = await openExisting(dir);
     const bar = process.stderr.isTTY === true ? new cliProgress.SingleBar({ format: '  backup [{bar}] {percentage}% {value}/{total} entries {phase}', hideCursor: true, clearOnComplete: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
     let started = false;
-    try {
-      const r = await db.backup(target, {
-        onProgress: (p) => {
-          if (bar === undefined) return;
-          const total = Math.max(p.estimatedEntries, p.entries);
-          if (!started) {
-            bar.start(total, p.entries, { phase: p.phase });
-            started = true;
-          }
-          bar.setTotal(total);
-          bar.update(p.entries, { phase: p.phase });
-        },
-      });
-      bar?.stop();
-      await db.close();
-      console.log(`backup of batch ${r.seq}: ${r.entries} entries in ${r.trees + 1} trees, ${(r.bytes / 2 ** 20).toFixed(1)} MiB, checked, in ${(r.ms / 1000).toFixed(1)} s: ${r.dir}`);
-    } catch (err) {
-      bar?.stop();
-      await db.close().catch(() => undefined);
-      fail(`backup failed: ${describeError(err)}`);
-    }
+    const onProgress = (p: BackupProgress): void => {
+      if (bar === undefined) return;
+      const total = Math.max(p.estimatedEntries, p.entries);
+      if (!started) {
+        bar.start(total, p.entries, { phase: p.phase });
+        started = true;
+      }
+      bar.setTotal(total);
+      bar.update(p.entries, { phase: p.phase });
+    };
+    const r = await withDatabase(dir, 'backup', (db) => db.backup(target, { onProgress }).finally(() => bar?.stop()));
+    console.log(`backup of batch ${r.seq}: ${r.entries} entries in ${r.trees + 1} trees, ${(r.bytes / 2 ** 20).toFixed(1)} MiB, checked, in ${(r.ms / 1000).toFixed(1)} s: ${r.dir}`);
   });
 
 program
@@ -243,15 +247,8 @@ program
   .description('give free space back: move the trees into the holes and cut the file (what close() also does when much is free)')
   .argument('<dir>', 'database directory')
   .action(async (dir: string) => {
-    const db = await openExisting(dir);
-    try {
-      const r = await db.compact();
-      console.log(`${(r.bytesBefore / 2 ** 20).toFixed(1)} MiB -> ${(r.bytesAfter / 2 ** 20).toFixed(1)} MiB in ${r.ms.toFixed(0)} ms (${r.freePages} free pages left inside the file)`);
-    } catch (err) {
-      await db.close().catch(() => undefined);
-      fail(`compact failed: ${describeError(err)}`);
-    }
-    await db.close();
+    const r = await withDatabase(dir, 'compact', (db) => db.compact());
+    console.log(`${(r.bytesBefore / 2 ** 20).toFixed(1)} MiB -> ${(r.bytesAfter / 2 ** 20).toFixed(1)} MiB in ${r.ms.toFixed(0)} ms (${r.freePages} free pages left inside the file)`);
   });
 
 program
