@@ -30,7 +30,9 @@ export function u64Fits(buf: Buffer, off: number): boolean {
  * The u64 at `off`; one of 2^53 or more is refused with a CorruptionError at `site` (the file and
  * page the caller read `buf` from), its offset in `buf` added.
  */
-export function readU64(buf: Buffer, off: number, site: CorruptionSite = {}): number {
+const NO_SITE: CorruptionSite = Object.freeze({});
+
+export function readU64(buf: Buffer, off: number, site: CorruptionSite = NO_SITE): number {
   const lo = buf.readUInt32LE(off);
   const hi = buf.readUInt32LE(off + 4);
   if (hi > 0x1fffff) throw new CorruptionError(`the 64-bit field at offset ${off} holds 2^53 or more`, { ...site, offset: off });
