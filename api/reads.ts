@@ -129,7 +129,7 @@ export class Snapshot {
     return this.#view.range(tree, bounds, () => {
       this.#check();
       this.#db.hold.release();
-    }, () => undefined);
+    });
   }
   trees(): string[] {
     this.#check();

@@ -81,15 +81,14 @@ export function copyValue(src: PageSource, cell: number): Buffer {
 }
 
 /** A value of `len` bytes from the overflow pages starting at `first`. */
-export function copyOverflow(src: PageSource, first: number, len: number): Buffer {
-  const out = Buffer.allocUnsafe(len);
+export function copyOverflow(src: PageSource, first: number, len: number, out: Buffer = Buffer.allocUnsafe(len)): Buffer {
   const pages = overflowPagesFor(len);
   for (let k = 0; k < pages; k++) {
     const off = src.pageAt(first + k);
     const n = Math.min(OVERFLOW_PAYLOAD, len - k * OVERFLOW_PAYLOAD);
     src.bytes.copy(out, k * OVERFLOW_PAYLOAD, off + GENERIC_HEADER_SIZE, off + GENERIC_HEADER_SIZE + n);
   }
-  return out;
+  return out.subarray(0, len);
 }
 
 /** A copy of slot i's value of a private leaf page, gathered from overflow pages through `read` if it has them. */

@@ -145,8 +145,8 @@ export class TreeBuffer {
   }
 
   /** The entry of the `len` bytes at `off` of `b`, if this map holds that key. */
-  find(b: Uint8Array, off: number, len: number): Version | undefined {
-    let e = this.map.get(hashBytes(b, off, len));
+  find(b: Uint8Array, off: number, len: number, h: number = hashBytes(b, off, len)): Version | undefined {
+    let e = this.map.get(h);
     while (e !== undefined && !sameKey(e, b, off, len)) e = e.collide;
     return e;
   }

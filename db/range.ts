@@ -21,7 +21,6 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
   readonly #heads: (Entry | undefined)[];
   readonly #dir: 1 | -1;
   readonly #check: () => void;
-  readonly #onDone: () => void;
   #left: number;
   #finished = false;
   // The tree's current batch.
@@ -30,14 +29,13 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
   #pos = 0;
   #treeDone = false;
 
-  constructor(buffered: readonly TreeBuffer[], seq: number, cursor: TreeCursor | undefined, span: Span, check: () => void, onDone: () => void) {
+  constructor(buffered: readonly TreeBuffer[], seq: number, cursor: TreeCursor | undefined, span: Span, check: () => void) {
     this.#cursor = cursor;
     this.#buffers = buffered.map((t) => bufferEntries(t, seq, span));
     this.#heads = this.#buffers.map((b) => nextOf(b));
     this.#dir = span.reverse ? -1 : 1;
     this.#left = span.limit;
     this.#check = check;
-    this.#onDone = onDone;
     this.#treeDone = cursor === undefined;
   }
 
@@ -112,7 +110,6 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
       this.#finished = true;
       this.#keys.length = 0;
       this.#values.length = 0;
-      this.#onDone();
     }
     return { done: true, value: undefined };
   }

@@ -11,7 +11,7 @@ import { isOverflowCell, valueLengthOfCell, valueStartOfCell } from '../btree/no
 import { u32 } from '../pager/bytes.js';
 import { TreeCursor, toSpan, type RangeBounds } from '../btree/cursor.js';
 import { decodeCatalogValue, decodeRoots, type Roots } from '../btree/roots-format.js';
-import { valueOf, visible, type Generation, type TreeBuffer } from './buffer.js';
+import { hashBytes, valueOf, visible, type Generation, type TreeBuffer } from './buffer.js';
 import { RangeIterator } from './range.js';
 
 /** The trees of one checkpoint, as the main thread reads them. */
@@ -71,10 +71,13 @@ export class View {
     const gens = this.gens;
     // The buffer first: a generation that holds nothing of the tree costs one probe of a small
     // map; one that holds it, a hash of the key's bytes (no string is made).
+    // The key's hash, once for every generation that holds the tree (-1: not needed yet).
+    let h = -1;
     for (let g = 0; g < gens.length; g++) {
       const t = (gens[g] as Generation).trees.get(tree)?.at(this.seq);
       if (t === undefined) continue;
-      const v = visible(t.find(key, 0, key.length), this.seq);
+      if (h < 0) h = hashBytes(key, 0, key.length);
+      const v = visible(t.find(key, 0, key.length, h), this.seq);
       if (v !== undefined) return valueOf(v) ?? undefined;
       if (t.droppedAt > 0) return undefined;
     }
@@ -88,38 +91,33 @@ export class View {
    * or, for a value on overflow pages or a page read outside the cache, of a copy `hold` keeps.
    */
   getView(tree: string, key: Buffer, hold: ViewHold): Buffer | undefined {
+    let h = -1;
     for (const g of this.gens) {
       const t = g.trees.get(tree)?.at(this.seq);
       if (t === undefined) continue;
-      const v = visible(t.find(key, 0, key.length), this.seq);
+      if (h < 0) h = hashBytes(key, 0, key.length);
+      const v = visible(t.find(key, 0, key.length, h), this.seq);
       if (v !== undefined) return v.len < 0 ? undefined : v.buf.subarray(v.off, v.off + v.len);
       if (t.droppedAt > 0) return undefined;
     }
     const desc = this.base.desc(tree);
     if (desc === undefined || desc.root === 0) return undefined;
     const src = this.base.pages;
-    let overflowFirst = 0;
-    let len = 0;
     src.begin();
     try {
       const cell = findCell(src, desc, key);
       if (cell < 0) return undefined;
       const b = src.bytes;
-      len = valueLengthOfCell(b, cell);
+      const len = valueLengthOfCell(b, cell);
       const at = valueStartOfCell(b, cell);
-      if (isOverflowCell(b, cell)) overflowFirst = u32(b, at);
-      else if (b === src.cache.bytes) {
+      // An overflow value is gathered straight into the hold's reused buffer: one copy.
+      if (isOverflowCell(b, cell)) return copyOverflow(src, u32(b, at), len, hold.scratch(len));
+      if (b === src.cache.bytes) {
         // Pinned inside the epoch, so that no thread can reuse the frame before the pin counts.
         hold.pin(src, cell - (cell % PAGE_SIZE));
         return b.subarray(at, at + len);
-      } else return hold.keep(b, at, len);
-    } finally {
-      src.end();
-    }
-    src.begin();
-    try {
-      const v = copyOverflow(src, overflowFirst, len);
-      return hold.keep(v, 0, len);
+      }
+      return hold.keep(b, at, len);
     } finally {
       src.end();
     }
@@ -148,7 +146,7 @@ export class View {
    * [key, value] pairs within the range options, merged from every source. `check` runs before
    * each entry is handed out (a released snapshot, a closing database), `done` once at the end.
    */
-  range(tree: string, opts: RangeBounds, check: () => void, done: () => void): RangeIterator {
+  range(tree: string, opts: RangeBounds, check: () => void): RangeIterator {
     const span = toSpan(opts);
     const buffered: TreeBuffer[] = [];
     let hidden = false;
@@ -163,7 +161,7 @@ export class View {
     }
     const desc = hidden ? undefined : this.base.desc(tree);
     const cursor = desc === undefined ? undefined : new TreeCursor(this.base.pages, desc, span);
-    return new RangeIterator(buffered, this.seq, cursor, span, check, done);
+    return new RangeIterator(buffered, this.seq, cursor, span, check);
   }
 }
 
@@ -185,9 +183,15 @@ export class ViewHold {
 
   /** A view of a private copy of `len` bytes at `at` of `src`, reused by the next such read. */
   keep(src: Buffer, at: number, len: number): Buffer {
+    const out = this.scratch(len);
+    src.copy(out, 0, at, at + len);
+    return out.subarray(0, len);
+  }
+
+  /** The reused buffer, at least `len` bytes: what the next kept or gathered value is copied into. */
+  scratch(len: number): Buffer {
     if (this.#copy.length < len) this.#copy = Buffer.allocUnsafeSlow(Math.max(len, 2 * this.#copy.length, 4096));
-    src.copy(this.#copy, 0, at, at + len);
-    return this.#copy.subarray(0, len);
+    return this.#copy;
   }
 
   /** Called by every read of the thread: the previous view may change from now on. */
