@@ -266,7 +266,9 @@ export class TreeCursor {
     let run = 1;
     while (run < pages) {
       const s = slot + run * step;
-      if (s < 0 || s >= n || childAt(b, s, off) !== no + run * step) break;
+      // The run ends at the first sibling that is not next on disk, or is cached already (reading
+      // it again would only cost a copy, a verify and a frame).
+      if (s < 0 || s >= n || childAt(b, s, off) !== no + run * step || src.cached(no + run * step)) break;
       run++;
     }
     if (run > 1) src.readRun(step > 0 ? no : no - run + 1, run);
