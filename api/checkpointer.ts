@@ -41,7 +41,7 @@ export class CheckpointService {
         });
       } else if (msg.kind === 'compact') {
         const r = msg.step === 'move' ? this.#checkpointer.compactMove() : this.#checkpointer.compactTrim();
-        this.#send({ kind: 'compacted', step: msg.step, state: r === undefined ? null : encodeState(r.state), releasedSeq: r?.releasedSeq ?? -1, stats: { ...this.#checkpointer.stats } });
+        this.#send({ kind: 'compacted', state: encodeState(r.state), releasedSeq: r.releasedSeq, stats: { ...this.#checkpointer.stats } });
       } else {
         this.#checkpointer.finish();
         this.#send({ kind: 'finished', stats: { ...this.#checkpointer.stats } });

@@ -127,8 +127,8 @@ export type FromCheckpointer =
       stats: CheckpointStats;
     }
   | { kind: 'finished'; stats: CheckpointStats }
-  /** A compaction step done: the new state (null: nothing moved), as 'checkpointed' gives it. */
-  | { kind: 'compacted'; step: 'move' | 'trim'; state: Uint8Array | null; releasedSeq: number; stats: CheckpointStats }
+  /** A compaction step done: the new state, as 'checkpointed' gives it. */
+  | { kind: 'compacted'; state: Uint8Array; releasedSeq: number; stats: CheckpointStats }
   | { kind: 'fatal'; error: WireError }
   | { kind: 'closed' };
 

@@ -146,13 +146,7 @@ export class Checkpointer {
 
   /** Runs one checkpoint (see the steps above). Throws a typed error, after which it refuses more. */
   checkpoint(req: CheckpointRequest): CheckpointResult {
-    if (this.#failed !== undefined) throw this.#failed;
-    try {
-      return this.#run(req);
-    } catch (err) {
-      this.#failed = err instanceof BirchError ? err : new BirchError('INTERNAL', `checkpoint failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      throw this.#failed;
-    }
+    return this.#guard('checkpoint', () => this.#run(req));
   }
 
   /**
@@ -219,7 +213,7 @@ export class Checkpointer {
     this.stats.checkpoints++;
     this.stats.totalMs += ms;
     this.stats.lastMs = ms;
-    this.stats.pagesWritten += sink.written.length;
+    this.stats.pagesWritten += sink.written;
     this.stats.writeRuns += sink.runs;
     this.stats.opsMerged += ops;
     this.#updateStats();
@@ -227,7 +221,7 @@ export class Checkpointer {
       state,
       releasedSeq: (this.#data.metas.older as DbState).seq,
       ms,
-      pages: sink.written.length,
+      pages: sink.written,
       runs: sink.runs,
       ops,
     };
@@ -320,7 +314,7 @@ export class Checkpointer {
    * checkpoint freed (both metas past it, and no reader before it): those are the holes to fill.
    */
   compactMove(): CheckpointResult {
-    return this.#guard(() => {
+    return this.#guard('compaction', () => {
       this.#data.settle();
       // Released before the boundary is drawn, so that pages a snapshot still holds count as live:
       // they cannot take moved pages, and the moves must fit the holes that can.
@@ -336,25 +330,24 @@ export class Checkpointer {
    * the file's free tail back, settles again and cuts the file to its pages. Pages a snapshot
    * still reads stay pending, and the file keeps whatever lies past them.
    */
-  compactTrim(): CheckpointResult {
-    return this.#guard(() => {
-      this.#data.settle();
-      const s = this.#data.state;
-      const r = this.#run({ upToSeq: s.seq, records: [] });
-      this.#data.settle();
+  compactTrim(): { state: DbState; releasedSeq: number } {
+    return this.#guard('compaction', () => {
+      this.#releaseAndTrim();
       this.#data.truncate(this.#data.state.pageCount);
       this.#data.sync();
       this.#updateStats();
-      return { ...r, state: this.#data.state };
+      // Settled: both metas hold this state, so the journal may recycle everything up to its seq.
+      return { state: this.#data.state, releasedSeq: this.#data.state.seq };
     });
   }
 
-  #guard<T>(f: () => T): T {
+  /** Runs `f`; a failure is typed (INTERNAL unless it already is), and every later call refuses with it. */
+  #guard<T>(what: string, f: () => T): T {
     if (this.#failed !== undefined) throw this.#failed;
     try {
       return f();
     } catch (err) {
-      this.#failed = err instanceof BirchError ? err : new BirchError('INTERNAL', `compaction failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      this.#failed = err instanceof BirchError ? err : new BirchError('INTERNAL', `${what} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       throw this.#failed;
     }
   }
@@ -436,8 +429,8 @@ class Sink implements PageSink {
   pageCount: number;
   /** Committed pages the new trees no longer reach. */
   readonly freed: PageNo[] = [];
-  /** Every page number built in this checkpoint. */
-  readonly written: number[] = [];
+  /** Pages built by this checkpoint (a count: nothing reads their numbers any more). */
+  written = 0;
   runs = 0;
   readonly #allocated = new Set<number>();
   /** Built and not yet written. */
@@ -524,7 +517,7 @@ class Sink implements PageSink {
   emit(no: PageNo, page: Buffer): void {
     sealPage(page);
     this.#unwritten.set(no, page);
-    this.written.push(no);
+    this.written++;
     const kind = pageKind(page);
     if (kind === PageKind.Branch) this.#cache.install(no, page);
     else if (kind === PageKind.Leaf && this.#warmLeaves > 0) {
