@@ -18,6 +18,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { NodeDirectory } from '../pager/backend.js';
 import { BirchError } from '../pager/errors.js';
+import { PAGE_SIZE } from '../pager/page-format.js';
 import type { CheckReport } from '../btree/verify.js';
 import { CompactCopyWriter } from '../db/compact-copy.js';
 import type { Snapshot } from './reads.js';
@@ -106,7 +107,7 @@ export async function backupSnapshot(snap: Snapshot, target: string, opts: unkno
     const counts = new Map<string, number>();
     let entries = 0;
     const report = (phase: BackupProgress['phase'], tree: string): void => {
-      o.onProgress?.({ phase, tree, entries, estimatedEntries, bytes: writer.pages * 4096 });
+      o.onProgress?.({ phase, tree, entries, estimatedEntries, bytes: writer.pages * PAGE_SIZE });
     };
     try {
       for (const tree of [undefined, ...named]) {
@@ -137,7 +138,7 @@ export async function backupSnapshot(snap: Snapshot, target: string, opts: unkno
       writer.abort();
       throw err;
     }
-    const bytes = writer.pages * 4096;
+    const bytes = writer.pages * PAGE_SIZE;
 
     report('check', '');
     const copy = await openCopy(tmp);
@@ -168,7 +169,7 @@ export async function backupSnapshot(snap: Snapshot, target: string, opts: unkno
     if (fs.existsSync(dest)) throw new BirchError('BAD_OPTION', `the backup target ${dest} was created while the backup ran; the backup was removed`);
     fs.renameSync(tmp, dest);
     tmp = undefined;
-    syncDir(parent);
+    new NodeDirectory(parent).syncDirectory();
     const result: BackupResult = { dir: dest, seq, entries, trees: named.length, bytes, ms: performance.now() - t0 };
     o.onProgress?.({ phase: 'done', tree: '', entries, estimatedEntries, bytes });
     return result;
@@ -178,14 +179,5 @@ export async function backupSnapshot(snap: Snapshot, target: string, opts: unkno
   } finally {
     snap.release();
     if (tmp !== undefined) fs.rmSync(tmp, { recursive: true, force: true });
-  }
-}
-
-function syncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
   }
 }

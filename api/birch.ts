@@ -148,7 +148,7 @@ interface InputOp {
   tree: string;
   keyOff: number;
   keyLen: number;
-  valueOff: number;
+  /** The value follows the key: it starts at keyOff + keyLen. */
   valueLen: number;
 }
 
@@ -257,7 +257,7 @@ function encodeBatch(ops: unknown, opts: unknown): { ops: InputOp[]; conds: Inpu
     const tree = trees[i] as string;
     const end = writeOp(encoded, at, types[i] as OpType, tree === '' ? undefined : treeBytes?.get(tree), key, value);
     const valueAt = end - (value?.length ?? 0);
-    out[i] = { type: types[i] as OpType, tree, keyOff: valueAt - key.length, keyLen: key.length, valueOff: valueAt, valueLen: end - valueAt };
+    out[i] = { type: types[i] as OpType, tree, keyOff: valueAt - key.length, keyLen: key.length, valueLen: end - valueAt };
     at = end;
   }
   return { ops: out, conds, encoded };
@@ -596,7 +596,7 @@ export class Birch {
       const treeBytes = Buffer.from(tree, 'utf8');
       const encoded = Buffer.allocUnsafe(opBytes(treeBytes.length, 0, 0));
       writeOp(encoded, 0, OP_DROP_TREE, treeBytes, undefined, undefined);
-      return { ops: [{ type: OP_DROP_TREE, tree, keyOff: 0, keyLen: 0, valueOff: 0, valueLen: 0 }], conds: [], encoded };
+      return { ops: [{ type: OP_DROP_TREE, tree, keyOff: 0, keyLen: 0, valueLen: 0 }], conds: [], encoded };
     });
   }
 
@@ -832,12 +832,10 @@ export class Birch {
       case 'compacted': {
         // Not a checkpoint of the buffer: the same batches in moved (or trimmed) trees. A
         // checkpoint in flight keeps its frozen generation; its own result comes after this one.
-        if (msg.state !== null) {
-          this.#base = new Checkpointed(decodeState(msg.state), this.#reader);
-          this.#live = new View(this.#visible, this.#gens, this.#base);
-          this.#publishFloor();
-          this.#writer.post({ kind: 'release', upToSeq: msg.releasedSeq });
-        }
+        this.#base = new Checkpointed(decodeState(msg.state), this.#reader);
+        this.#live = new View(this.#visible, this.#gens, this.#base);
+        this.#publishFloor();
+        this.#writer.post({ kind: 'release', upToSeq: msg.releasedSeq });
         this.#ckptStats = msg.stats;
         this.#compactWaiters.shift()?.resolve();
         this.#updateRefs();
