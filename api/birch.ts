@@ -18,11 +18,12 @@
 //
 // Page reuse across threads: this thread publishes, in shared memory, the oldest checkpoint whose
 // trees its readers may still read; the checkpointer reuses no page such a tree reaches.
+import { resolve as resolvePath } from 'node:path';
 import { BirchError, deniedByRuntime, readEnv } from '../pager/errors.js';
 import { NodeDirectory, type DirectoryBackend, type HeldLock } from '../pager/backend.js';
 import { checksumImplementation, checksumReady } from '../pager/checksum.js';
 import { FAULT_COUNTERS_BYTES } from '../pager/faults.js';
-import { decodeState } from '../pager/meta-format.js';
+import { decodeState, type DbState } from '../pager/meta-format.js';
 import { PageReader } from '../pager/reader.js';
 import { SharedPageCache } from '../pager/shared-cache.js';
 import { DATA_FILE } from '../pager/data-file.js';
@@ -34,10 +35,12 @@ import { Generation } from '../db/buffer.js';
 import { backupSnapshot, type BackupOptions, type BackupResult } from './backup.js';
 import type { CheckpointStats } from '../db/checkpoint.js';
 import { recover } from '../db/recovery.js';
+import { ReaderSlots } from '../db/reader-slots.js';
 import { Checkpointed, View, ViewHold } from '../db/view.js';
 import { checkOptionNames, describe, toKey, toTreeName, toValue, treeOption, type Bytes } from './input.js';
 import { LiveRange, ReadKeys, Snapshot, toRangeBounds, treeOf, type Pin, type RangeOptions } from './reads.js';
 import { LatencyHistogram } from './latency.js';
+import { ReaderHandles, type ReaderHandle } from './reader-handles.js';
 import { currentRuntime, type RuntimeInfo } from './runtime.js';
 import { resolveOptions, type BirchOptions, type ResolvedOptions } from './options.js';
 import { fromWireError, type FaultInit, type FromCheckpointer, type FromWriter, type ToCheckpointer, type ToWriter } from './protocol.js';
@@ -116,6 +119,11 @@ export interface BirchStats {
    */
   cache: { hits: number; misses: number; bytes: number; capacityBytes: number; evictions: number };
   snapshots: { live: number; oldestSeq: number | null; oldestAgeMs: number | null };
+  /**
+   * Reader threads (readerHandle) open now, and the oldest checkpoint one of them still reads
+   * (null: none is reading): pages freed since it stay pending, and compaction cannot cut past them.
+   */
+  readers: { threads: number; oldestCheckpointId: number | null };
   /** Automatic compactions (option autoCompact) finished, and what the last one did. */
   autoCompact: { runs: number; last: CompactResult | null };
   trees: TreeStats[];
@@ -303,7 +311,9 @@ export class Birch {
   readonly #reader: PageReader;
   /** The checkpointer's reader slot in the cache: given back if that thread dies. */
   readonly #checkpointerSlot: number;
-  readonly #floor: Int32Array;
+  /** What reader threads and the checkpointer read: the published checkpoint, every thread's oldest. */
+  readonly #slots: ReaderSlots;
+  readonly #readerThreads: ReaderHandles | undefined;
   /** @internal What this thread's last zero-copy read (getView) holds until its next read. */
   readonly hold = new ViewHold();
   readonly #keys = new ReadKeys();
@@ -362,13 +372,14 @@ export class Birch {
   #lastCheckpointMs = 0;
   readonly #recovery: BirchStats['recovery'];
 
-  private constructor(path: string, opts: ResolvedOptions, lock: HeldLock, reader: PageReader, checkpointerSlot: number, floor: Int32Array, recovered: ReturnType<typeof recover>, gen: Generation) {
+  private constructor(path: string, opts: ResolvedOptions, lock: HeldLock, reader: PageReader, checkpointerSlot: number, slots: ReaderSlots, readerThreads: ReaderHandles | undefined, recovered: ReturnType<typeof recover>, gen: Generation) {
     this.path = path;
     this.#opts = opts;
     this.#lock = lock;
     this.#reader = reader;
     this.#checkpointerSlot = checkpointerSlot;
-    this.#floor = floor;
+    this.#slots = slots;
+    this.#readerThreads = readerThreads;
     this.#base = new Checkpointed(recovered.state, reader);
     this.#gens = [gen];
     this.#visible = recovered.lastSeq;
@@ -416,9 +427,9 @@ export class Birch {
       cache.useSlot(cache.reserveSlot());
       checkpointerSlot = cache.reserveSlot();
       reader = new PageReader(backend.open(DATA_FILE, { create: false, readOnly: true }), cache);
-      const floorSab = new SharedArrayBuffer(4);
-      const floor = new Int32Array(floorSab);
-      Atomics.store(floor, 0, recovered.state.checkpointId);
+      const slots = ReaderSlots.create(recovered.state);
+      // Reader threads open the data file by path: not on a backend that lives in this thread's memory.
+      const readerThreads = opts.backend === undefined ? new ReaderHandles(resolvePath(dir), cache, slots) : undefined;
       const faults: FaultInit | undefined = opts.faults === undefined ? undefined : { plan: opts.faults, counters: opts.faults.counters ?? new SharedArrayBuffer(FAULT_COUNTERS_BYTES) };
       // The handle's message handlers are bound once it exists; until then nothing is sent.
       let db: Birch | undefined;
@@ -428,7 +439,7 @@ export class Birch {
         else early.push(() => fn(db as Birch));
       };
       const { peer: checkpointer, stats: checkpointerStats } = await startCheckpointer(
-        { dir, cache: reader.cache.init, cacheSlot: checkpointerSlot, allocation: opts.allocation, floor: floorSab, ...(faults === undefined ? {} : { faults }) },
+        { dir, cache: reader.cache.init, cacheSlot: checkpointerSlot, allocation: opts.allocation, floor: slots.sab, ...(faults === undefined ? {} : { faults }) },
         opts.backend,
         { message: (m) => deliver((d) => d.#fromCheckpointer(m)), died: (e) => deliver((d) => d.#threadDied('checkpointer', e)) },
       );
@@ -442,7 +453,7 @@ export class Birch {
         { message: (m) => deliver((d) => d.#fromWriter(m)), died: (e) => deliver((d) => d.#threadDied('writer', e)) },
       );
       started.push(writer);
-      db = new Birch(dir, opts, lock, reader, checkpointerSlot, floor, recovered, gen);
+      db = new Birch(dir, opts, lock, reader, checkpointerSlot, slots, readerThreads, recovered, gen);
       db.#writer = writer;
       db.#checkpointer = checkpointer;
       db.#ckptStats = checkpointerStats;
@@ -534,10 +545,16 @@ export class Birch {
     this.#publishFloor();
   }
 
+  /** Reads the trees of checkpoint `state` from now on; reader threads too (published before the floor moves). */
+  #adopt(state: DbState): void {
+    this.#base = new Checkpointed(state, this.#reader);
+    this.#slots.publish(state);
+  }
+
   #publishFloor(): void {
     let floor = this.#base.state.checkpointId as number;
     for (const p of this.#pins) floor = Math.min(floor, p.checkpointId);
-    Atomics.store(this.#floor, 0, floor);
+    this.#slots.setOwnerFloor(floor);
   }
 
   tree(name: string): Tree {
@@ -811,7 +828,7 @@ export class Birch {
       case 'checkpointed': {
         // The shared cache needs nothing here: the checkpointer dropped the old image of every page
         // number it reused before it built the new page, and installed the pages readers will want.
-        this.#base = new Checkpointed(decodeState(msg.state), this.#reader);
+        this.#adopt(decodeState(msg.state));
         this.#gens = this.#gens.slice(0, 1);
         this.#live = new View(this.#visible, this.#gens, this.#base);
         this.#publishFloor();
@@ -832,7 +849,7 @@ export class Birch {
       case 'compacted': {
         // Not a checkpoint of the buffer: the same batches in moved (or trimmed) trees. A
         // checkpoint in flight keeps its frozen generation; its own result comes after this one.
-        this.#base = new Checkpointed(decodeState(msg.state), this.#reader);
+        this.#adopt(decodeState(msg.state));
         this.#live = new View(this.#visible, this.#gens, this.#base);
         this.#publishFloor();
         this.#writer.post({ kind: 'release', upToSeq: msg.releasedSeq });
@@ -983,6 +1000,7 @@ export class Birch {
         evictions: occupancy.evictions,
       },
       snapshots: { live: this.#pins.size, oldestSeq: oldest?.seq ?? null, oldestAgeMs: oldest === undefined ? null : Date.now() - oldest.since },
+      readers: this.#slots.readers(),
       autoCompact: { runs: this.#autoCompactions, last: this.#lastAutoCompact ?? null },
       trees: opts.trees === true ? allTreeShapes((no) => this.#reader.copyPage(no).page, this.#base.roots) : [],
       failed: this.#fatal?.message ?? null,
@@ -1008,6 +1026,18 @@ export class Birch {
       return Promise.reject(err);
     }
     return backupSnapshot(snap, dir, opts, (d) => open(d));
+  }
+
+  /**
+   * A handle for one reader thread: pass it to a worker thread of this process (in workerData or a
+   * message, with `handle.port` in the transfer list) and call openReader(handle) there. The reader
+   * reads the trees of the last checkpoint (see openReader). One handle serves one reader; its slot
+   * is given back when that reader closes or its thread ends.
+   */
+  readerHandle(): ReaderHandle {
+    this.assertReadable();
+    if (this.#readerThreads === undefined) throw new BirchError('UNSUPPORTED', 'reader threads open the data file by path: not available on a storage backend given as an option');
+    return this.#readerThreads.handle();
   }
 
   /** The verifier, over the trees of the published checkpoint (every page read afresh from disk). */
@@ -1099,6 +1129,9 @@ export class Birch {
     this.#status = 'closing';
     this.#closing = (async () => {
       let error: BirchError | undefined;
+      // No reader thread may be inside a read once the closing checkpoint may reuse any page.
+      if (this.#readerThreads !== undefined) await this.#readerThreads.close();
+      else this.#slots.close();
       this.#updateRefs();
       await this.#whenIdle();
       const fromCheckpointer = (kind: 'finished' | 'closed'): Promise<BirchError | undefined> =>
@@ -1129,6 +1162,7 @@ export class Birch {
       }
       this.#status = 'closed';
       this.#pins.clear();
+      this.#readerThreads?.disconnect();
       try {
         this.#reader.close();
         await this.#writer.terminate();

@@ -8,6 +8,7 @@ import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { CheckpointService } from './checkpointer.js';
 import { serveWorker } from './threads.js';
+import { ReaderSlots } from '../db/reader-slots.js';
 import type { CheckpointerInit, FromCheckpointer, ToCheckpointer } from './protocol.js';
 
 /** Nice value of the checkpointer thread (0 is the default; higher runs less eagerly). */
@@ -16,7 +17,7 @@ const CHECKPOINTER_NICE = 5;
 if (parentPort === null) throw new Error('checkpoint-worker runs only as a worker thread');
 const port = parentPort;
 const init = workerData as CheckpointerInit;
-const floor = new Int32Array(init.floor);
+const readers = new ReaderSlots(init.floor);
 const send = (msg: FromCheckpointer, transfer?: ArrayBuffer[]): void => port.postMessage(msg, transfer ?? []);
 try {
   // pid 0: the calling thread, on Linux. Where it is not allowed or not per-thread, it changes nothing that matters.
@@ -30,7 +31,7 @@ serveWorker<ToCheckpointer, FromCheckpointer>({
   init,
   send,
   start: (dir) => {
-    const service = new CheckpointService(dir, init, () => Atomics.load(floor, 0), send);
+    const service = new CheckpointService(dir, init, () => readers.floor(), send);
     return { service, ready: () => ({ kind: 'ready', stats: { ...service.stats } }) };
   },
   failed: (error) => ({ kind: 'openFailed', error }),

@@ -99,7 +99,7 @@ export interface CheckpointerInit {
   cache: SharedCacheInit;
   cacheSlot: number;
   allocation: AllocationOptions;
-  /** Int32Array[1]: the oldest checkpoint whose trees the main thread's readers may still read. */
+  /** db/reader-slots.ts: the oldest checkpoint whose trees any thread may still read (the owner's reads, reader threads). */
   floor: SharedArrayBuffer;
   faults?: FaultInit;
 }

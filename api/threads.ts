@@ -8,6 +8,7 @@ import { NodeDirectory, type DirectoryBackend } from '../pager/backend.js';
 import { checksumReady } from '../pager/checksum.js';
 import { FaultyDirectory } from '../pager/faults.js';
 import type { CheckpointStats } from '../db/checkpoint.js';
+import { ReaderSlots } from '../db/reader-slots.js';
 import { CheckpointService } from './checkpointer.js';
 import { Writer } from './writer.js';
 import {
@@ -149,8 +150,8 @@ export async function startCheckpointer(init: CheckpointerInit, backend: Directo
     const { peer, ready } = await startWorker<ToCheckpointer, FromCheckpointer>('./checkpoint-worker.js', init, events);
     return { peer, stats: (ready as Extract<FromCheckpointer, { kind: 'ready' }>).stats };
   }
-  const floor = new Int32Array(init.floor);
+  const readers = new ReaderSlots(init.floor);
   const send = (m: FromCheckpointer): void => void setImmediate(() => events.message(m));
-  const service = new CheckpointService(faultyIfPlanned(backend, init.faults, 'checkpointer'), init, () => Atomics.load(floor, 0), send);
+  const service = new CheckpointService(faultyIfPlanned(backend, init.faults, 'checkpointer'), init, () => readers.floor(), send);
   return { peer: inlinePeer((m: ToCheckpointer) => service.receive(m)), stats: { ...service.stats } };
 }

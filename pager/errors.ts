@@ -35,6 +35,10 @@ export type ErrorCode =
   | 'IO'
   /** The runtime or install lacks something an option or feature needs (the message names the runtime and the piece). */
   | 'UNSUPPORTED'
+  /** A write asked of a reader that only reads (a reader thread, openReader). */
+  | 'READ_ONLY'
+  /** An export (db.export) that import refuses: a chunk or the manifest missing, damaged or not matching. */
+  | 'BAD_EXPORT'
   /** A bug in birchdb: an invariant did not hold. The handle refuses further writes. */
   | 'INTERNAL';
 

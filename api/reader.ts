@@ -1,0 +1,306 @@
+// Reading a database from another thread of the process that holds it open (openReader).
+//
+// A reader reads the trees of the last checkpoint the owner published, through the page cache
+// every thread shares, on a file descriptor of its own. It never sees the owner's write buffer:
+// a write is visible to readers once a checkpoint holds it (db.checkpoint() forces one). That is
+// the price of reading without asking the owner anything: the buffer lives in the owner's heap.
+//
+// Its reads hold their checkpoint's pages back from reuse through a slot of the reader floor
+// (db/reader-slots.ts): a plain read for its duration, a snapshot until it is released. A reader
+// that closes, or whose thread ends, gives its slot back (api/reader-handles.ts).
+import { BirchError } from '../pager/errors.js';
+import { checksumReady } from '../pager/checksum.js';
+import { NodeDirectory } from '../pager/backend.js';
+import { DATA_FILE } from '../pager/data-file.js';
+import { PageReader } from '../pager/reader.js';
+import { SharedPageCache } from '../pager/shared-cache.js';
+import type { RangeBounds } from '../btree/cursor.js';
+import { ReaderSlots } from '../db/reader-slots.js';
+import { Checkpointed, View } from '../db/view.js';
+import type { RangeIterator } from '../db/range.js';
+import type { ReaderHandle } from './reader-handles.js';
+import { ReadKeys, toRangeBounds, treeOf, type RangeOptions } from './reads.js';
+import { treeOption, type Bytes } from './input.js';
+
+/** Opens a reader in this thread from a handle made by db.readerHandle() in the owner's thread. */
+export async function openReader(handle: ReaderHandle): Promise<BirchReader> {
+  if (typeof handle !== 'object' || handle === null || handle.kind !== 'birchdb-reader') {
+    throw new BirchError('BAD_OPTION', 'openReader() takes the handle db.readerHandle() returned (pass it to the thread with its port in the transfer list)');
+  }
+  await checksumReady();
+  const slots = new ReaderSlots(handle.slots);
+  if (slots.closed) throw new BirchError('DB_CLOSED', `database ${handle.dir} is closed`);
+  const cache = SharedPageCache.attach(handle.cache);
+  cache.useSlot(handle.cacheSlot);
+  const pages = new PageReader(new NodeDirectory(handle.dir).open(DATA_FILE, { create: false, readOnly: true }), cache);
+  return new BirchReader(handle, slots, pages);
+}
+
+export class BirchReader {
+  readonly path: string;
+  readonly #handle: ReaderHandle;
+  readonly #slots: ReaderSlots;
+  readonly #pages: PageReader;
+  readonly #keys = new ReadKeys();
+  #base: Checkpointed | undefined;
+  /** Checkpoints this reader's snapshots read, and how many snapshots read each. */
+  readonly #pins = new Map<number, number>();
+  /** Reads in progress on this thread (a range's step, nested in nothing else, is one). */
+  #active = 0;
+  #closed = false;
+
+  /** @internal */
+  constructor(handle: ReaderHandle, slots: ReaderSlots, pages: PageReader) {
+    this.path = handle.dir;
+    this.#handle = handle;
+    this.#slots = slots;
+    this.#pages = pages;
+    // The owner closing its end (it closed) needs no action here: the shared CLOSED word says so.
+    handle.port.unref();
+  }
+
+  /** The last batch the trees this reader reads now hold (the last checkpoint's). */
+  get seq(): number {
+    return this.#live((base) => base.state.seq);
+  }
+
+  get(key: Bytes, opts: { tree?: string } = {}): Buffer | undefined {
+    const tree = treeOption(opts, 'reader.get()');
+    const k = this.#keys.key(key);
+    return this.#live((base) => new View(base.state.seq, [], base).get(tree, k));
+  }
+
+  getMany(keys: readonly Bytes[], opts: { tree?: string } = {}): (Buffer | undefined)[] {
+    if (!Array.isArray(keys)) throw new BirchError('BAD_OPTION', 'getMany() takes an array of keys');
+    const tree = treeOption(opts, 'reader.getMany()');
+    return this.#live((base) => {
+      const view = new View(base.state.seq, [], base);
+      return keys.map((key) => view.get(tree, this.#keys.key(key)));
+    });
+  }
+
+  /** A range over one snapshot, taken at its first step and released at its end (or a break). */
+  range(opts: RangeOptions = {}): IterableIterator<[Buffer, Buffer]> {
+    const tree = treeOf(opts.tree);
+    const bounds = toRangeBounds(opts);
+    let snap: ReaderSnapshot | undefined;
+    let it: IterableIterator<[Buffer, Buffer]> | undefined;
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      it?.return?.();
+      snap?.release();
+    };
+    const iter: IterableIterator<[Buffer, Buffer]> = {
+      [Symbol.iterator]: () => iter,
+      next: () => {
+        if (ended) return { done: true, value: undefined };
+        try {
+          snap ??= this.snapshot();
+          it ??= snap.rangeOf(tree, bounds);
+          const r = it.next();
+          if (r.done === true) end();
+          return r;
+        } catch (err) {
+          end();
+          throw err;
+        }
+      },
+      return: () => {
+        end();
+        return { done: true, value: undefined };
+      },
+    };
+    return iter;
+  }
+
+  trees(): string[] {
+    return this.#live((base) => new View(base.state.seq, [], base).trees());
+  }
+
+  /** Pins the last checkpoint: its pages are not reused until release(). */
+  snapshot(): ReaderSnapshot {
+    return this.#live((base) => {
+      const id = base.state.checkpointId as number;
+      this.#pins.set(id, (this.#pins.get(id) ?? 0) + 1);
+      this.#publishPin();
+      return new ReaderSnapshot(this, base, id);
+    });
+  }
+
+  put(): never {
+    throw this.#readOnly('put');
+  }
+  del(): never {
+    throw this.#readOnly('del');
+  }
+  batch(): never {
+    throw this.#readOnly('batch');
+  }
+  dropTree(): never {
+    throw this.#readOnly('dropTree');
+  }
+
+  #readOnly(what: string): BirchError {
+    return new BirchError('READ_ONLY', `${what}() on a reader thread: readers only read; write through the database handle in the thread that opened it (${this.path})`);
+  }
+
+  /** Closes the reader: its snapshots end, its slots go back to the owner. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#pins.clear();
+    this.#slots.setPin(this.#handle.slot, undefined);
+    this.#slots.setActive(this.#handle.slot, false);
+    this.#pages.close();
+    // The owner gives both slots back when it sees the channel close.
+    this.#handle.port.close();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  // ---- pins ------------------------------------------------------------------------------------
+
+  /**
+   * Runs `read` over the published checkpoint, pinned for its duration (see db/reader-slots.ts for
+   * why the id is loaded again after the pin is stored).
+   */
+  #live<T>(read: (base: Checkpointed) => T): T {
+    this.#enter();
+    try {
+      const slots = this.#slots;
+      for (;;) {
+        let base = this.#base;
+        const id = slots.publishedId();
+        if (base === undefined || base.state.checkpointId !== id) {
+          base = new Checkpointed(slots.readPublished(), this.#pages);
+          this.#base = base;
+        }
+        const at = base.state.checkpointId as number;
+        // A snapshot already pins an older checkpoint, which holds every later one's pages too.
+        if (this.#pins.size === 0) slots.setPin(this.#handle.slot, at);
+        if (slots.publishedId() === at) return read(base);
+      }
+    } finally {
+      if (this.#pins.size === 0) this.#slots.setPin(this.#handle.slot, undefined);
+      this.#exit();
+    }
+  }
+
+  /** @internal Marks a read in progress: the owner's close() waits for it to end. */
+  enter(): void {
+    this.#enter();
+  }
+  /** @internal */
+  exit(): void {
+    this.#exit();
+  }
+
+  #enter(): void {
+    if (this.#closed) throw new BirchError('DB_CLOSED', `the reader of ${this.path} is closed`);
+    if (this.#active++ === 0) this.#slots.setActive(this.#handle.slot, true);
+    // Loaded after ACTIVE is stored: the owner stores CLOSED before it waits for ACTIVE to clear.
+    if (this.#slots.closed) {
+      this.#exit();
+      throw new BirchError('DB_CLOSED', `database ${this.path} was closed by its owner`);
+    }
+  }
+
+  #exit(): void {
+    if (--this.#active === 0) this.#slots.setActive(this.#handle.slot, false);
+  }
+
+  /** @internal A snapshot of checkpoint `id` ends. */
+  unpin(id: number): void {
+    const n = this.#pins.get(id);
+    if (n === undefined || this.#closed) return;
+    if (n > 1) this.#pins.set(id, n - 1);
+    else this.#pins.delete(id);
+    this.#publishPin();
+  }
+
+  #publishPin(): void {
+    let oldest: number | undefined;
+    for (const id of this.#pins.keys()) if (oldest === undefined || id < oldest) oldest = id;
+    this.#slots.setPin(this.#handle.slot, oldest);
+  }
+}
+
+/** One checkpoint, pinned by a reader thread until release(). */
+export class ReaderSnapshot {
+  readonly #reader: BirchReader;
+  readonly #view: View;
+  readonly #id: number;
+  readonly #keys = new ReadKeys();
+  #released = false;
+
+  /** @internal */
+  constructor(reader: BirchReader, base: Checkpointed, id: number) {
+    this.#reader = reader;
+    this.#view = new View(base.state.seq, [], base);
+    this.#id = id;
+  }
+
+  /** The last batch this snapshot sees. */
+  get seq(): number {
+    return this.#view.seq;
+  }
+
+  get(key: Bytes, opts: { tree?: string } = {}): Buffer | undefined {
+    const tree = treeOption(opts, 'snapshot.get()');
+    const k = this.#keys.key(key);
+    return this.#read(() => this.#view.get(tree, k));
+  }
+
+  getMany(keys: readonly Bytes[], opts: { tree?: string } = {}): (Buffer | undefined)[] {
+    if (!Array.isArray(keys)) throw new BirchError('BAD_OPTION', 'getMany() takes an array of keys');
+    const tree = treeOption(opts, 'snapshot.getMany()');
+    return this.#read(() => keys.map((key) => this.#view.get(tree, this.#keys.key(key))));
+  }
+
+  range(opts: RangeOptions = {}): IterableIterator<[Buffer, Buffer]> {
+    return this.rangeOf(treeOf(opts.tree), toRangeBounds(opts));
+  }
+
+  /** @internal A range of checked options; each step is a read the owner's close() waits for. */
+  rangeOf(tree: string, bounds: RangeBounds): IterableIterator<[Buffer, Buffer]> {
+    const inner: RangeIterator = this.#read(() => this.#view.range(tree, bounds, () => this.#check()));
+    const iter: IterableIterator<[Buffer, Buffer]> = {
+      [Symbol.iterator]: () => iter,
+      next: () => this.#read(() => inner.next()),
+      return: () => inner.return(),
+    };
+    return iter;
+  }
+
+  trees(): string[] {
+    return this.#read(() => this.#view.trees());
+  }
+
+  get released(): boolean {
+    return this.#released;
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#reader.unpin(this.#id);
+  }
+
+  #check(): void {
+    if (this.#released) throw new BirchError('TXN_CLOSED', `the snapshot at batch ${this.#view.seq} was released`);
+  }
+
+  #read<T>(read: () => T): T {
+    this.#check();
+    this.#reader.enter();
+    try {
+      return read();
+    } finally {
+      this.#reader.exit();
+    }
+  }
+}
