@@ -13,15 +13,13 @@
 // checked like any database (check(), every tree's entry count against what was copied), and only
 // then renamed to the target and the parent directory synced. Any failure removes the temporary
 // directory. The target must not exist. Restoring is opening the backup.
-import fs from 'node:fs';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { NodeDirectory } from '../pager/backend.js';
 import { BirchError } from '../pager/errors.js';
 import { PAGE_SIZE } from '../pager/page-format.js';
 import type { CheckReport } from '../btree/verify.js';
 import { CompactCopyWriter } from '../db/compact-copy.js';
 import type { Snapshot } from './reads.js';
+import { NewDirectory } from './new-directory.js';
 
 /** Entries copied between two turns of the event loop. */
 const ENTRIES_PER_TURN = 4096;
@@ -88,16 +86,11 @@ function turn(): Promise<void> {
  */
 export async function backupSnapshot(snap: Snapshot, target: string, opts: unknown, openCopy: (dir: string) => Promise<OpenedCopy>): Promise<BackupResult> {
   const t0 = performance.now();
-  let tmp: string | undefined;
+  let out: NewDirectory | undefined;
   try {
     const o = backupOptionsOf(opts);
-    if (typeof target !== 'string' || target === '') throw new BirchError('BAD_OPTION', 'backup() needs the path of a directory to create');
-    const dest = path.resolve(target);
-    if (fs.existsSync(dest)) throw new BirchError('BAD_OPTION', `the backup target ${dest} already exists; backup() creates a new directory and never writes over one`);
-    const parent = path.dirname(dest);
-    fs.mkdirSync(parent, { recursive: true });
-    tmp = path.join(parent, `.${path.basename(dest)}.backup-${process.pid}-${randomBytes(6).toString('hex')}`);
-    fs.mkdirSync(tmp);
+    out = new NewDirectory(target, 'backup');
+    const tmp = out.tmp;
     const dir = new NodeDirectory(tmp);
 
     const named = snap.trees();
@@ -164,13 +157,8 @@ export async function backupSnapshot(snap: Snapshot, target: string, opts: unkno
     }
     if (problems.length > 0) throw new BirchError('CORRUPTION', `the backup failed its check, and was removed: ${problems.join('; ')}`, { site: { file: tmp } });
 
-    dir.syncDirectory();
-    // Again: rename() would silently replace an empty directory made at `dest` meanwhile.
-    if (fs.existsSync(dest)) throw new BirchError('BAD_OPTION', `the backup target ${dest} was created while the backup ran; the backup was removed`);
-    fs.renameSync(tmp, dest);
-    tmp = undefined;
-    new NodeDirectory(parent).syncDirectory();
-    const result: BackupResult = { dir: dest, seq, entries, trees: named.length, bytes, ms: performance.now() - t0 };
+    out.commit();
+    const result: BackupResult = { dir: out.dest, seq, entries, trees: named.length, bytes, ms: performance.now() - t0 };
     o.onProgress?.({ phase: 'done', tree: '', entries, estimatedEntries, bytes });
     return result;
   } catch (err) {
@@ -178,6 +166,6 @@ export async function backupSnapshot(snap: Snapshot, target: string, opts: unkno
     throw new BirchError('IO', `backup to ${String(target)} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   } finally {
     snap.release();
-    if (tmp !== undefined) fs.rmSync(tmp, { recursive: true, force: true });
+    out?.dispose();
   }
 }

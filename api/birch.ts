@@ -33,6 +33,8 @@ import { allTreeShapes, type TreeStats } from '../btree/shape.js';
 import { checkDatabase, type CheckReport } from '../btree/verify.js';
 import { Generation } from '../db/buffer.js';
 import { backupSnapshot, type BackupOptions, type BackupResult } from './backup.js';
+import { exportDatabase, type ExportOptions, type ExportResult } from './export.js';
+import { importExport, type ImportOptions, type ImportResult } from './import.js';
 import type { CheckpointStats } from '../db/checkpoint.js';
 import { recover } from '../db/recovery.js';
 import { ReaderSlots } from '../db/reader-slots.js';
@@ -1026,6 +1028,20 @@ export class Birch {
       return Promise.reject(err);
     }
     return backupSnapshot(snap, dir, opts, (d) => open(d));
+  }
+
+  /**
+   * Writes the entries of one checkpoint (made first: everything acknowledged so far) as
+   * deterministic LZ4 chunks plus a manifest into a new directory `dir`, cut by reader threads in
+   * parallel while writes go on. See api/export.ts and FORMAT.md.
+   */
+  export(dir: string, opts?: ExportOptions): Promise<ExportResult> {
+    return exportDatabase(this, dir, opts);
+  }
+
+  /** Writes the entries of an export into this database, after checking every chunk (api/import.ts). */
+  import(dir: string, opts?: ImportOptions): Promise<ImportResult> {
+    return importExport(this, dir, opts);
   }
 
   /**

@@ -4,6 +4,8 @@ export { Snapshot, type RangeOptions } from './reads.js';
 export { openReader, BirchReader, ReaderSnapshot } from './reader.js';
 export type { ReaderHandle } from './reader-handles.js';
 export type { BackupOptions, BackupProgress, BackupResult } from './backup.js';
+export type { ExportOptions, ExportProgress, ExportResult } from './export.js';
+export type { ImportOptions, ImportResult } from './import.js';
 export type { RangeIterator } from '../db/range.js';
 export { DEFAULTS, DEFAULT_CHECKPOINT_BYTES, defaultCacheSize, type BirchOptions } from './options.js';
 export type { CheckReport } from '../btree/verify.js';

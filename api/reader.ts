@@ -14,6 +14,7 @@ import { NodeDirectory } from '../pager/backend.js';
 import { DATA_FILE } from '../pager/data-file.js';
 import { PageReader } from '../pager/reader.js';
 import { SharedPageCache } from '../pager/shared-cache.js';
+import type { DbState } from '../pager/meta-format.js';
 import type { RangeBounds } from '../btree/cursor.js';
 import { ReaderSlots } from '../db/reader-slots.js';
 import { Checkpointed, View } from '../db/view.js';
@@ -127,6 +128,19 @@ export class BirchReader {
       this.#publishPin();
       return new ReaderSnapshot(this, base, id);
     });
+  }
+
+  /** @internal A snapshot of checkpoint `state`, which the owner keeps pinned meanwhile (export). */
+  snapshotAt(state: DbState): ReaderSnapshot {
+    this.#enter();
+    try {
+      const id = state.checkpointId as number;
+      this.#pins.set(id, (this.#pins.get(id) ?? 0) + 1);
+      this.#publishPin();
+      return new ReaderSnapshot(this, new Checkpointed(state, this.#pages), id);
+    } finally {
+      this.#exit();
+    }
   }
 
   put(): never {

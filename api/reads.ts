@@ -5,7 +5,7 @@ import { BirchError } from '../pager/errors.js';
 import { MAX_KEY_BYTES } from '../btree/node-format.js';
 import type { RangeBounds } from '../btree/cursor.js';
 import type { RangeIterator } from '../db/range.js';
-import type { View, ViewHold } from '../db/view.js';
+import type { Checkpointed, View, ViewHold } from '../db/view.js';
 import { checkOptionNames, toBound, toKey, toTreeName, treeOption, type Bytes } from './input.js';
 
 export interface RangeOptions {
@@ -134,6 +134,11 @@ export class Snapshot {
   trees(): string[] {
     this.#check();
     return this.#view.trees();
+  }
+  /** @internal The checkpoint under this snapshot (its write buffer aside): export reads it from other threads. */
+  get checkpointed(): Checkpointed {
+    this.#check();
+    return this.#view.base;
   }
   /** @internal The entries of `tree` as of this snapshot's checkpoint (writes buffered since not counted): for progress. */
   checkpointedEntries(tree: string | undefined): number {
