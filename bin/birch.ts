@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
 import path from 'node:path';
 import readline from 'node:readline';
-import { BirchError, open, type BackupProgress, type Birch } from '../api/index.js';
+import { BirchError, open, type BackupProgress, type Birch, type ExportProgress } from '../api/index.js';
 import { DUMP_HEADER, decodeTreeName, dumpLine, parseDumpLine, type DumpEntry } from './dump-format.js';
 import { inspectJournal } from './inspect.js';
 import { DEFAULTS, RANGES_PER_TXN, READ_KINDS, WORKLOADS, WRITES_PER_KEY, parseStores, type BenchOptions, type StoreSpec, type Workload } from './bench/workloads.js';
@@ -249,6 +249,57 @@ program
   .action(async (dir: string) => {
     const r = await withDatabase(dir, 'compact', (db) => db.compact());
     console.log(`${(r.bytesBefore / 2 ** 20).toFixed(1)} MiB -> ${(r.bytesAfter / 2 ** 20).toFixed(1)} MiB in ${r.ms.toFixed(0)} ms (${r.freePages} free pages left inside the file)`);
+  });
+
+program
+  .command('export')
+  .description('write one snapshot as deterministic LZ4 chunks plus a checksummed manifest into a new directory, cut by reader threads in parallel (FORMAT.md, "Exports")')
+  .argument('<dir>', 'database directory')
+  .argument('<target>', 'the export directory to create (must not exist)')
+  .option('--chunk-bytes <n>', 'mean bytes of entries per chunk, before compression (default 8 MiB)', positiveInt('--chunk-bytes'))
+  .option('--threads <n>', 'reader threads cutting chunks (default: cores, at most 4)', positiveInt('--threads'))
+  .action(async (dir: string, target: string, opts: { chunkBytes?: number; threads?: number }) => {
+    if (fs.existsSync(target)) fail(`the export target ${target} already exists; choose a new directory`);
+    const bar = process.stderr.isTTY === true ? new cliProgress.SingleBar({ format: '  export [{bar}] {percentage}% {value}/{total} entries, {chunks} chunks', hideCursor: true, clearOnComplete: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
+    let started = false;
+    const onProgress = (p: ExportProgress): void => {
+      if (bar === undefined) return;
+      if (!started) {
+        bar.start(p.totalEntries, p.entries, { chunks: p.chunks });
+        started = true;
+      }
+      bar.update(p.entries, { chunks: p.chunks });
+    };
+    const r = await withDatabase(dir, 'export', (db) =>
+      db.export(target, { ...(opts.chunkBytes === undefined ? {} : { chunkBytes: opts.chunkBytes }), ...(opts.threads === undefined ? {} : { threads: opts.threads }), onProgress }).finally(() => bar?.stop()));
+    console.log(`export of batch ${r.seq}: ${r.entries} entries in ${r.chunks} chunks, ${(r.bytes / 2 ** 20).toFixed(1)} MiB, ${r.threads} threads, in ${(r.ms / 1000).toFixed(1)} s: ${r.dir}`);
+  });
+
+program
+  .command('import')
+  .description('write the entries of an export (birch export) into a database, after checking every chunk; into a new database it restores the export exactly')
+  .argument('<export>', 'the export directory')
+  .argument('<dir>', 'database directory (created if missing)')
+  .action(async (source: string, dir: string) => {
+    if (!fs.existsSync(path.join(source, 'manifest.json'))) fail(`${source} is not a birchdb export (no manifest.json)`);
+    // A refused import writes nothing: a database it created for that is removed again.
+    const created = !fs.existsSync(dir);
+    let db: Birch;
+    try {
+      db = await open(dir);
+    } catch (err) {
+      fail(`cannot open ${dir}: ${describeError(err)}`);
+    }
+    let r;
+    try {
+      r = await db.import(source);
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      if (created && db.seq === 0) fs.rmSync(dir, { recursive: true, force: true });
+      fail(`import failed: ${describeError(err)}${created && db.seq === 0 ? `; nothing was written, and the database created for it in ${dir} was removed` : ''}`);
+    }
+    await db.close();
+    console.log(`imported ${r.entries} entries from ${r.chunks} chunks in ${(r.ms / 1000).toFixed(1)} s into ${dir}`);
   });
 
 program

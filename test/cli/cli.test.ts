@@ -211,6 +211,35 @@ describe('cli: birch', () => {
     }
   });
 
+  it('export writes chunks that import restores, the same for any thread count; import refuses a damaged chunk and removes the database it created', () => {
+    const parent = tmpDir('birch-cli-export');
+    try {
+      const ex = path.join(parent, 'ex');
+      const r = birch(['export', dir, ex, '--chunk-bytes', '4096', '--threads', '2']);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /^export of batch \d+: 302 entries in \d+ chunks, .* MiB, 2 threads, in .* s: /);
+      const ex1 = path.join(parent, 'ex1');
+      assert.equal(birch(['export', dir, ex1, '--chunk-bytes', '4096', '--threads', '1']).status, 0);
+      for (const f of fs.readdirSync(ex)) assert.ok(fs.readFileSync(path.join(ex, f)).equals(fs.readFileSync(path.join(ex1, f))), f);
+      const into = path.join(parent, 'into');
+      const i = birch(['import', ex, into]);
+      assert.equal(i.status, 0, i.stderr);
+      assert.match(i.stdout, /^imported 302 entries from \d+ chunks/);
+      assert.equal(birch(['dump', into]).stdout, birch(['dump', dir]).stdout);
+      const chunk = path.join(ex, 'chunk-000000.bin');
+      const bytes = fs.readFileSync(chunk);
+      bytes[40] = (bytes[40] as number) ^ 4;
+      fs.writeFileSync(chunk, bytes);
+      const fresh = path.join(parent, 'fresh');
+      const bad = birch(['import', ex, fresh]);
+      assert.equal(bad.status, 2);
+      assert.match(bad.stderr, /BAD_EXPORT: .*chunk-000000\.bin.*was removed/);
+      assert.ok(!fs.existsSync(fresh));
+    } finally {
+      rmDir(parent);
+    }
+  });
+
   it('load refuses malformed input with the line number: it removes a database it created and wrote nothing to, and says what it kept otherwise', async () => {
     const parent = tmpDir('birch-bad');
     try {
