@@ -52,15 +52,17 @@ function writeDurably(file: string, bytes: Buffer): void {
 
 try {
   const reader = await openReader(init.handle);
-  const snap = reader.snapshotAt(decodeState(init.state));
+  const snap = reader.snapshotAt(decodeState(init.state), { scan: true });
   const { chunkBytes } = init;
+  const builder = new ChunkBuilder();
 
   const runJob = (job: ExportJob): ChunkInfo[] => {
     const from = job.from === undefined ? undefined : Buffer.from(job.from);
     const to = job.to === undefined ? undefined : Buffer.from(job.to);
     const out: ChunkInfo[] = [];
     const tree = job.tree === '' ? {} : { tree: job.tree };
-    const b = new ChunkBuilder();
+    const b = builder;
+    b.reset();
     const emit = (): void => {
       const first = (b.first as Buffer).toString('hex');
       const last = (b.last as Buffer).toString('hex');

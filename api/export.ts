@@ -17,6 +17,7 @@ import { Worker } from 'node:worker_threads';
 import { BirchError } from '../pager/errors.js';
 import { encodeState } from '../pager/meta-format.js';
 import type { PageNo } from '../pager/ids.js';
+import { PageReader } from '../pager/reader.js';
 import { splitKeys } from '../btree/split.js';
 import { EXPORT_VERSION, MANIFEST_FILE, encodeManifest, type ChunkInfo, type Manifest } from '../db/export-format.js';
 import { checkOptionNames } from './input.js';
@@ -165,7 +166,9 @@ export async function exportDatabase(db: ExportSource, target: unknown, opts: un
     await db.checkpoint();
     snap = db.snapshot();
     const base = snap.checkpointed;
-    const read = (no: PageNo): Buffer => base.pages.copyPage(no).page;
+    const pages = base.pages;
+    if (!(pages instanceof PageReader)) throw new BirchError('INTERNAL', 'the owner reads its trees through the page cache');
+    const read = (no: PageNo): Buffer => pages.copyPage(no).page;
     // Empty named trees are left out: two databases with the same entries export the same.
     const trees = treeOrder(base.names()).map((name) => ({ name, entries: (base.desc(name) ?? { entries: 0 }).entries })).filter((t) => t.name === '' || t.entries > 0);
     const totalEntries = trees.reduce((n, t) => n + t.entries, 0);

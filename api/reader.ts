@@ -12,7 +12,7 @@ import { BirchError } from '../pager/errors.js';
 import { checksumReady } from '../pager/checksum.js';
 import { NodeDirectory } from '../pager/backend.js';
 import { DATA_FILE } from '../pager/data-file.js';
-import { PageReader } from '../pager/reader.js';
+import { PageReader, ScanPages } from '../pager/reader.js';
 import { SharedPageCache } from '../pager/shared-cache.js';
 import type { DbState } from '../pager/meta-format.js';
 import type { RangeBounds } from '../btree/cursor.js';
@@ -49,6 +49,7 @@ export class BirchReader {
   /** Reads in progress on this thread (a range's step, nested in nothing else, is one). */
   #active = 0;
   #closed = false;
+  #scan: ScanPages | undefined;
 
   /** @internal */
   constructor(handle: ReaderHandle, slots: ReaderSlots, pages: PageReader) {
@@ -130,14 +131,18 @@ export class BirchReader {
     });
   }
 
-  /** @internal A snapshot of checkpoint `state`, which the owner keeps pinned meanwhile (export). */
-  snapshotAt(state: DbState): ReaderSnapshot {
+  /**
+   * @internal A snapshot of checkpoint `state`, which the owner keeps pinned meanwhile (export).
+   * With `scan`, its pages are read in runs outside the shared cache (pager/reader.ts ScanPages).
+   */
+  snapshotAt(state: DbState, opts: { scan?: boolean } = {}): ReaderSnapshot {
     this.#enter();
     try {
       const id = state.checkpointId as number;
+      const pages = opts.scan === true ? (this.#scan ??= new ScanPages(new NodeDirectory(this.path).open(DATA_FILE, { create: false, readOnly: true }))) : this.#pages;
       this.#pins.set(id, (this.#pins.get(id) ?? 0) + 1);
       this.#publishPin();
-      return new ReaderSnapshot(this, new Checkpointed(state, this.#pages), id);
+      return new ReaderSnapshot(this, new Checkpointed(state, pages), id);
     } finally {
       this.#exit();
     }
@@ -168,6 +173,7 @@ export class BirchReader {
     this.#slots.setPin(this.#handle.slot, undefined);
     this.#slots.setActive(this.#handle.slot, false);
     this.#pages.close();
+    this.#scan?.close();
     // The owner gives both slots back when it sees the channel close.
     this.#handle.port.close();
   }

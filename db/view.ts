@@ -3,7 +3,7 @@
 // acknowledged batch) or a pinned snapshot. Ranges merge the sources in key order (range.ts); a
 // newer source wins for a key, and a tombstone hides the key.
 import { PAGE_SIZE } from '../pager/page-format.js';
-import type { PageReader } from '../pager/reader.js';
+import { PageReader, type PageSource } from '../pager/reader.js';
 import { metaPageOf, type DbState } from '../pager/meta-format.js';
 import { DATA_FILE } from '../pager/data-file.js';
 import { copyOverflow, findCell, get as treeGet, type TreeDesc } from '../btree/tree.js';
@@ -18,11 +18,11 @@ import { RangeIterator } from './range.js';
 export class Checkpointed {
   readonly state: DbState;
   readonly roots: Roots;
-  readonly pages: PageReader;
+  readonly pages: PageSource;
   /** Named trees' descriptors, looked up in the catalog once each (this checkpoint never changes). */
   readonly #descs = new Map<string, TreeDesc | null>();
 
-  constructor(state: DbState, pages: PageReader) {
+  constructor(state: DbState, pages: PageSource) {
     this.state = state;
     this.roots = decodeRoots(state.roots, { file: DATA_FILE, pageNo: metaPageOf(state.checkpointId) });
     this.pages = pages;
@@ -112,7 +112,7 @@ export class View {
       const at = valueStartOfCell(b, cell);
       // An overflow value is gathered straight into the hold's reused buffer: one copy.
       if (isOverflowCell(b, cell)) return copyOverflow(src, u32(b, at), len, hold.scratch(len));
-      if (b === src.cache.bytes) {
+      if (src instanceof PageReader && b === src.cache.bytes) {
         // Pinned inside the epoch, so that no thread can reuse the frame before the pin counts.
         hold.pin(src, cell - (cell % PAGE_SIZE));
         return b.subarray(at, at + len);

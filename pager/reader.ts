@@ -56,6 +56,78 @@ export class PrivatePages implements PageSource {
   readRun(): void {}
 }
 
+/**
+ * Pages for one long scan (an export thread walking a whole tree): read from disk in runs into a
+ * private buffer, never into the shared cache, so that a scan neither evicts what other threads
+ * keep hot nor pays to fill frames it will not read again. A page is verified when the walk first
+ * reaches it; pages of a run that the walk never reaches (free pages, pages a checkpoint is
+ * writing) are never looked at. Offsets are valid until the next readRun() or miss.
+ */
+export class ScanPages implements PageSource {
+  bytes: Buffer;
+  readonly #file: FileBackend;
+  readonly #run = Buffer.allocUnsafeSlow(MAX_READ_RUN_PAGES * PAGE_SIZE);
+  /** The run in `#run`: pages runFirst .. runFirst + runCount - 1; `#verified` marks those checked. */
+  #runFirst = -1;
+  #runCount = 0;
+  readonly #verified = new Uint8Array(MAX_READ_RUN_PAGES);
+  /** A page read on its own (a branch, a leaf outside the run): the last SINGLE_PAGES of them, kept. */
+  readonly #single = new Map<number, Buffer>();
+
+  constructor(file: FileBackend) {
+    this.#file = file;
+    this.bytes = this.#run;
+  }
+
+  begin(): void {}
+  end(): void {}
+
+  cached(no: number): boolean {
+    return (no >= this.#runFirst && no < this.#runFirst + this.#runCount) || this.#single.has(no);
+  }
+
+  pageAt(no: number): number {
+    const k = no - this.#runFirst;
+    if (k >= 0 && k < this.#runCount) {
+      if (this.#verified[k] === 0) {
+        verifyPage(this.#run.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE), no, DATA_FILE);
+        this.#verified[k] = 1;
+      }
+      this.bytes = this.#run;
+      return k * PAGE_SIZE;
+    }
+    let page = this.#single.get(no);
+    if (page === undefined) {
+      page = readVerifiedPage(this.#file, no as PageNo);
+      // Branches are read again at every descent: keep a few (a walk holds one path of them).
+      if (this.#single.size >= SCAN_SINGLE_PAGES) this.#single.delete(this.#single.keys().next().value as number);
+      this.#single.set(no, page);
+    }
+    this.bytes = page;
+    return 0;
+  }
+
+  readRun(first: number, count: number): void {
+    count = Math.min(count, MAX_READ_RUN_PAGES);
+    if (count <= 1) return;
+    try {
+      this.#file.read(pageOffsetBytes(first), this.#run, 0, count * PAGE_SIZE);
+    } catch (err) {
+      throw new BirchError('IO', `cannot read pages ${first}..${first + count - 1} of ${DATA_FILE}`, { cause: err, site: { file: DATA_FILE, pageNo: first } });
+    }
+    this.#runFirst = first;
+    this.#runCount = count;
+    this.#verified.fill(0);
+  }
+
+  close(): void {
+    this.#file.close();
+  }
+}
+
+/** Pages a scan keeps that it read one at a time: more than a tree's depth. */
+const SCAN_SINGLE_PAGES = 16;
+
 /** Pages read with one read when a range walks leaves that sit in a run (readRun). */
 export const MAX_READ_RUN_PAGES = 32;
 /** Private pages for reads when the cache has no frame to give (every one in use by some thread). */

@@ -1,30 +1,43 @@
-// Figures for backups and compaction (a benchmark, not a test): one engine per process.
-//   node dist/perf/backup-compact.js birchdb|lmdb [keys]   (default 1,000,000 keys of 16 B, values of 100 B)
+// Figures for backups, exports, reader threads and compaction (a benchmark, not a test): one
+// engine per process.
+//   node dist/perf/backup-compact.js birchdb|lmdb [keys] [valueBytes]
+//   (default 1,000,000 keys of 16 B, values of 100 B; values are half random bytes, half zeros)
 // Fills the database durably in random order, then measures: a copy of the data file with cp
 // (read, write, fsync), the engine's backup with no writes running, its backup while 4 callers
-// write (and how many writes they got through), the file after deleting 90% of the keys, and,
-// for birchdb, after compact() with the database open and after a fresh load of the keys left.
+// write (and how many writes they got through); for birchdb, export with 1, 2 and 4 threads and
+// an import of it into a new database; random reads from 1 and 2 other threads for 5 s each while
+// 4 callers write on the main thread; the file after deleting 90% of the keys, and, for birchdb,
+// after compact() with the database open and after a fresh load of the keys left.
 // Prints one JSON line; peak RSS beside it.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { open } from '../api/index.js';
+import { randomBytes } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import { open, type Birch } from '../api/index.js';
 import { prng } from '../bin/bench/workloads.js';
 
 interface Store {
   put(ops: [Buffer, Buffer | null][]): Promise<void>;
   backup(dir: string): Promise<void>;
   compact?(): Promise<void>;
+  birch?: Birch;
   file: string;
   close(): Promise<void>;
 }
 
 const engine = process.argv[2] ?? 'birchdb';
 const keys = Number(process.argv[3] ?? 1_000_000);
+const valueBytes = Number(process.argv[4] ?? 100);
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'birch-perf-backup-'));
 const key = (i: number): Buffer => Buffer.from(String(i).padStart(16, '0'));
-const value = (i: number): Buffer => Buffer.alloc(100, i & 255);
+/** Half random, half zeros: about what LZ4 makes of real values, neither incompressible nor all one byte. */
+const value = (): Buffer => {
+  const v = Buffer.alloc(valueBytes);
+  randomBytes(valueBytes >> 1).copy(v);
+  return v;
+};
 
 async function openStore(dir: string): Promise<Store> {
   if (engine === 'birchdb') {
@@ -38,6 +51,7 @@ async function openStore(dir: string): Promise<Store> {
         await db.compact();
       },
       file: path.join(dir, 'data.birch'),
+      birch: db,
       close: () => db.close(),
     };
   }
@@ -69,8 +83,12 @@ for (let i = keys - 1; i > 0; i--) {
   const j = Math.floor(rand() * (i + 1));
   [order[i], order[j]] = [order[j] as number, order[i] as number];
 }
-for (let i = 0; i < keys; i += 1000) await s.put(order.slice(i, i + 1000).map((k) => [key(k), value(k)]));
+for (let i = 0; i < keys; i += 1000) await s.put(order.slice(i, i + 1000).map((k) => [key(k), value()]));
+/** Writers during backups and reads overwrite existing keys: the data stays the same size. */
+const wrand = prng(43);
 const out: Record<string, number | string> = { engine, keys, machine: `${os.cpus().length} x ${os.cpus()[0]?.model.trim() ?? '?'}` };
+// birchdb's data file holds what checkpoints merged: everything, before it is copied.
+await s.birch?.checkpoint();
 out.fileBytes = fs.statSync(s.file).size;
 
 let t0 = performance.now();
@@ -86,9 +104,9 @@ out.backupMs = ms(t0);
 
 let stop = false;
 let writes = 0;
-const writers = Array.from({ length: 4 }, async (_, w) => {
+const writers = Array.from({ length: 4 }, async () => {
   for (let n = 0; !stop; n++) {
-    await s.put([[Buffer.from(`w${w}-${n}`), value(n)]]);
+    await s.put([[key(Math.floor(wrand() * keys)), value()]]);
     writes++;
   }
 });
@@ -101,6 +119,59 @@ stop = true;
 await Promise.all(writers);
 out.writesDuringBackup = writes;
 
+/** Keeps 4 callers writing single puts on this thread while `f` runs; how many they got through. */
+async function whileWriting<T>(f: () => Promise<T>): Promise<{ result: T; writes: number }> {
+  let halt = false;
+  let n = 0;
+  const ws = Array.from({ length: 4 }, async () => {
+    for (let i = 0; !halt; i++) {
+      await s.put([[key(Math.floor(wrand() * keys)), value()]]);
+      n++;
+    }
+  });
+  const result = await f();
+  halt = true;
+  await Promise.all(ws);
+  return { result, writes: n };
+}
+
+if (s.birch !== undefined) {
+  const db = s.birch;
+  await db.checkpoint();
+  for (const threads of [1, 2, 4]) {
+    t0 = performance.now();
+    const r = await db.export(path.join(root, `export-${threads}`), { threads });
+    out[`export${threads}Ms`] = ms(t0);
+    out[`export${threads}ChunksPerS`] = Math.round(r.chunks / ((performance.now() - t0) / 1000));
+    out.exportChunks = r.chunks;
+    out.exportBytes = r.bytes;
+  }
+  const into = await open(path.join(root, 'imported'));
+  t0 = performance.now();
+  await into.import(path.join(root, 'export-4'));
+  out.importMs = ms(t0);
+  await into.close();
+}
+
+const READ_MS = 5000;
+for (const threads of [1, 2]) {
+  const { result, writes: w } = await whileWriting(() =>
+    Promise.all(Array.from({ length: threads }, (_, t) => {
+      const handle = s.birch?.readerHandle();
+      const worker = new Worker(new URL('./read-worker.js', import.meta.url), {
+        workerData: { engine, handle, path: dir, keys, ms: READ_MS, seed: 7 + t },
+        transferList: handle === undefined ? [] : [handle.port],
+      });
+      return new Promise<{ reads: number; found: number }>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+    })));
+  out[`readerThreads${threads}ReadsPerS`] = Math.round(result.reduce((n, r) => n + r.reads, 0) / (READ_MS / 1000));
+  out[`readerThreads${threads}Found`] = result.reduce((n, r) => n + r.found, 0) / result.reduce((n, r) => n + r.reads, 0);
+  out[`readerThreads${threads}WritesPerS`] = Math.round(w / (READ_MS / 1000));
+}
+
 for (let i = 0; i < keys; i += 1000) await s.put(order.slice(i, i + 1000).filter((k) => k % 10 !== 0).map((k) => [key(k), null]));
 out.fileAfterDeleteBytes = fs.statSync(s.file).size;
 if (s.compact !== undefined) {
@@ -112,7 +183,7 @@ if (s.compact !== undefined) {
 await s.close();
 out.fileAfterCloseBytes = fs.statSync(s.file).size;
 const fresh = await openStore(path.join(root, 'fresh'));
-for (let i = 0; i < keys; i += 10_000) await fresh.put(Array.from({ length: 1000 }, (_, j) => i + j * 10).filter((k) => k < keys).map((k) => [key(k), value(k)]));
+for (let i = 0; i < keys; i += 10_000) await fresh.put(Array.from({ length: 1000 }, (_, j) => i + j * 10).filter((k) => k < keys).map((k) => [key(k), value()]));
 await fresh.close();
 out.freshLoadOfRestBytes = fs.statSync(fresh.file).size;
 out.peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
