@@ -23,7 +23,7 @@
 // Where chunks end (content-defined, so that they depend on the entries alone, never on the
 // database's page layout or history or on how many threads cut them): an entry ends its chunk
 // when xxHash32 of its key (seed CUT_SEED), read as an unsigned number, is below
-// 2^32 * size / chunkBytes, where size = ENTRY_HEADER + key length + value length; the last entry
+// 2^32 * size / chunkBytes in double precision (exact product, correctly rounded quotient), where size = ENTRY_HEADER + key length + value length; the last entry
 // of a tree ends its chunk too. An entry of chunkBytes or more always ends its chunk. So a chunk
 // holds chunkBytes on average (sizes spread like an exponential distribution: about one chunk in
 // seven is more than twice the mean), and a change to some keys changes only the chunks that hold
@@ -79,7 +79,7 @@ export function hex32(n: number): string {
   return (n >>> 0).toString(16).padStart(8, '0');
 }
 
-/** Whether an entry of key `key` (at `at`, `len` bytes) and `valueLen` bytes of value ends its chunk. */
+/** Whether an entry of key `key` and `valueLen` bytes of value ends its chunk. */
 export function endsChunk(key: Uint8Array, valueLen: number, chunkBytes: number): boolean {
   const size = ENTRY_HEADER + key.length + valueLen;
   if (size >= chunkBytes) return true;

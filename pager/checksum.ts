@@ -66,7 +66,7 @@ function rotl(x: number, r: number): number {
 }
 
 function wordAt(bytes: Uint8Array, words: Int32Array, p: number): number {
-  return LITTLE_ENDIAN_HOST ? (words[p >> 2] as number) : (bytes[p] as number) | ((bytes[p + 1] as number) << 8) | ((bytes[p + 2] as number) << 16) | ((bytes[p + 3] as number) << 24);
+  return LITTLE_ENDIAN_HOST ? (words[p >>> 2] as number) : (bytes[p] as number) | ((bytes[p + 1] as number) << 8) | ((bytes[p + 2] as number) << 16) | ((bytes[p + 3] as number) << 24);
 }
 
 /**

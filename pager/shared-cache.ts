@@ -177,13 +177,13 @@ export class SharedPageCache {
     this.maxFrames = init.maxFrames;
     this.#verifyHits = init.verifyHits;
     this.#control = new Int32Array(init.control);
-    this.#framePage = new Uint32Array(init.framePage, 0, init.framePage.byteLength >> 2);
+    this.#framePage = new Uint32Array(init.framePage, 0, init.framePage.byteLength / 4);
     this.#frameRefs = new Uint8Array(init.frameRefs, 0, init.frameRefs.byteLength);
     this.#frameWeight = new Uint8Array(init.frameWeight, 0, init.frameWeight.byteLength);
-    this.#frameCold = new Int32Array(init.frameCold, 0, init.frameCold.byteLength >> 2);
-    this.#map = new Int32Array(init.map, 0, init.map.byteLength >> 2);
+    this.#frameCold = new Int32Array(init.frameCold, 0, init.frameCold.byteLength / 4);
+    this.#map = new Int32Array(init.map, 0, init.map.byteLength / 4);
     this.#bytes = Buffer.from(init.frames, 0, init.frames.byteLength);
-    this.#words = new Int32Array(init.frames, 0, init.frames.byteLength >> 2);
+    this.#words = new Int32Array(init.frames, 0, init.frames.byteLength / 4);
   }
 
   /** A new cache of at most `maxBytes` (rounded down to whole frames, at least MIN_CACHE_FRAMES). */
@@ -297,19 +297,19 @@ export class SharedPageCache {
   #refreshFrames(): void {
     const len = this.init.frames.byteLength;
     this.#bytes = Buffer.from(this.init.frames, 0, len);
-    this.#words = new Int32Array(this.init.frames, 0, len >> 2);
+    this.#words = new Int32Array(this.init.frames, 0, len / 4);
   }
 
   #refreshFrameArrays(): void {
     const i = this.init;
-    this.#framePage = new Uint32Array(i.framePage, 0, i.framePage.byteLength >> 2);
+    this.#framePage = new Uint32Array(i.framePage, 0, i.framePage.byteLength / 4);
     this.#frameRefs = new Uint8Array(i.frameRefs, 0, i.frameRefs.byteLength);
     this.#frameWeight = new Uint8Array(i.frameWeight, 0, i.frameWeight.byteLength);
-    this.#frameCold = new Int32Array(i.frameCold, 0, i.frameCold.byteLength >> 2);
+    this.#frameCold = new Int32Array(i.frameCold, 0, i.frameCold.byteLength / 4);
   }
 
   #refreshMap(): void {
-    this.#map = new Int32Array(this.init.map, 0, this.init.map.byteLength >> 2);
+    this.#map = new Int32Array(this.init.map, 0, this.init.map.byteLength / 4);
   }
 
   // ---- filling frames ----------------------------------------------------------------------------
@@ -586,7 +586,7 @@ export class SharedPageCache {
       const words = Math.min(MAX_MAPPED_PAGES, Math.max(no + 1, (c[MAPPED] as number) + GROW_MAP_MIN, (c[MAPPED] as number) * 1.25));
       if (words > (c[MAPPED] as number)) {
         grow(this.init.map, 4 * Math.ceil(words));
-        Atomics.store(c, MAPPED, this.init.map.byteLength >> 2);
+        Atomics.store(c, MAPPED, this.init.map.byteLength / 4);
       }
       this.#refreshMap();
     }

@@ -6,9 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { NodeDirectory } from '../../pager/backend.js';
-import { PAGE_SIZE } from '../../pager/page-format.js';
+import { PAGE_SIZE, PageKind, initPage, sealPage, verifyPageAt } from '../../pager/page-format.js';
+import type { PageNo } from '../../pager/ids.js';
 import { PageReader } from '../../pager/reader.js';
-import { SharedPageCache } from '../../pager/shared-cache.js';
+import { MAX_CACHE_BYTES, SharedPageCache } from '../../pager/shared-cache.js';
 import { rmDir, tmpDir } from '../helpers/index.js';
 import { checkFrame, expectedPage, type EvictionReport } from './eviction-pages.js';
 
@@ -154,6 +155,25 @@ describe('pager: the shared page cache', () => {
       a.end();
     }
     assert.ok(framed > 90, `${framed} of 100 reads went through frames again once the slot was released`);
+  });
+
+  it('reads frames past the first 2 GiB of its memory (offsets of 2^31 and more)', function () {
+    // A 1 GB database filled a default-size cache past 2 GiB, and sizes and offsets taken with
+    // `>> 2` turned negative. Growing the buffer commits no memory until a page is touched.
+    const cache = SharedPageCache.create(MAX_CACHE_BYTES);
+    const frames = cache.init.frames as SharedArrayBuffer & { grow?: (n: number) => void; growable?: boolean };
+    const off = 2 ** 31 + 2 * PAGE_SIZE;
+    if (frames.growable === true && frames.grow !== undefined) frames.grow(off + PAGE_SIZE);
+    const other = SharedPageCache.attach(cache.init);
+    assert.ok(other.bytes.length >= off + PAGE_SIZE);
+    const page = Buffer.alloc(PAGE_SIZE);
+    initPage(page, 77 as PageNo, PageKind.Leaf);
+    page.fill(0x5a, 64);
+    sealPage(page);
+    page.copy(other.bytes, off);
+    verifyPageAt(other.bytes, other.words, off, 77);
+    other.bytes[off + 100] = (other.bytes[off + 100] as number) ^ 1;
+    assert.throws(() => verifyPageAt(other.bytes, other.words, off, 77), { code: 'CORRUPTION' });
   });
 
   it('under two threads evicting at once, never hands out a frame that does not hold the page asked for', async function () {
