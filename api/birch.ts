@@ -32,7 +32,7 @@ import type { JournalStats, RecordLoc } from '../journal/journal.js';
 import { allTreeShapes, type TreeStats } from '../btree/shape.js';
 import { checkDatabase, type CheckReport } from '../btree/verify.js';
 import { Generation } from '../db/buffer.js';
-import { backupSnapshot, type BackupOptions, type BackupResult } from './backup.js';
+import { backupOptionsOf, backupPages, backupSnapshot, type BackupOptions, type BackupResult } from './backup.js';
 import { exportDatabase, type ExportOptions, type ExportResult } from './export.js';
 import { importExport, type ImportOptions, type ImportResult } from './import.js';
 import type { CheckpointStats } from '../db/checkpoint.js';
@@ -1023,6 +1023,10 @@ export class Birch {
   backup(dir: string, opts?: BackupOptions): Promise<BackupResult> {
     let snap: Snapshot;
     try {
+      if (backupOptionsOf(opts).compact === false) {
+        if (this.#readerThreads === undefined) throw new BirchError('UNSUPPORTED', 'a page-for-page backup copies the data file by path: not available on a storage backend given as an option');
+        return backupPages(this, dir, opts, (d) => open(d));
+      }
       snap = this.snapshot();
     } catch (err) {
       return Promise.reject(err);

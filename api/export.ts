@@ -27,7 +27,7 @@ import { NewDirectory } from './new-directory.js';
 import type { ExportJob, ExportWorkerInit, FromExportWorker } from './export-worker.js';
 
 export interface ExportOptions {
-  /** The mean size of a chunk's entries before compression (default 8 MiB; 1 KiB to 256 MiB). */
+  /** The mean size of a chunk's entries before compression (default 8 MiB; 1 KiB to 64 MiB). */
   chunkBytes?: number;
   /** Reader threads cutting chunks (default: the machine's cores, at most 4; 1 to 32). */
   threads?: number;
@@ -57,8 +57,14 @@ export interface ExportResult {
 
 export const DEFAULT_CHUNK_BYTES = 8 * 2 ** 20;
 const MIN_CHUNK_BYTES = 1024;
-const MAX_CHUNK_BYTES = 256 * 2 ** 20;
+/**
+ * Chunk sizes spread like an exponential distribution (db/export-format.ts): at this mean one
+ * chunk in e^16 reaches the 4 GiB its u32 sizes can say, and one in 150 is five times the mean.
+ */
+const MAX_CHUNK_BYTES = 64 * 2 ** 20;
 const MAX_THREADS = 32;
+/** How long a closing export thread may take to end on its own before it is terminated. */
+const POOL_CLOSE_MS = 5000;
 /** Key ranges per thread: enough that a thread with a slow range does not leave the others idle. */
 const RANGES_PER_THREAD = 4;
 
@@ -116,8 +122,15 @@ async function startPool(db: ExportSource, threads: number, init: Omit<ExportWor
       }));
     },
     close: async () => {
-      for (const w of workers) w.postMessage({ kind: 'close' });
-      await Promise.all(workers.map((w) => w.terminate()));
+      // Asked to close, a thread closes its reader (its file descriptors, its slots) and ends on
+      // its own; terminate() is the fallback, since descriptors outlive a terminated thread.
+      await Promise.all(workers.map(async (w) => {
+        const exited = new Promise((r) => w.once('exit', r));
+        w.postMessage({ kind: 'close' });
+        const timer = setTimeout(() => void w.terminate(), POOL_CLOSE_MS);
+        await exited;
+        clearTimeout(timer);
+      }));
     },
   };
 }

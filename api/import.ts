@@ -85,10 +85,21 @@ export async function importExport(db: ImportTarget, source: unknown, opts: unkn
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new BirchError('BAD_OPTION', 'import option onProgress must be a function');
   const dir = path.resolve(source);
   const m = readManifest(dir);
+  const manifestFile = path.join(dir, MANIFEST_FILE);
+  // The chunks must fit together: every one in a listed tree, in export order, no two overlapping.
+  const rank = new Map(m.trees.map((t, i) => [t.name, i]));
   const counts = new Map<string, number>();
-  for (const c of m.chunks) counts.set(c.tree, (counts.get(c.tree) ?? 0) + c.entries);
+  let prev: ChunkInfo | undefined;
+  for (const c of m.chunks) {
+    if (!rank.has(c.tree)) throw bad(manifestFile, `chunk ${String(c.file)} is of tree '${String(c.tree)}', which the manifest does not list`);
+    const order = prev === undefined ? 1 : (rank.get(c.tree) as number) - (rank.get(prev.tree) as number) || Buffer.compare(Buffer.from(c.first, 'hex'), Buffer.from(prev.last, 'hex'));
+    if (order <= 0) throw bad(manifestFile, `chunk ${String(c.file)} does not come after chunk ${String(prev?.file)} in export order`);
+    if (Buffer.compare(Buffer.from(c.first, 'hex'), Buffer.from(c.last, 'hex')) > 0) throw bad(manifestFile, `chunk ${String(c.file)} ends before it starts`);
+    counts.set(c.tree, (counts.get(c.tree) ?? 0) + c.entries);
+    prev = c;
+  }
   for (const t of m.trees) {
-    if ((counts.get(t.name) ?? 0) !== t.entries) throw bad(path.join(dir, MANIFEST_FILE), `tree '${t.name}' lists ${t.entries} entries, its chunks ${counts.get(t.name) ?? 0}`);
+    if ((counts.get(t.name) ?? 0) !== t.entries) throw bad(manifestFile, `tree '${t.name}' lists ${t.entries} entries, its chunks ${counts.get(t.name) ?? 0}`);
   }
   // Every chunk checked before anything is written.
   for (const c of m.chunks) readChunk(dir, c);

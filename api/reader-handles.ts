@@ -6,6 +6,7 @@
 // here when the reader closes or its thread ends in any way (returned, threw, terminated). That is
 // how a reader killed with its thread stops holding pages back: its reader slot and page-cache
 // slot are given back, with whatever pin and epoch it left in them.
+import { randomInt } from 'node:crypto';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { BirchError } from '../pager/errors.js';
 import type { SharedCacheInit, SharedPageCache } from '../pager/shared-cache.js';
@@ -19,6 +20,8 @@ export interface ReaderHandle {
   readonly cacheSlot: number;
   readonly slots: SharedArrayBuffer;
   readonly slot: number;
+  /** Opens the slot once (db/reader-slots.ts TOKEN). */
+  readonly token: number;
   readonly port: MessagePort;
 }
 
@@ -40,7 +43,9 @@ export class ReaderHandles {
   /** A handle for one reader thread; its slots are taken until that reader closes or its thread ends. */
   handle(): ReaderHandle {
     if (this.#slots.closed) throw new BirchError('DB_CLOSED', `database ${this.#dir} is closing`);
-    const slot = this.#slots.reserve();
+    // Random, so that a handle kept past its reader's end cannot open a slot given to another.
+    const token = randomInt(1, 2 ** 31 - 1);
+    const slot = this.#slots.reserve(token);
     if (slot < 0) throw new BirchError('UNSUPPORTED', `a database serves at most ${MAX_READER_THREADS} reader threads at once; close one first`);
     let cacheSlot: number;
     try {
@@ -58,7 +63,7 @@ export class ReaderHandles {
     });
     // The channel must not keep this process alive.
     port1.unref();
-    return { kind: 'birchdb-reader', dir: this.#dir, cache: this.#cache.init, cacheSlot, slots: this.#slots.sab, slot, port: port2 };
+    return { kind: 'birchdb-reader', dir: this.#dir, cache: this.#cache.init, cacheSlot, slots: this.#slots.sab, slot, token, port: port2 };
   }
 
   get threads(): number {

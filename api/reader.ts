@@ -31,6 +31,8 @@ export async function openReader(handle: ReaderHandle): Promise<BirchReader> {
   await checksumReady();
   const slots = new ReaderSlots(handle.slots);
   if (slots.closed) throw new BirchError('DB_CLOSED', `database ${handle.dir} is closed`);
+  // Two readers on one slot would clear each other's pins.
+  if (!slots.open(handle.slot, handle.token)) throw new BirchError('BAD_OPTION', 'this reader handle was opened already (or its reader closed): take a new one with db.readerHandle() for each reader');
   const cache = SharedPageCache.attach(handle.cache);
   cache.useSlot(handle.cacheSlot);
   const pages = new PageReader(new NodeDirectory(handle.dir).open(DATA_FILE, { create: false, readOnly: true }), cache);
@@ -49,7 +51,8 @@ export class BirchReader {
   /** Reads in progress on this thread (a range's step, nested in nothing else, is one). */
   #active = 0;
   #closed = false;
-  #scan: ScanPages | undefined;
+  /** Private page sources of scanning snapshots, closed with the reader. */
+  readonly #scans = new Set<ScanPages>();
 
   /** @internal */
   constructor(handle: ReaderHandle, slots: ReaderSlots, pages: PageReader) {
@@ -139,7 +142,9 @@ export class BirchReader {
     this.#enter();
     try {
       const id = state.checkpointId as number;
-      const pages = opts.scan === true ? (this.#scan ??= new ScanPages(new NodeDirectory(this.path).open(DATA_FILE, { create: false, readOnly: true }))) : this.#pages;
+      // One ScanPages per snapshot: what it keeps is true of this checkpoint's pages only.
+      const pages = opts.scan === true ? new ScanPages(new NodeDirectory(this.path).open(DATA_FILE, { create: false, readOnly: true })) : this.#pages;
+      if (pages instanceof ScanPages) this.#scans.add(pages);
       this.#pins.set(id, (this.#pins.get(id) ?? 0) + 1);
       this.#publishPin();
       return new ReaderSnapshot(this, new Checkpointed(state, pages), id);
@@ -173,7 +178,8 @@ export class BirchReader {
     this.#slots.setPin(this.#handle.slot, undefined);
     this.#slots.setActive(this.#handle.slot, false);
     this.#pages.close();
-    this.#scan?.close();
+    for (const scan of this.#scans) scan.close();
+    this.#scans.clear();
     // The owner gives both slots back when it sees the channel close.
     this.#handle.port.close();
   }

@@ -221,10 +221,11 @@ program
 
 program
   .command('backup')
-  .description('copy a database into a new directory, compact (every tree in fresh, full pages) and checked; restore by opening the copy')
+  .description('copy a database into a new directory, compact (every tree in fresh, full pages; or page for page with --no-compact) and checked; restore by opening the copy')
   .argument('<dir>', 'database directory')
   .argument('<target>', 'the backup directory to create (must not exist)')
-  .action(async (dir: string, target: string) => {
+  .option('--no-compact', 'copy the data file page for page as of a checkpoint (faster, free pages kept) instead of rebuilding every tree')
+  .action(async (dir: string, target: string, opts: { compact: boolean }) => {
     if (fs.existsSync(target)) fail(`the backup target ${target} already exists; choose a new directory`);
     const bar = process.stderr.isTTY === true ? new cliProgress.SingleBar({ format: '  backup [{bar}] {percentage}% {value}/{total} entries {phase}', hideCursor: true, clearOnComplete: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
     let started = false;
@@ -238,7 +239,7 @@ program
       bar.setTotal(total);
       bar.update(p.entries, { phase: p.phase });
     };
-    const r = await withDatabase(dir, 'backup', (db) => db.backup(target, { onProgress }).finally(() => bar?.stop()));
+    const r = await withDatabase(dir, 'backup', (db) => db.backup(target, { compact: opts.compact, onProgress }).finally(() => bar?.stop()));
     console.log(`backup of batch ${r.seq}: ${r.entries} entries in ${r.trees + 1} trees, ${(r.bytes / 2 ** 20).toFixed(1)} MiB, checked, in ${(r.ms / 1000).toFixed(1)} s: ${r.dir}`);
   });
 

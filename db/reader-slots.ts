@@ -13,6 +13,7 @@
 //     +0 TAKEN   1 while a reader thread holds the slot
 //     +1 PIN     the oldest checkpoint the reader's reads and snapshots reach (NO_PIN: none)
 //     +2 ACTIVE  1 while the reader is inside a read (closing waits for every ACTIVE to clear)
+//     +3 TOKEN   the handle's token until a reader opens it (then 0): a handle opens one reader, once
 //
 // Pinning without a race (the order matters, every access is sequentially consistent): a reader
 // loads PUBLISHED_ID = c, stores PIN = c, then loads PUBLISHED_ID again and starts over if it
@@ -32,7 +33,8 @@ const SLOTS = STATE + STATE_WORDS;
 const S_TAKEN = 0;
 const S_PIN = 1;
 const S_ACTIVE = 2;
-const SLOT_WORDS = 3;
+const S_TOKEN = 3;
+const SLOT_WORDS = 4;
 /** Reader threads one database serves at once (each also takes one of the page cache's slots). */
 export const MAX_READER_THREADS = 32;
 const WORDS = SLOTS + MAX_READER_THREADS * SLOT_WORDS;
@@ -84,12 +86,20 @@ export class ReaderSlots {
     return false;
   }
 
-  /** A free slot for a reader thread, or -1 if every one is taken. */
-  reserve(): number {
+  /** A free slot for a reader thread, to be opened with `token` (not 0), or -1 if every one is taken. */
+  reserve(token: number): number {
     for (let r = 0; r < MAX_READER_THREADS; r++) {
-      if (Atomics.compareExchange(this.#w, SLOTS + r * SLOT_WORDS + S_TAKEN, 0, 1) === 0) return r;
+      if (Atomics.compareExchange(this.#w, SLOTS + r * SLOT_WORDS + S_TAKEN, 0, 1) === 0) {
+        Atomics.store(this.#w, SLOTS + r * SLOT_WORDS + S_TOKEN, token);
+        return r;
+      }
     }
     return -1;
+  }
+
+  /** Opens slot `slot` for the reader holding `token`: false if it was opened before, or given back since. */
+  open(slot: number, token: number): boolean {
+    return token !== 0 && Atomics.compareExchange(this.#w, SLOTS + slot * SLOT_WORDS + S_TOKEN, token, 0) === token;
   }
 
   /** Gives a slot back, whatever its reader left in it: the reader closed, or its thread ended. */
@@ -97,6 +107,7 @@ export class ReaderSlots {
     const at = SLOTS + slot * SLOT_WORDS;
     Atomics.store(this.#w, at + S_PIN, NO_PIN);
     Atomics.store(this.#w, at + S_ACTIVE, 0);
+    Atomics.store(this.#w, at + S_TOKEN, 0);
     Atomics.store(this.#w, at + S_TAKEN, 0);
   }
 

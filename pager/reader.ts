@@ -110,6 +110,8 @@ export class ScanPages implements PageSource {
   readRun(first: number, count: number): void {
     count = Math.min(count, MAX_READ_RUN_PAGES);
     if (count <= 1) return;
+    // Forgotten first: a read that fails half-way leaves the buffer part old, part new.
+    this.#runCount = 0;
     try {
       this.#file.read(pageOffsetBytes(first), this.#run, 0, count * PAGE_SIZE);
     } catch (err) {

@@ -47,7 +47,7 @@ import { FIRST_DATA_PAGE, KIND_OFFSET, PAGE_SIZE, PageKind, verifyPageAt } from 
 
 // ---- control words (Int32Array over `control`) -------------------------------------------------
 
-/** The lock: 0 free, 1 held, 2 held with waiters. */
+/** The lock: 0 free; held: (the holder's slot + 2) << 1, bit 0 set when threads may be waiting. */
 const LOCK = 0;
 /** The global epoch; starts at 1 (a slot holding 0 is outside any epoch). */
 const EPOCH = LOCK + 1;
@@ -68,12 +68,18 @@ const HAND = LIMBO_COUNT + 1;
 const MAPPED = HAND + 1;
 /** Frames evicted, over the cache's life (stats). */
 const EVICTIONS = MAPPED + 1;
+/**
+ * 1 once a thread ended while it held the lock (a worker terminated mid-operation): what the lock
+ * guards may be half-changed, so from then on nothing is looked up, cached or evicted, and every
+ * read goes to disk into private pages (correct, slower) until the database is reopened.
+ */
+const DISABLED = EVICTIONS + 1;
 /** Reader slots: whether each is taken, then the epoch each publishes (0: outside). */
 export const MAX_READER_SLOTS = 64;
 const SLOT_TAKEN = 16;
 const SLOT_EPOCH = SLOT_TAKEN + MAX_READER_SLOTS;
 const CONTROL_WORDS = SLOT_EPOCH + MAX_READER_SLOTS;
-if (EVICTIONS >= SLOT_TAKEN) throw new Error('control words overlap the reader slots');
+if (DISABLED >= SLOT_TAKEN) throw new Error('control words overlap the reader slots');
 
 // ---- per-frame state: hot arrays (a lookup reads them) and cold records (under the lock) --------
 /** Cold record words per frame: */
@@ -228,10 +234,32 @@ export class SharedPageCache {
     throw new BirchError('UNSUPPORTED', `a page cache serves at most ${MAX_READER_SLOTS} reading threads`);
   }
 
-  /** Gives a slot back: its thread has ended (or never started), so it holds no frame. */
+  /**
+   * Gives a slot back: its thread has ended (or never started), so it reads no frame. If it ended
+   * holding the lock, the lock is freed and the cache disabled (see DISABLED). A frame it had
+   * claimed and not yet published stays out of use: a leak of one frame, not a wrong read.
+   */
   releaseSlot(slot: number): void {
-    Atomics.store(this.#control, SLOT_EPOCH + slot, 0);
-    Atomics.store(this.#control, SLOT_TAKEN + slot, 0);
+    const c = this.#control;
+    for (let s = Atomics.load(c, LOCK); s >>> 1 === slot + 2; s = Atomics.load(c, LOCK)) {
+      Atomics.store(c, DISABLED, 1);
+      if (Atomics.compareExchange(c, LOCK, s, 0) === s) {
+        Atomics.notify(c, LOCK);
+        break;
+      }
+    }
+    Atomics.store(c, SLOT_EPOCH + slot, 0);
+    Atomics.store(c, SLOT_TAKEN + slot, 0);
+  }
+
+  /** Whether a thread ended inside the lock, leaving the cache out of use (see DISABLED). */
+  get disabled(): boolean {
+    return Atomics.load(this.#control, DISABLED) !== 0;
+  }
+
+  /** @internal Takes the lock and keeps it, as a thread terminated inside it would (tests). */
+  holdLockForTests(): void {
+    this.#acquire();
   }
 
   /** Makes this thread read through `slot` (from reserveSlot). */
@@ -266,6 +294,7 @@ export class SharedPageCache {
 
   /** Page `no`'s frame offset in bytes, or -1 if it is not cached. Call between enter() and exit(). */
   lookup(no: number): number {
+    if (Atomics.load(this.#control, DISABLED) !== 0) return -1;
     if (no >= this.#map.length && !this.#mapCovers(no)) return -1;
     const f = (this.#map[no] as number) - 1;
     if (f < 0) return -1;
@@ -323,7 +352,7 @@ export class SharedPageCache {
     this.#lock();
     let f: number;
     try {
-      f = this.#claimLocked();
+      f = this.disabled ? -1 : this.#claimLocked();
     } finally {
       this.#unlock();
     }
@@ -337,7 +366,7 @@ export class SharedPageCache {
   unclaim(off: number): void {
     this.#lock();
     try {
-      this.#pushFree(off / PAGE_SIZE);
+      if (!this.disabled) this.#pushFree(off / PAGE_SIZE);
     } finally {
       this.#unlock();
     }
@@ -355,6 +384,8 @@ export class SharedPageCache {
     const f = off / PAGE_SIZE;
     this.#lock();
     try {
+      // Disabled since the claim: the frame stays this thread's, out of every list.
+      if (this.disabled) return off;
       const g = this.#frameOf(no);
       if (g >= 0) {
         this.#pushFree(f);
@@ -379,7 +410,7 @@ export class SharedPageCache {
     if (no >= MAX_MAPPED_PAGES) return;
     this.#lock();
     try {
-      const f = this.#claimLocked();
+      const f = this.disabled ? -1 : this.#claimLocked();
       if (f < 0) return;
       const off = f * PAGE_SIZE;
       if (off + PAGE_SIZE > this.#bytes.length) this.#refreshFrames();
@@ -396,6 +427,7 @@ export class SharedPageCache {
   remove(no: number): void {
     this.#lock();
     try {
+      if (this.disabled) return;
       const g = this.#frameOf(no);
       if (g >= 0) this.#retire(g);
     } finally {
@@ -598,8 +630,10 @@ export class SharedPageCache {
   }
 
   // ---- the lock ----------------------------------------------------------------------------------
-  // A futex-style mutex (0 free, 1 held, 2 held with waiters): a short spin, then Atomics.wait, which
-  // every runtime allows on the main thread too. It is never held across I/O or user code.
+  // A futex-style mutex whose word names its holder (so that a thread that ended holding it can be
+  // told apart: releaseSlot): a short spin, then Atomics.wait, which every runtime allows on the
+  // main thread too. It is never held across I/O or user code. A thread that finds it held sets
+  // the waiters bit before it waits, and takes it with that bit set (others may still wait).
 
   #lock(): void {
     this.#acquire();
@@ -613,24 +647,24 @@ export class SharedPageCache {
 
   #acquire(): void {
     const c = this.#control;
-    let s = Atomics.compareExchange(c, LOCK, 0, 1);
-    if (s === 0) return;
+    // Never 0 (free): a cache used without a slot (-1) holds it as owner 1.
+    const me = (this.#slot + 2) << 1;
+    if (Atomics.compareExchange(c, LOCK, 0, me) === 0) return;
     for (let spin = 0; spin < 64; spin++) {
-      s = Atomics.compareExchange(c, LOCK, 0, 1);
-      if (s === 0) return;
+      if (Atomics.compareExchange(c, LOCK, 0, me) === 0) return;
     }
-    if (s !== 2) s = Atomics.exchange(c, LOCK, 2);
-    while (s !== 0) {
-      Atomics.wait(c, LOCK, 2);
-      s = Atomics.exchange(c, LOCK, 2);
+    for (;;) {
+      const s = Atomics.load(c, LOCK);
+      if (s === 0) {
+        if (Atomics.compareExchange(c, LOCK, 0, me | 1) === 0) return;
+      } else if ((s & 1) === 1 || Atomics.compareExchange(c, LOCK, s, s | 1) === s) {
+        Atomics.wait(c, LOCK, s | 1);
+      }
     }
   }
 
   #unlock(): void {
     const c = this.#control;
-    if (Atomics.sub(c, LOCK, 1) !== 1) {
-      Atomics.store(c, LOCK, 0);
-      Atomics.notify(c, LOCK, 1);
-    }
+    if ((Atomics.exchange(c, LOCK, 0) & 1) === 1) Atomics.notify(c, LOCK, 1);
   }
 }

@@ -3,7 +3,7 @@
 //   node dist/perf/backup-compact.js birchdb|lmdb [keys] [valueBytes]
 //   (default 1,000,000 keys of 16 B, values of 100 B; values are half random bytes, half zeros)
 // Fills the database durably in random order, then measures: a copy of the data file with cp
-// (read, write, fsync), the engine's backup with no writes running, its backup while 4 callers
+// (read, write, fsync), the engine's backup with no writes running (compacting, and page for page), its backup while 4 callers
 // write (and how many writes they got through); for birchdb, export with 1, 2 and 4 threads and
 // an import of it into a new database; random reads from 1 and 2 other threads for 5 s each while
 // 4 callers write on the main thread; the file after deleting 90% of the keys, and, for birchdb,
@@ -21,6 +21,8 @@ import { prng } from '../bin/bench/workloads.js';
 interface Store {
   put(ops: [Buffer, Buffer | null][]): Promise<void>;
   backup(dir: string): Promise<void>;
+  /** A copy of the pages as they are (birchdb compact: false, lmdb-js backup(dir, false)). */
+  backupPages(dir: string): Promise<void>;
   compact?(): Promise<void>;
   birch?: Birch;
   file: string;
@@ -47,6 +49,9 @@ async function openStore(dir: string): Promise<Store> {
       backup: async (d) => {
         await db.backup(d);
       },
+      backupPages: async (d) => {
+        await db.backup(d, { compact: false });
+      },
       compact: async () => {
         await db.compact();
       },
@@ -66,6 +71,7 @@ async function openStore(dir: string): Promise<Store> {
     }),
     // lmdb-js copies into a directory that exists (data.mdb inside it), compacting.
     backup: (d) => db.backup(d, true).then(() => undefined),
+    backupPages: (d) => db.backup(d, false).then(() => undefined),
     file: path.join(dir, 'data.mdb'),
     close: () => db.close(),
   };
@@ -101,6 +107,11 @@ const b1 = engine === 'birchdb' ? path.join(root, 'b1', 'copy') : path.join(root
 t0 = performance.now();
 await s.backup(b1);
 out.backupMs = ms(t0);
+
+fs.mkdirSync(path.join(root, 'p1'), { recursive: true });
+t0 = performance.now();
+await s.backupPages(engine === 'birchdb' ? path.join(root, 'p1', 'copy') : path.join(root, 'p1'));
+out.backupPagesMs = ms(t0);
 
 let stop = false;
 let writes = 0;

@@ -157,6 +157,36 @@ describe('pager: the shared page cache', () => {
     assert.ok(framed > 90, `${framed} of 100 reads went through frames again once the slot was released`);
   });
 
+  it('a thread that ended holding the lock leaves the cache disabled, not locked: reads still come right, from disk', () => {
+    const cache = SharedPageCache.create(32 * PAGE_SIZE, { verifyHits: true });
+    const r = readerOn(dir, cache);
+    for (let no = 3; no < 20; no++) {
+      r.begin();
+      read(r, no);
+      r.end();
+    }
+    // Another thread takes the lock and ends without releasing it (a worker terminated mid-claim).
+    const dead = SharedPageCache.attach(cache.init);
+    const slot = cache.reserveSlot();
+    dead.useSlot(slot);
+    dead.holdLockForTests();
+    assert.equal(cache.disabled, false);
+    cache.releaseSlot(slot);
+    assert.equal(cache.disabled, true);
+    const hits = r.hits;
+    for (let no = 3; no < 100; no++) {
+      r.begin();
+      const { off, bytes } = read(r, no);
+      assert.equal(checkFrame(bytes, off, no), undefined, `page ${no}`);
+      r.end();
+    }
+    assert.equal(r.hits, hits, 'no hit once disabled: every read from disk');
+    // The lock is free again: the operations that take it return.
+    cache.install(5, expectedPage(5));
+    cache.remove(5);
+    assert.equal(cache.claim(), -1);
+  });
+
   it('reads frames past the first 2 GiB of its memory (offsets of 2^31 and more)', function () {
     // A 1 GB database filled a default-size cache past 2 GiB, and sizes and offsets taken with
     // `>> 2` turned negative. Growing the buffer commits no memory until a page is touched.

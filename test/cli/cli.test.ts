@@ -199,6 +199,10 @@ describe('cli: birch', () => {
       assert.match(r.stdout, /^backup of batch \d+: 302 entries in 3 trees, .* MiB, checked, in .* s: /);
       assert.equal(birch(['dump', target]).stdout, birch(['dump', dir]).stdout);
       assert.equal(birch(['check', target]).status, 0);
+      const pages = path.join(parent, 'pages');
+      const p = birch(['backup', dir, pages, '--no-compact']);
+      assert.equal(p.status, 0, p.stderr);
+      assert.equal(birch(['dump', pages]).stdout, birch(['dump', dir]).stdout);
       const again = birch(['backup', dir, target]);
       assert.equal(again.status, 2);
       assert.match(again.stderr, /already exists/);

@@ -101,6 +101,8 @@ describe('reader threads', function () {
     await db.checkpoint();
     assert.equal(await r.run({ op: 'get', key: key(7) }), 'buffered', 'it sees the next checkpoint');
     await assert.rejects(r.run({ op: 'put' }), { code: 'READ_ONLY' });
+    // A handle opens one reader: two on one slot would clear each other's pins.
+    await assert.rejects(r.run({ op: 'reopen' }), { code: 'BAD_OPTION' });
   });
 
   it("a reader's snapshot reads the same entries while the owner rewrites and deletes everything", async () => {

@@ -12,11 +12,13 @@ export type ReaderCommand =
   | { op: 'snapRelease' }
   | { op: 'trees' }
   | { op: 'put' }
+  | { op: 'reopen' }
   | { op: 'close' };
 
 const port = parentPort;
 if (port === null) throw new Error('reader-worker runs only as a worker thread');
-const reader = await openReader((workerData as { handle: ReaderHandle }).handle);
+const handle = (workerData as { handle: ReaderHandle }).handle;
+const reader = await openReader(handle);
 let snap: ReaderSnapshot | undefined;
 const text = (b: Buffer | undefined): string | null => (b === undefined ? null : b.toString('utf8'));
 
@@ -40,15 +42,17 @@ function run(c: ReaderCommand): unknown {
       return reader.trees();
     case 'put':
       return reader.put();
+    case 'reopen':
+      return openReader(handle).then(() => 'opened twice');
     case 'close':
       reader.close();
       return null;
   }
 }
 
-port.on('message', (c: ReaderCommand) => {
+port.on('message', async (c: ReaderCommand) => {
   try {
-    port.postMessage({ ok: run(c) });
+    port.postMessage({ ok: await run(c) });
   } catch (err) {
     port.postMessage({ error: err instanceof BirchError ? err.code : String(err) });
   }
