@@ -113,22 +113,15 @@ t0 = performance.now();
 await s.backupPages(engine === 'birchdb' ? path.join(root, 'p1', 'copy') : path.join(root, 'p1'));
 out.backupPagesMs = ms(t0);
 
-let stop = false;
-let writes = 0;
-const writers = Array.from({ length: 4 }, async () => {
-  for (let n = 0; !stop; n++) {
-    await s.put([[key(Math.floor(wrand() * keys)), value()]]);
-    writes++;
-  }
-});
 fs.mkdirSync(path.join(root, 'b2'), { recursive: true });
 const b2 = engine === 'birchdb' ? path.join(root, 'b2', 'copy') : path.join(root, 'b2');
-t0 = performance.now();
-await s.backup(b2);
-out.backupWhileWritingMs = ms(t0);
-stop = true;
-await Promise.all(writers);
-out.writesDuringBackup = writes;
+const during = await whileWriting(async () => {
+  const start = performance.now();
+  await s.backup(b2);
+  return ms(start);
+});
+out.backupWhileWritingMs = during.result;
+out.writesDuringBackup = during.writes;
 
 /** Keeps 4 callers writing single puts on this thread while `f` runs; how many they got through. */
 async function whileWriting<T>(f: () => Promise<T>): Promise<{ result: T; writes: number }> {
