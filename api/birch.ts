@@ -27,7 +27,7 @@ import { decodeState, type DbState } from '../pager/meta-format.js';
 import { PageReader } from '../pager/reader.js';
 import { SharedPageCache } from '../pager/shared-cache.js';
 import { DATA_FILE } from '../pager/data-file.js';
-import { OP_DEL, OP_DROP_TREE, OP_PUT, opBytes, writeOp, type OpType } from '../journal/format.js';
+import { OP_DROP_TREE, OP_PUT, opBytes, writeOp } from '../journal/format.js';
 import type { JournalStats, RecordLoc } from '../journal/journal.js';
 import { allTreeShapes, type TreeStats } from '../btree/shape.js';
 import { checkDatabase, type CheckReport } from '../btree/verify.js';
@@ -39,7 +39,7 @@ import type { CheckpointStats } from '../db/checkpoint.js';
 import { recover } from '../db/recovery.js';
 import { ReaderSlots } from '../db/reader-slots.js';
 import { Checkpointed, View, ViewHold } from '../db/view.js';
-import { checkOptionNames, describe, toKey, toTreeName, toValue, treeOption, type Bytes } from './input.js';
+import { checkOptionNames, toTreeName, treeOption, type Bytes } from './input.js';
 import { LiveRange, ReadKeys, Snapshot, toRangeBounds, treeOf, type Pin, type RangeOptions } from './reads.js';
 import { LatencyHistogram } from './latency.js';
 import { ReaderHandles, type ReaderHandle } from './reader-handles.js';
@@ -47,26 +47,9 @@ import { currentRuntime, type RuntimeInfo } from './runtime.js';
 import { resolveOptions, type BirchOptions, type ResolvedOptions } from './options.js';
 import { fromWireError, type FaultInit, type FromCheckpointer, type FromWriter, type ToCheckpointer, type ToWriter } from './protocol.js';
 import { startCheckpointer, startWriter, type Peer } from './threads.js';
+import { describeKey, encodeBatch, type BatchOp, type BatchOptions, type InputCond, type InputOp } from './batch-input.js';
 
-export type BatchOp =
-  | { type: 'put'; key: Bytes; value: Bytes; tree?: string }
-  | { type: 'del'; key: Bytes; tree?: string };
-
-export interface BatchOptions {
-  /** Apply the batch only if every listed key holds `value` now (`undefined`: is absent). */
-  ifMatch?: { key: Bytes; value: Bytes | undefined; tree?: string }[];
-}
-
-const BATCH_OP_FIELDS = ['type', 'key', 'value', 'tree'] as const;
-const IF_MATCH_FIELDS = ['key', 'value', 'tree'] as const;
-
-/** A key for a message: as text if it is printable ASCII (quoted), else as hex. */
-function describeKey(key: Buffer): string {
-  const shown = key.subarray(0, 64);
-  const more = key.length > 64 ? `... (${key.length} bytes)` : '';
-  for (const b of shown) if (b < 0x20 || b > 0x7e) return `0x${shown.toString('hex')}${more}`;
-  return `"${shown.toString('latin1')}"${more}`;
-}
+export type { BatchOp, BatchOptions } from './batch-input.js';
 
 /** Fewer free pages than this never start an automatic compaction (the same floor close() uses). */
 const AUTO_COMPACT_MIN_FREE_PAGES = 64;
@@ -152,22 +135,6 @@ export interface BirchImplementation {
   threads: 'worker-threads' | 'inline';
 }
 
-/** One validated operation, as copied into its batch's encoded bytes: where its key and value lie in them. */
-interface InputOp {
-  type: OpType;
-  tree: string;
-  keyOff: number;
-  keyLen: number;
-  /** The value follows the key: it starts at keyOff + keyLen. */
-  valueLen: number;
-}
-
-interface InputCond {
-  tree: string;
-  key: Buffer;
-  value: Buffer | undefined;
-}
-
 /** A batch submitted and not yet admitted. */
 interface Pending {
   ops: InputOp[];
@@ -204,74 +171,6 @@ const HARD_LIMIT_FACTOR = 2;
 const JOURNAL_LIMIT_FACTOR = 4;
 
 type Status = 'open' | 'closing' | 'closed';
-
-/** Validates one batch and copies it into its encoded form; throws a typed error for any bad part. */
-function encodeBatch(ops: unknown, opts: unknown): { ops: InputOp[]; conds: InputCond[]; encoded: Buffer } {
-  if (!Array.isArray(ops)) throw new BirchError('BAD_OPTION', `batch() takes an array of operations, not ${describe(ops)}`);
-  const n = ops.length;
-  const types: OpType[] = new Array(n);
-  const trees: string[] = new Array(n);
-  const keys: Buffer[] = new Array(n);
-  const values: (Buffer | undefined)[] = new Array(n);
-  let treeBytes: Map<string, Buffer> | undefined;
-  let total = 0;
-  for (let i = 0; i < n; i++) {
-    const op: unknown = ops[i];
-    if (typeof op !== 'object' || op === null) throw new BirchError('BAD_OPTION', `operation ${i} is not an object`);
-    checkOptionNames(op, BATCH_OP_FIELDS, `batch operation ${i}`);
-    const o = op as { type?: unknown; key?: unknown; value?: unknown; tree?: unknown };
-    const tree = treeOf(o.tree);
-    let treeLen = 0;
-    if (tree !== '') {
-      treeBytes ??= new Map();
-      let b = treeBytes.get(tree);
-      if (b === undefined) treeBytes.set(tree, (b = Buffer.from(tree, 'utf8')));
-      treeLen = b.length;
-    }
-    const key = toKey(o.key);
-    let value: Buffer | undefined;
-    if (o.type === 'put') {
-      types[i] = OP_PUT;
-      value = toValue(o.value);
-    } else if (o.type === 'del') types[i] = OP_DEL;
-    else throw new BirchError('BAD_OPTION', `operation ${i} has type ${String(o.type)}; expected 'put' or 'del'`);
-    trees[i] = tree;
-    keys[i] = key;
-    values[i] = value;
-    total += opBytes(treeLen, key.length, value?.length ?? 0);
-  }
-  const conds: InputCond[] = [];
-  if (opts !== undefined) {
-    if (typeof opts !== 'object' || opts === null) throw new BirchError('BAD_OPTION', 'batch options must be an object');
-    checkOptionNames(opts, ['ifMatch'], 'batch()');
-    const ifMatch = (opts as { ifMatch?: unknown }).ifMatch;
-    if (ifMatch !== undefined) {
-      if (!Array.isArray(ifMatch)) throw new BirchError('BAD_OPTION', 'ifMatch must be an array');
-      for (const c of ifMatch as unknown[]) {
-        if (typeof c !== 'object' || c === null || !('key' in c)) throw new BirchError('BAD_OPTION', 'each ifMatch entry needs a key and a value');
-        checkOptionNames(c, IF_MATCH_FIELDS, 'an ifMatch entry');
-        const e = c as { key: unknown; value?: unknown; tree?: unknown };
-        // Copies: the condition is decided later, at admission.
-        conds.push({ tree: treeOf(e.tree), key: Buffer.from(toKey(e.key)), value: e.value === undefined ? undefined : Buffer.from(toValue(e.value)) });
-      }
-    }
-  }
-  // One copy of every key and value, in the journal's layout: later changes to the caller's
-  // buffers change nothing, and the writer writes these bytes as they are.
-  const encoded = Buffer.allocUnsafe(total);
-  const out: InputOp[] = new Array(n);
-  let at = 0;
-  for (let i = 0; i < n; i++) {
-    const key = keys[i] as Buffer;
-    const value = values[i];
-    const tree = trees[i] as string;
-    const end = writeOp(encoded, at, types[i] as OpType, tree === '' ? undefined : treeBytes?.get(tree), key, value);
-    const valueAt = end - (value?.length ?? 0);
-    out[i] = { type: types[i] as OpType, tree, keyOff: valueAt - key.length, keyLen: key.length, valueLen: end - valueAt };
-    at = end;
-  }
-  return { ops: out, conds, encoded };
-}
 
 /** The read and write calls of one named tree. */
 export class Tree {
