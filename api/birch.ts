@@ -962,7 +962,8 @@ export class Birch {
   /** The verifier, over the trees of the published checkpoint (every page read afresh from disk). */
   check(): CheckReport {
     this.assertReadable();
-    return checkDatabase({ state: this.#base.state, verifiedRead: (no) => this.#reader.readFromDisk(no) }, this.#base.roots);
+    const runs = this.#reader.verifiedRuns(this.#base.state.pageCount);
+    return checkDatabase({ state: this.#base.state, verifiedRead: (no) => runs.read(no) }, this.#base.roots);
   }
 
   /** Runs a checkpoint now (if anything is buffered) and resolves once its trees are published. */

@@ -31,6 +31,52 @@ export function readVerifiedPage(file: FileBackend, no: PageNo): Buffer {
   return buf;
 }
 
+/** Pages one read of VerifiedRuns takes. */
+const VERIFIED_RUN_PAGES = 64;
+
+/**
+ * Pages of the data file read from disk in runs and verified one by one as they are asked for:
+ * for a walk that reads most pages of a file in about the order they lie in (the verifier: a
+ * checkpoint writes a tree's leaves in key order). A pread took about 12 us on the team's VM
+ * whatever its size up to a few pages, and the verifier spent 0.8 s of 1.0 in them over 67,000
+ * pages: one read per run instead. A page of the run is verified when it is asked for, never
+ * before, so the pages around it (free, or being written) are never looked at. A run that cannot
+ * be read whole (a file shorter than its metas say) falls back to reading the one page.
+ */
+export class VerifiedRuns {
+  readonly #file: FileBackend;
+  readonly #pageCount: number;
+  readonly #run = Buffer.allocUnsafeSlow(VERIFIED_RUN_PAGES * PAGE_SIZE);
+  #first = -1;
+  #count = 0;
+
+  constructor(file: FileBackend, pageCount: number) {
+    this.#file = file;
+    this.#pageCount = pageCount;
+  }
+
+  /** Page `no`, a copy of its own, verified; a bad page is a CorruptionError naming it. */
+  read(no: PageNo): Buffer {
+    let k = no - this.#first;
+    if (k < 0 || k >= this.#count) {
+      const count = Math.max(1, Math.min(VERIFIED_RUN_PAGES, this.#pageCount - no));
+      this.#count = 0;
+      try {
+        this.#file.read(pageOffsetBytes(no), this.#run, 0, count * PAGE_SIZE);
+      } catch {
+        return readVerifiedPage(this.#file, no);
+      }
+      this.#first = no;
+      this.#count = count;
+      k = 0;
+    }
+    const page = Buffer.allocUnsafe(PAGE_SIZE);
+    this.#run.copy(page, 0, k * PAGE_SIZE, (k + 1) * PAGE_SIZE);
+    verifyPage(page, no, DATA_FILE);
+    return page;
+  }
+}
+
 /** Pages first .. first + count - 1 in one read, unverified; a failed read is a typed IO error. */
 function readPages(file: FileBackend, first: number, count: number): Buffer {
   const buf = Buffer.allocUnsafeSlow(count * PAGE_SIZE);

@@ -15,7 +15,7 @@
 import type { FileBackend } from './backend.js';
 import { BirchError } from './errors.js';
 import type { PageNo } from './ids.js';
-import { DATA_FILE, readVerifiedPage } from './data-file.js';
+import { DATA_FILE, VerifiedRuns, readVerifiedPage } from './data-file.js';
 import { KIND_OFFSET, PAGE_SIZE, PageKind, pageOffsetBytes, verifyPage, verifyPageAt } from './page-format.js';
 import type { SharedPageCache } from './shared-cache.js';
 
@@ -298,6 +298,12 @@ export class PageReader implements PageSource {
     const page = this.readFromDisk(no);
     if (cacheIf?.(page[KIND_OFFSET] as number) === true) cache.install(no, page);
     return { page, hit: false };
+  }
+
+  /** For the verifier: pages read afresh from disk in runs, bypassing the cache (data-file.ts VerifiedRuns). */
+  verifiedRuns(pageCount: number): VerifiedRuns {
+    if (this.#closed) throw new BirchError('DB_CLOSED', 'the database is closed');
+    return new VerifiedRuns(this.#file, pageCount);
   }
 
   /** For the verifier: read afresh from disk, bypassing the cache. */
