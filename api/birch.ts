@@ -103,7 +103,13 @@ export interface BirchStats {
    * read ahead count as misses), the bytes its frames hold now, its bound, and frames evicted.
    */
   cache: { hits: number; misses: number; bytes: number; capacityBytes: number; evictions: number };
-  snapshots: { live: number; oldestSeq: number | null; oldestAgeMs: number | null };
+  /**
+   * Snapshots open now, the oldest one's batch and age; and what they keep in memory past its
+   * time: write-buffer generations already checkpointed that only snapshots still read, and the
+   * bytes those hold (estimated like `buffer.bytes`). A snapshot held across checkpoints keeps
+   * every generation it reads: release it to give them back.
+   */
+  snapshots: { live: number; oldestSeq: number | null; oldestAgeMs: number | null; heldGenerations: number; heldBytes: number };
   /**
    * Reader threads (readerHandle) open now, and the oldest checkpoint one of them still reads
    * (null: none is reading): pages freed since it stay pending, and compaction cannot cut past them.
@@ -429,7 +435,7 @@ export class Birch {
 
   snapshot(): Snapshot {
     this.assertReadable();
-    const pin: Pin = { seq: this.#visible, checkpointId: this.#base.state.checkpointId, since: Date.now() };
+    const pin: Pin = { seq: this.#visible, checkpointId: this.#base.state.checkpointId, since: Date.now(), gens: this.#gens };
     this.#pins.add(pin);
     this.#pinsChanged();
     return new Snapshot(this, this.#live, pin, this.#keys);
@@ -900,7 +906,7 @@ export class Birch {
         capacityBytes: occupancy.capacityBytes,
         evictions: occupancy.evictions,
       },
-      snapshots: { live: this.#pins.size, oldestSeq: oldest?.seq ?? null, oldestAgeMs: oldest === undefined ? null : Date.now() - oldest.since },
+      snapshots: { live: this.#pins.size, oldestSeq: oldest?.seq ?? null, oldestAgeMs: oldest === undefined ? null : Date.now() - oldest.since, ...this.#heldBySnapshots() },
       readers: this.#slots.readers(),
       autoCompact: { runs: this.#autoCompactions, last: this.#lastAutoCompact ?? null },
       trees: opts.trees === true ? allTreeShapes((no) => this.#reader.copyPage(no).page, this.#base.roots) : [],
@@ -931,6 +937,15 @@ export class Birch {
       return Promise.reject(err);
     }
     return backupSnapshot(snap, dir, opts, (d) => open(d));
+  }
+
+  /** Generations only snapshots keep (not in the live chain), and their bytes. */
+  #heldBySnapshots(): { heldGenerations: number; heldBytes: number } {
+    const held = new Set<Generation>();
+    for (const p of this.#pins) for (const g of p.gens ?? []) if (!this.#gens.includes(g)) held.add(g);
+    let heldBytes = 0;
+    for (const g of held) heldBytes += g.bytes;
+    return { heldGenerations: held.size, heldBytes };
   }
 
   /**

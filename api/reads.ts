@@ -6,6 +6,7 @@ import { MAX_KEY_BYTES } from '../btree/node-format.js';
 import type { RangeBounds } from '../btree/cursor.js';
 import type { RangeIterator } from '../db/range.js';
 import type { Checkpointed, View, ViewHold } from '../db/view.js';
+import type { Generation } from '../db/buffer.js';
 import { checkOptionNames, toBound, toKey, toTreeName, treeOption, type Bytes } from './input.js';
 
 export interface RangeOptions {
@@ -24,6 +25,8 @@ export interface Pin {
   seq: number;
   checkpointId: number;
   since: number;
+  /** The buffer generations its view reads: kept in memory while it lives, even once checkpointed. */
+  gens?: readonly Generation[];
 }
 
 /** What a snapshot needs of its database. */

@@ -171,12 +171,17 @@ describe('async API: group commit through the writer thread', () => {
     const t1 = Date.now();
     assert.equal(s.snapshots.live, 1);
     assert.equal(s.snapshots.oldestSeq, snap.seq);
+    // The generation that was active when the snapshot was taken took the first rewrite, was
+    // checkpointed and dropped, and lives on for the snapshot alone.
+    assert.equal(s.snapshots.heldGenerations, 1);
+    assert.ok(s.snapshots.heldBytes > 300 * 400, `held ${s.snapshots.heldBytes} bytes`);
     // The age lies between the clock readings around snapshot() and around stats().
     const age = s.snapshots.oldestAgeMs;
     assert.ok(age !== null && age >= t0 - tSnap1 && age <= t1 - tSnap0, `oldestAgeMs ${String(age)} is outside [${t0 - tSnap1}, ${t1 - tSnap0}]`);
     const pagesWhileHeld = s.dataFile.pageCount;
     snap.release();
     assert.equal(db.stats().snapshots.live, 0);
+    assert.deepEqual([db.stats().snapshots.heldGenerations, db.stats().snapshots.heldBytes], [0, 0]);
     assert.equal(db.stats().snapshots.oldestAgeMs, null);
     assert.throws(() => snap.get('k1'), isCode('TXN_CLOSED'));
     for (let round = 3; round < 6; round++) await rewrite(`new${round}`);
