@@ -20,7 +20,7 @@ import { ReaderSlots } from '../db/reader-slots.js';
 import { Checkpointed, View } from '../db/view.js';
 import type { RangeIterator } from '../db/range.js';
 import type { ReaderHandle } from './reader-handles.js';
-import { ReadKeys, toRangeBounds, treeOf, type RangeOptions } from './reads.js';
+import { LiveRange, ReadKeys, toRangeBounds, treeOf, type RangeOptions } from './reads.js';
 import { treeOption, type Bytes } from './input.js';
 
 /** Opens a reader in this thread from a handle made by db.readerHandle() in the owner's thread. */
@@ -39,13 +39,19 @@ export async function openReader(handle: ReaderHandle): Promise<BirchReader> {
   return new BirchReader(handle, slots, pages);
 }
 
+/** A view of a checkpoint alone: readers have no write buffer, so it reads at the checkpoint's batch. */
+function readerView(base: Checkpointed): View {
+  return new View(base.state.seq, [], base);
+}
+
 export class BirchReader {
   readonly path: string;
   readonly #handle: ReaderHandle;
   readonly #slots: ReaderSlots;
   readonly #pages: PageReader;
   readonly #keys = new ReadKeys();
-  #base: Checkpointed | undefined;
+  /** The published checkpoint, as read last (one View per checkpoint, not one per read). */
+  #view: View | undefined;
   /** Checkpoints this reader's snapshots read, and how many snapshots read each. */
   readonly #pins = new Map<number, number>();
   /** Reads in progress on this thread (a range's step, nested in nothing else, is one). */
@@ -66,20 +72,19 @@ export class BirchReader {
 
   /** The last batch the trees this reader reads now hold (the last checkpoint's). */
   get seq(): number {
-    return this.#live((base) => base.state.seq);
+    return this.#live((view) => view.seq);
   }
 
   get(key: Bytes, opts: { tree?: string } = {}): Buffer | undefined {
     const tree = treeOption(opts, 'reader.get()');
     const k = this.#keys.key(key);
-    return this.#live((base) => new View(base.state.seq, [], base).get(tree, k));
+    return this.#live((view) => view.get(tree, k));
   }
 
   getMany(keys: readonly Bytes[], opts: { tree?: string } = {}): (Buffer | undefined)[] {
     if (!Array.isArray(keys)) throw new BirchError('BAD_OPTION', 'getMany() takes an array of keys');
     const tree = treeOption(opts, 'reader.getMany()');
-    return this.#live((base) => {
-      const view = new View(base.state.seq, [], base);
+    return this.#live((view) => {
       return keys.map((key) => view.get(tree, this.#keys.key(key)));
     });
   }
@@ -88,49 +93,28 @@ export class BirchReader {
   range(opts: RangeOptions = {}): IterableIterator<[Buffer, Buffer]> {
     const tree = treeOf(opts.tree);
     const bounds = toRangeBounds(opts);
-    let snap: ReaderSnapshot | undefined;
-    let it: IterableIterator<[Buffer, Buffer]> | undefined;
-    let ended = false;
-    const end = (): void => {
-      if (ended) return;
-      ended = true;
-      it?.return?.();
-      snap?.release();
-    };
-    const iter: IterableIterator<[Buffer, Buffer]> = {
-      [Symbol.iterator]: () => iter,
-      next: () => {
-        if (ended) return { done: true, value: undefined };
-        try {
-          snap ??= this.snapshot();
-          it ??= snap.rangeOf(tree, bounds);
-          const r = it.next();
-          if (r.done === true) end();
-          return r;
-        } catch (err) {
-          end();
-          throw err;
-        }
-      },
-      return: () => {
-        end();
-        return { done: true, value: undefined };
-      },
-    };
-    return iter;
+    return new LiveRange(() => {
+      const snap = this.snapshot();
+      try {
+        return { snap, it: snap.rangeOf(tree, bounds) };
+      } catch (err) {
+        snap.release();
+        throw err;
+      }
+    });
   }
 
   trees(): string[] {
-    return this.#live((base) => new View(base.state.seq, [], base).trees());
+    return this.#live((view) => view.trees());
   }
 
   /** Pins the last checkpoint: its pages are not reused until release(). */
   snapshot(): ReaderSnapshot {
-    return this.#live((base) => {
-      const id = base.state.checkpointId as number;
+    return this.#live((view) => {
+      const id = view.base.state.checkpointId as number;
       this.#pins.set(id, (this.#pins.get(id) ?? 0) + 1);
       this.#publishPin();
-      return new ReaderSnapshot(this, base, id);
+      return new ReaderSnapshot(this, view, id);
     });
   }
 
@@ -147,7 +131,7 @@ export class BirchReader {
       if (pages instanceof ScanPages) this.#scans.add(pages);
       this.#pins.set(id, (this.#pins.get(id) ?? 0) + 1);
       this.#publishPin();
-      return new ReaderSnapshot(this, new Checkpointed(state, pages), id);
+      return new ReaderSnapshot(this, readerView(new Checkpointed(state, pages)), id);
     } finally {
       this.#exit();
     }
@@ -194,21 +178,21 @@ export class BirchReader {
    * Runs `read` over the published checkpoint, pinned for its duration (see db/reader-slots.ts for
    * why the id is loaded again after the pin is stored).
    */
-  #live<T>(read: (base: Checkpointed) => T): T {
+  #live<T>(read: (view: View) => T): T {
     this.#enter();
     try {
       const slots = this.#slots;
       for (;;) {
-        let base = this.#base;
+        let view = this.#view;
         const id = slots.publishedId();
-        if (base === undefined || base.state.checkpointId !== id) {
-          base = new Checkpointed(slots.readPublished(), this.#pages);
-          this.#base = base;
+        if (view === undefined || view.base.state.checkpointId !== id) {
+          view = readerView(new Checkpointed(slots.readPublished(), this.#pages));
+          this.#view = view;
         }
-        const at = base.state.checkpointId as number;
+        const at = view.base.state.checkpointId as number;
         // A snapshot already pins an older checkpoint, which holds every later one's pages too.
         if (this.#pins.size === 0) slots.setPin(this.#handle.slot, at);
-        if (slots.publishedId() === at) return read(base);
+        if (slots.publishedId() === at) return read(view);
       }
     } finally {
       if (this.#pins.size === 0) this.#slots.setPin(this.#handle.slot, undefined);
@@ -264,9 +248,9 @@ export class ReaderSnapshot {
   #released = false;
 
   /** @internal */
-  constructor(reader: BirchReader, base: Checkpointed, id: number) {
+  constructor(reader: BirchReader, view: View, id: number) {
     this.#reader = reader;
-    this.#view = new View(base.state.seq, [], base);
+    this.#view = view;
     this.#id = id;
   }
 

@@ -158,17 +158,23 @@ export class Snapshot {
   }
 }
 
+/** What a LiveRange opens at its first step: a snapshot (of this thread or a reader thread) and a range over it. */
+export interface LiveRangeParts {
+  snap: { release(): void };
+  it: Iterator<[Buffer, Buffer]>;
+}
+
 /**
  * A range of the live state that takes its snapshot at its first step (as a generator would), so
  * that a range made and never iterated holds nothing back; the snapshot is released at its end, or
  * when a loop breaks out of it.
  */
 export class LiveRange implements IterableIterator<[Buffer, Buffer]> {
-  readonly #open: () => { snap: Snapshot; it: RangeIterator };
-  #inner: { snap: Snapshot; it: RangeIterator } | undefined;
+  readonly #open: () => LiveRangeParts;
+  #inner: LiveRangeParts | undefined;
   #ended = false;
 
-  constructor(open: () => { snap: Snapshot; it: RangeIterator }) {
+  constructor(open: () => LiveRangeParts) {
     this.#open = open;
   }
 
@@ -203,7 +209,7 @@ export class LiveRange implements IterableIterator<[Buffer, Buffer]> {
   #end(): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#inner?.it.return();
+    this.#inner?.it.return?.();
     this.#inner?.snap.release();
   }
 }
