@@ -101,7 +101,14 @@ async function startPool(db: ExportSource, threads: number, init: Omit<ExportWor
   try {
     for (let t = 0; t < threads; t++) {
       const handle = db.readerHandle();
-      const w = new Worker(url, { workerData: { ...init, handle } satisfies ExportWorkerInit, transferList: [handle.port] });
+      let w: Worker;
+      try {
+        w = new Worker(url, { workerData: { ...init, handle } satisfies ExportWorkerInit, transferList: [handle.port] });
+      } catch (err) {
+        // Never handed to a thread: closing its port gives its slots back now, not at the owner's close.
+        handle.port.close();
+        throw err;
+      }
       workers.push(w);
     }
     await Promise.all(workers.map((w) => reply(w)));
