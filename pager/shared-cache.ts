@@ -70,8 +70,9 @@ const MAPPED = HAND + 1;
 const EVICTIONS = MAPPED + 1;
 /**
  * 1 once a thread ended while it held the lock (a worker terminated mid-operation): what the lock
- * guards may be half-changed, so from then on nothing is looked up, cached or evicted, and every
- * read goes to disk into private pages (correct, slower) until the database is reopened.
+ * guards may be half-changed, so from then on nothing is cached or evicted and the map is empty
+ * (releaseSlot), and every read goes to disk into private pages (correct, slower) until the
+ * database is reopened.
  */
 const DISABLED = EVICTIONS + 1;
 /** Reader slots: whether each is taken, then the epoch each publishes (0: outside). */
@@ -242,7 +243,12 @@ export class SharedPageCache {
   releaseSlot(slot: number): void {
     const c = this.#control;
     for (let s = Atomics.load(c, LOCK); s >>> 1 === slot + 2; s = Atomics.load(c, LOCK)) {
+      // Still under the dead thread's lock: nothing is linked, evicted or reused from now on, and
+      // the map is emptied, so lookups miss by the check they make anyway (no flag to load on the
+      // read path). A lookup that loaded a word before this may still find its frame: frames are
+      // never reused once disabled, so what it finds is what it would have found before.
       Atomics.store(c, DISABLED, 1);
+      new Int32Array(this.init.map, 0, this.init.map.byteLength / 4).fill(0);
       if (Atomics.compareExchange(c, LOCK, s, 0) === s) {
         Atomics.notify(c, LOCK);
         break;
@@ -294,7 +300,6 @@ export class SharedPageCache {
 
   /** Page `no`'s frame offset in bytes, or -1 if it is not cached. Call between enter() and exit(). */
   lookup(no: number): number {
-    if (Atomics.load(this.#control, DISABLED) !== 0) return -1;
     if (no >= this.#map.length && !this.#mapCovers(no)) return -1;
     const f = (this.#map[no] as number) - 1;
     if (f < 0) return -1;
