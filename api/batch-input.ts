@@ -6,6 +6,7 @@ import { BirchError } from '../pager/errors.js';
 import { OP_DEL, OP_PUT, opBytes, writeOp, type OpType } from '../journal/format.js';
 import { checkOptionNames, describe, toKey, toValue, type Bytes } from './input.js';
 import { treeOf } from './reads.js';
+import type { BatchArena } from './batch-arena.js';
 
 export type BatchOp =
   | { type: 'put'; key: Bytes; value: Bytes; tree?: string }
@@ -44,7 +45,7 @@ export interface InputCond {
 }
 
 /** Validates one batch and copies it into its encoded form; throws a typed error for any bad part. */
-export function encodeBatch(ops: unknown, opts: unknown): { ops: InputOp[]; conds: InputCond[]; encoded: Buffer } {
+export function encodeBatch(ops: unknown, opts: unknown, arena: BatchArena): { ops: InputOp[]; conds: InputCond[]; encoded: Buffer } {
   if (!Array.isArray(ops)) throw new BirchError('BAD_OPTION', `batch() takes an array of operations, not ${describe(ops)}`);
   const n = ops.length;
   const types: OpType[] = new Array(n);
@@ -96,7 +97,7 @@ export function encodeBatch(ops: unknown, opts: unknown): { ops: InputOp[]; cond
   }
   // One copy of every key and value, in the journal's layout: later changes to the caller's
   // buffers change nothing, and the writer writes these bytes as they are.
-  const encoded = Buffer.allocUnsafe(total);
+  const encoded = arena.take(total);
   const out: InputOp[] = new Array(n);
   let at = 0;
   for (let i = 0; i < n; i++) {

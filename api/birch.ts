@@ -47,6 +47,7 @@ import { currentRuntime, type RuntimeInfo } from './runtime.js';
 import { resolveOptions, type BirchOptions, type ResolvedOptions } from './options.js';
 import { fromWireError, type FaultInit, type FromCheckpointer, type FromWriter, type ToCheckpointer, type ToWriter } from './protocol.js';
 import { startCheckpointer, startWriter, type Peer } from './threads.js';
+import { BatchArena, TurnParts } from './batch-arena.js';
 import { describeKey, encodeBatch, type BatchOp, type BatchOptions, type InputCond, type InputOp } from './batch-input.js';
 
 export type { BatchOp, BatchOptions } from './batch-input.js';
@@ -249,7 +250,9 @@ export class Birch {
   readonly #inflight: Inflight[] = [];
   #inflightHead = 0;
   #unackedBytes = 0;
-  #turn: { parts: Buffer[]; ops: number; bytes: number; firstSeq: number; lastSeq: number } | undefined;
+  /** Where batches are encoded: what the write buffer keeps and the writer writes (api/batch-arena.ts). */
+  readonly #arena = new BatchArena();
+  #turn: { parts: TurnParts; ops: number; firstSeq: number; lastSeq: number } | undefined;
   #flushScheduled = false;
   #busy = false;
   /** Records synced and not yet handed to a checkpoint, in order. */
@@ -497,20 +500,20 @@ export class Birch {
   put(key: Bytes, value: Bytes, opts?: { tree?: string }): Promise<void> {
     return this.#submit(() => {
       const tree = treeOption(opts, 'put()');
-      return encodeBatch([{ type: 'put', key, value, ...(tree !== '' ? { tree } : {}) }], undefined);
+      return encodeBatch([{ type: 'put', key, value, ...(tree !== '' ? { tree } : {}) }], undefined, this.#arena);
     });
   }
 
   del(key: Bytes, opts?: { tree?: string }): Promise<void> {
     return this.#submit(() => {
       const tree = treeOption(opts, 'del()');
-      return encodeBatch([{ type: 'del', key, ...(tree !== '' ? { tree } : {}) }], undefined);
+      return encodeBatch([{ type: 'del', key, ...(tree !== '' ? { tree } : {}) }], undefined, this.#arena);
     });
   }
 
   /** Applies every operation or none, after the caller's earlier batches. */
   batch(ops: BatchOp[], opts?: BatchOptions): Promise<void> {
-    return this.#submit(() => encodeBatch(ops, opts));
+    return this.#submit(() => encodeBatch(ops, opts, this.#arena));
   }
 
   /** Drops a named tree and every entry in it; rejects with TREE_NOT_FOUND if it does not exist. */
@@ -518,7 +521,7 @@ export class Birch {
     return this.#submit(() => {
       const tree = toTreeName(name);
       const treeBytes = Buffer.from(tree, 'utf8');
-      const encoded = Buffer.allocUnsafe(opBytes(treeBytes.length, 0, 0));
+      const encoded = this.#arena.take(opBytes(treeBytes.length, 0, 0));
       writeOp(encoded, 0, OP_DROP_TREE, treeBytes, undefined, undefined);
       return { ops: [{ type: OP_DROP_TREE, tree, keyOff: 0, keyLen: 0, valueLen: 0 }], conds: [], encoded };
     });
@@ -567,10 +570,9 @@ export class Birch {
     this.#inflight.push({ seq, bytes: p.encoded.length, t0: p.t0, duringCheckpoint: this.#ckpt !== undefined, refused: undefined, empty: false, resolve: p.resolve, reject: p.reject });
     this.#unackedBytes += p.encoded.length;
     let turn = this.#turn;
-    if (turn === undefined) turn = this.#turn = { parts: [], ops: 0, bytes: 0, firstSeq: seq, lastSeq: seq };
-    turn.parts.push(p.encoded);
+    if (turn === undefined) turn = this.#turn = { parts: new TurnParts(), ops: 0, firstSeq: seq, lastSeq: seq };
+    turn.parts.add(p.encoded);
     turn.ops += p.ops.length;
-    turn.bytes += p.encoded.length;
     turn.lastSeq = seq;
     this.#scheduleFlush();
   }
@@ -620,7 +622,8 @@ export class Birch {
   }
 
   /**
-   * Hands every batch admitted and not yet sent to the writer in one transferred buffer; `freeze`:
+   * Hands every batch admitted and not yet sent to the writer, as views of the arena (no copy);
+   * `freeze`:
    * a checkpoint covers them, so the writer ends a record after them (with no batches to send, a
    * boundary alone). After a failed checkpoint, batches admitted before it still go to the (sound)
    * journal.
@@ -632,11 +635,7 @@ export class Birch {
       if (freeze) this.#writer.post({ kind: 'boundary' });
       return;
     }
-    const ab = new ArrayBuffer(turn.bytes);
-    const buf = Buffer.from(ab);
-    let off = 0;
-    for (const part of turn.parts) off += part.copy(buf, off);
-    this.#writer.post({ kind: 'batches', buf: ab, ops: turn.ops, firstSeq: turn.firstSeq, lastSeq: turn.lastSeq, freeze }, [ab]);
+    this.#writer.post({ kind: 'batches', parts: turn.parts.views, bytes: turn.parts.bytes, ops: turn.ops, firstSeq: turn.firstSeq, lastSeq: turn.lastSeq, freeze });
   }
 
   /**

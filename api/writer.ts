@@ -101,13 +101,13 @@ export class Writer {
         let bytes = 0;
         while (this.#queue.length > 0) {
           const m = this.#queue[0] as Batches;
-          if (parts.length > 0 && bytes + m.buf.byteLength > this.#maxRecordBytes) break;
+          if (parts.length > 0 && bytes + m.bytes > this.#maxRecordBytes) break;
           this.#queue.shift();
           if (first === 0) first = m.firstSeq;
           last = m.lastSeq;
           ops += m.ops;
-          bytes += m.buf.byteLength;
-          parts.push(Buffer.from(m.buf));
+          bytes += m.bytes;
+          for (const v of m.parts) parts.push(Buffer.from(v.buffer, v.byteOffset, v.byteLength));
           if (m.freeze) break;
         }
         this.#records.push(this.#journal.append(first, last, ops, parts));

@@ -1,0 +1,52 @@
+// The batch arena (api/batch-arena.ts), without threads: batches are handed out back to back in
+// shared chunks, never overwritten, and a turn's adjacent batches become one view.
+import assert from 'node:assert/strict';
+import { BatchArena, TurnParts } from '../../api/batch-arena.js';
+
+describe('batch arena', () => {
+  it('hands out adjacent shared bytes, starts a chunk when one is full, and never reuses bytes', () => {
+    const arena = new BatchArena(1024);
+    const taken: Buffer[] = [];
+    for (let i = 0; i < 40; i++) {
+      const b = arena.take(100);
+      b.fill(i);
+      taken.push(b);
+    }
+    assert.ok(taken.every((b) => b.buffer instanceof SharedArrayBuffer));
+    // Ten batches of 100 bytes fit a chunk of 1,024; the eleventh starts the next chunk.
+    assert.equal(taken[1]?.buffer, taken[0]?.buffer);
+    assert.equal(taken[1]?.byteOffset, 100);
+    assert.notEqual(taken[10]?.buffer, taken[9]?.buffer);
+    assert.equal(taken[10]?.byteOffset, 0);
+    assert.equal(arena.allocatedBytes, 4 * 1024);
+    taken.forEach((b, i) => assert.ok(b.every((x) => x === i), `batch ${i} was overwritten`));
+  });
+
+  it('gives a batch over an eighth of a chunk a chunk of its own, sized to it, and keeps filling the current one', () => {
+    const arena = new BatchArena(1024);
+    const a = arena.take(100);
+    const big = arena.take(129);
+    const b = arena.take(100);
+    assert.equal(big.buffer.byteLength, 129);
+    assert.equal(b.buffer, a.buffer);
+    assert.equal(b.byteOffset, 100);
+    assert.equal(arena.allocatedBytes, 1024 + 129);
+  });
+
+  it('joins a turn\'s adjacent batches into one view and keeps the others apart, in order', () => {
+    const arena = new BatchArena(1000);
+    const parts = new TurnParts();
+    const x = arena.take(120).fill(1);
+    const y = arena.take(120).fill(2);
+    arena.take(10); // refused at admission: never part of the turn
+    const z = arena.take(120).fill(3);
+    for (let i = 0; i < 5; i++) arena.take(120); // other turns' batches: 970 bytes taken
+    const w = arena.take(120).fill(4); // the next chunk
+    assert.notEqual(w.buffer, z.buffer);
+    for (const b of [x, y, z, w]) parts.add(b);
+    assert.equal(parts.bytes, 480);
+    assert.deepEqual(parts.views.map((v) => v.byteLength), [240, 120, 120]);
+    const joined = Buffer.concat(parts.views);
+    assert.ok(joined.equals(Buffer.concat([x, y, z, w])));
+  });
+});
