@@ -31,7 +31,7 @@ import { OP_DROP_TREE, OP_PUT, opBytes, writeOp } from '../journal/format.js';
 import type { JournalStats, RecordLoc } from '../journal/journal.js';
 import { allTreeShapes, type TreeStats } from '../btree/shape.js';
 import { checkDatabase, type CheckReport } from '../btree/verify.js';
-import { Generation } from '../db/buffer.js';
+import { ENTRY_OVERHEAD_BYTES, Generation } from '../db/buffer.js';
 import { backupOptionsOf, backupPages, backupSnapshot, type BackupOptions, type BackupResult } from './backup.js';
 import { exportDatabase, type ExportOptions, type ExportResult } from './export.js';
 import { importExport, type ImportOptions, type ImportResult } from './import.js';
@@ -121,8 +121,34 @@ export interface BirchStats {
   trees: TreeStats[];
   /** Why the handle refuses writes (a failed write or sync, a dead thread), or null. */
   failed: string | null;
+  /** What the engine holds in memory, as one ledger (see BirchMemory). */
+  memory: BirchMemory;
   /** Which implementation serves each part that has more than one (install-dependent). */
   implementation: BirchImplementation;
+}
+
+/**
+ * The memory ledger: what each part holds now, in bytes. Buffered operations count their key and
+ * value bytes plus ENTRY_OVERHEAD_BYTES each (an estimate of the objects that index them).
+ */
+export interface BirchMemory {
+  /** The memoryLimit option, or null. */
+  limit: number | null;
+  /** The page cache's frames in use (shared by every thread), and its bound. */
+  cacheBytes: number;
+  cacheCapacityBytes: number;
+  /** The active and frozen write-buffer generations (what `buffer.bytes` counts). */
+  bufferBytes: number;
+  /** The checkpointer's copy of the frozen generation, while a checkpoint runs (charged as its size). */
+  checkpointCopyBytes: number;
+  /** Generations already checkpointed that only snapshots still read (`snapshots.heldBytes`). */
+  snapshotBytes: number;
+  /** Batches submitted and not yet admitted (their encoded bytes). */
+  waitingBytes: number;
+  /** The write path's share of the limit (bufferBytes + checkpointCopyBytes + snapshotBytes stay under it), or null. */
+  writeLimit: number | null;
+  /** Batches that waited because the write path was at its share of the limit. */
+  limitWaits: number;
 }
 
 /** The implementations a handle uses, where the install or runtime decides. */
@@ -149,6 +175,8 @@ interface Pending {
   /** The operations in the journal's layout (the writer writes these bytes as they are). */
   encoded: Buffer;
   t0: number;
+  /** Whether it waited for memoryLimit (counted once). */
+  limited?: true;
   resolve(): void;
   reject(err: Error): void;
 }
@@ -247,6 +275,10 @@ export class Birch {
 
   // ---- the write path
   readonly #waiting: Pending[] = [];
+  #waitingBytes = 0;
+  #limitWaits = 0;
+  /** What snapshots hold (#heldBySnapshots), kept until the pins or the generations change. */
+  #heldBytes: number | undefined;
   readonly #inflight: Inflight[] = [];
   #inflightHead = 0;
   #unackedBytes = 0;
@@ -450,6 +482,7 @@ export class Birch {
   }
 
   #pinsChanged(): void {
+    this.#heldBytes = undefined;
     this.#pruneFloor = this.#visible;
     for (const p of this.#pins) this.#pruneFloor = Math.min(this.#pruneFloor, p.seq);
     this.#publishFloor();
@@ -489,8 +522,10 @@ export class Birch {
       return new Promise<void>((resolve, reject) => {
         const p: Pending = { ...batch, t0: performance.now(), resolve, reject };
         this.#setBusy(true);
-        if (this.#waiting.length > 0 || this.#blocked(p)) this.#waiting.push(p);
-        else this.#admit(p);
+        if (this.#waiting.length > 0 || this.#blocked(p)) {
+          this.#waiting.push(p);
+          this.#waitingBytes += p.encoded.length;
+        } else this.#admit(p);
       });
     } catch (err) {
       return Promise.reject(err);
@@ -534,7 +569,39 @@ export class Birch {
       this.#blockedBatches++;
       return true;
     }
-    return false;
+    return this.#overWriteLimit(p);
+  }
+
+  /**
+   * memoryLimit: whether batch `p` would take the write path past its share, now or when its
+   * generation is frozen and the checkpointer copies it (the charge then counts it twice). Then it
+   * waits for a checkpoint (one starts now if none runs), which gives back the frozen generation
+   * and its copy. What a checkpoint cannot give back does not hold writes: with nothing buffered
+   * (the rest is held by snapshots, or the batch alone is larger), the batch goes in, so writes
+   * never stall behind a snapshot; the ledger shows it.
+   */
+  #overWriteLimit(p: Pending): boolean {
+    const limit = this.#opts.writeMemoryBytes;
+    if (limit === undefined) return false;
+    const m = this.#writeMemory();
+    const n = p.encoded.length + ENTRY_OVERHEAD_BYTES * p.ops.length;
+    const active = (this.#gens[0] as Generation).bytes;
+    if (m.buffer + m.copy + m.held + n <= limit && 2 * (active + n) + m.held <= limit) return false;
+    if (this.#ckpt === undefined && !this.#maybeCheckpoint(true)) return false;
+    if (p.limited === undefined) {
+      p.limited = true;
+      this.#limitWaits++;
+    }
+    return true;
+  }
+
+  /** The write path's memory: the buffer's generations, the checkpointer's copy, what snapshots hold. */
+  #writeMemory(): { buffer: number; copy: number; held: number } {
+    const active = this.#gens[0] as Generation;
+    const frozen = this.#gens[1];
+    const copy = this.#ckpt !== undefined && frozen !== undefined ? frozen.bytes : 0;
+    this.#heldBytes ??= this.#pins.size === 0 ? 0 : this.#heldBySnapshots().heldBytes;
+    return { buffer: active.bytes + (frozen?.bytes ?? 0), copy, held: this.#heldBytes };
   }
 
   /** Admits waiting batches while nothing holds them back. */
@@ -543,6 +610,7 @@ export class Birch {
       const p = this.#waiting[0] as Pending;
       if (this.#blocked(p)) break;
       this.#waiting.shift();
+      this.#waitingBytes -= p.encoded.length;
       this.#admit(p);
     }
   }
@@ -652,6 +720,7 @@ export class Birch {
     if (!force && active.bytes < this.#opts.checkpointBytes && !journalFull) return false;
     active.frozen = true;
     this.#gens = [new Generation(), active];
+    this.#heldBytes = undefined;
     this.#live = new View(this.#visible, this.#gens, this.#base);
     let finish!: () => void;
     const done = new Promise<void>((resolve) => (finish = resolve));
@@ -736,6 +805,7 @@ export class Birch {
         // number it reused before it built the new page, and installed the pages readers will want.
         this.#adopt(decodeState(msg.state));
         this.#gens = this.#gens.slice(0, 1);
+        this.#heldBytes = undefined;
         this.#live = new View(this.#visible, this.#gens, this.#base);
         this.#publishFloor();
         this.#ckptStats = msg.stats;
@@ -786,6 +856,7 @@ export class Birch {
     if (this.#waiting.length > 0) this.#fatalReported = true;
     for (const p of this.#waiting) p.reject(e);
     this.#waiting.length = 0;
+    this.#waitingBytes = 0;
     const compactions = this.#compactWaiters.splice(0);
     if (compactions.length > 0) this.#fatalReported = true;
     for (const w of compactions) w.reject(e);
@@ -910,6 +981,7 @@ export class Birch {
       autoCompact: { runs: this.#autoCompactions, last: this.#lastAutoCompact ?? null },
       trees: opts.trees === true ? allTreeShapes((no) => this.#reader.copyPage(no).page, this.#base.roots) : [],
       failed: this.#fatal?.message ?? null,
+      memory: this.#memoryLedger(occupancy),
       implementation: {
         runtime: currentRuntime(),
         lock: this.#lock.kind,
@@ -936,6 +1008,21 @@ export class Birch {
       return Promise.reject(err);
     }
     return backupSnapshot(snap, dir, opts, (d) => open(d));
+  }
+
+  #memoryLedger(occupancy: { bytes: number; capacityBytes: number }): BirchMemory {
+    const m = this.#writeMemory();
+    return {
+      limit: this.#opts.memoryLimit ?? null,
+      cacheBytes: occupancy.bytes,
+      cacheCapacityBytes: occupancy.capacityBytes,
+      bufferBytes: m.buffer,
+      checkpointCopyBytes: m.copy,
+      snapshotBytes: m.held,
+      waitingBytes: this.#waitingBytes,
+      writeLimit: this.#opts.writeMemoryBytes ?? null,
+      limitWaits: this.#limitWaits,
+    };
   }
 
   /** Generations only snapshots keep (not in the live chain), and their bytes. */

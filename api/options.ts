@@ -12,6 +12,15 @@ export interface BirchOptions {
   /** fdatasync each commit before its promises resolve (default true). Without it a crash may lose recent commits, never consistency. */
   sync?: boolean;
   /**
+   * One bound, in bytes (at least 16 MiB), from which the memory options follow unless given
+   * themselves (memoryBudgetOf): half for the page cache, half for the write path (the write
+   * buffer's generations, the checkpointer's copy of the one it merges, the generations snapshots
+   * hold), with checkpointBytes, maxQueuedBytes and maxMergeBytes a sixteenth each. The write
+   * path's half is enforced: past it, new batches wait for a checkpoint (never refused).
+   * `stats().memory` shows the ledger. Default: none (the defaults of each option).
+   */
+  memoryLimit?: number;
+  /**
    * The bound of the page cache, in bytes: one cache, in shared memory, for every thread that reads
    * the data file (yours, the checkpointer). It takes memory only as pages are read into it, up to
    * this. Default: a quarter of the memory this process may use, from 64 MiB to 4 GiB (defaultCacheSize()).
@@ -91,16 +100,50 @@ export function defaultCacheSize(): number {
   return Math.min(MAX_CACHE_BYTES, Math.max(MIN, Math.floor(total / 4)));
 }
 
+/** The lowest memoryLimit: below it a sixteenth (checkpointBytes) is under 1 MiB and checkpoints run back to back. */
+export const MIN_MEMORY_LIMIT = 16 * 1024 * 1024;
+
+/**
+ * What memoryLimit `m` gives each part, where the caller sets no option of its own:
+ *   cacheSize       m / 2 (at most 4 GiB)  pages every thread reads, in shared memory
+ *   write path      m - cacheSize          enforced: the active and frozen generations, the
+ *                                          checkpointer's copy of the frozen one, generations only
+ *                                          snapshots still read
+ *   checkpointBytes m / 16                 the active generation stays under 2x this (the hard
+ *                                          limit) and the frozen one under it: 3/16 m, plus the
+ *                                          checkpointer's copy, 1/4 m in all, half the write path,
+ *                                          which leaves the rest to what snapshots hold
+ *   maxQueuedBytes  m / 16                 batches admitted, not yet durable (part of the active
+ *                                          generation, so not counted twice)
+ *   maxMergeBytes   min(16 MiB, m / 16)    one journal record, which the writer compresses
+ * Not counted: the runtime itself (each thread's isolate, about 10-40 MiB here) and the garbage its
+ * collector has not yet reclaimed.
+ */
+export function memoryBudgetOf(m: number): { cacheSize: number; checkpointBytes: number; maxQueuedBytes: number; maxMergeBytes: number } {
+  const sixteenth = Math.floor(m / 16);
+  return {
+    cacheSize: Math.min(MAX_CACHE_BYTES, Math.floor(m / 2)),
+    checkpointBytes: sixteenth,
+    maxQueuedBytes: sixteenth,
+    maxMergeBytes: Math.min(DEFAULTS_MAX_MERGE_BYTES, sixteenth),
+  };
+}
+
+const DEFAULTS_MAX_MERGE_BYTES = 16 * 1024 * 1024;
+
 export const DEFAULTS = {
   sync: true,
   journalSegmentSize: 4 * 1024 * 1024,
   checkpointBytes: DEFAULT_CHECKPOINT_BYTES,
   maxQueuedBytes: 64 * 1024 * 1024,
-  maxMergeBytes: 16 * 1024 * 1024,
+  maxMergeBytes: DEFAULTS_MAX_MERGE_BYTES,
 } as const;
 
 export interface ResolvedOptions {
   sync: boolean;
+  /** The write path's share of memoryLimit (undefined: no limit): past it, batches wait. */
+  writeMemoryBytes: number | undefined;
+  memoryLimit: number | undefined;
   cacheSize: number;
   journalSegmentSize: number;
   checkpointBytes: number;
@@ -136,7 +179,7 @@ function autoCompactOf(v: unknown): number | undefined {
   throw new BirchError('BAD_OPTION', 'option autoCompact must be a boolean or { freeShare }');
 }
 
-const OPEN_OPTION_NAMES = ['sync', 'cacheSize', 'journalSegmentSize', 'checkpointBytes', 'maxQueuedBytes', 'maxMergeBytes', 'allocation', 'autoCompact', 'lock', 'backend', 'faults'] as const satisfies readonly (keyof BirchOptions)[];
+const OPEN_OPTION_NAMES = ['sync', 'memoryLimit', 'cacheSize', 'journalSegmentSize', 'checkpointBytes', 'maxQueuedBytes', 'maxMergeBytes', 'allocation', 'autoCompact', 'lock', 'backend', 'faults'] as const satisfies readonly (keyof BirchOptions)[];
 
 // Every option of BirchOptions is in the list (a compile error otherwise), so none is refused as unknown.
 const everyOpenOptionListed: [Exclude<keyof BirchOptions, (typeof OPEN_OPTION_NAMES)[number]>] extends [never] ? true : false = true;
@@ -162,13 +205,23 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   if (o.lock !== undefined && o.lock !== 'auto' && o.lock !== 'flock' && o.lock !== 'pidfile') {
     throw new BirchError('BAD_OPTION', `option lock must be 'auto', 'flock' or 'pidfile', not ${String(o.lock)}`);
   }
+  const limit = o.memoryLimit === undefined ? undefined : num('memoryLimit', o.memoryLimit, 0, MIN_MEMORY_LIMIT);
+  const derived = limit === undefined ? undefined : memoryBudgetOf(limit);
+  const cacheSize = o.cacheSize === undefined && derived !== undefined ? derived.cacheSize : cacheSizeOf(o.cacheSize, num);
+  let writeMemoryBytes: number | undefined;
+  if (limit !== undefined) {
+    writeMemoryBytes = limit - cacheSize;
+    if (writeMemoryBytes < limit / 8) throw new BirchError('BAD_OPTION', `option cacheSize (${cacheSize}) leaves less than an eighth of memoryLimit (${limit}) to the write path; lower cacheSize or raise memoryLimit`);
+  }
   return {
     sync: o.sync ?? DEFAULTS.sync,
-    cacheSize: cacheSizeOf(o.cacheSize, num),
+    memoryLimit: limit,
+    writeMemoryBytes,
+    cacheSize,
     journalSegmentSize: num('journalSegmentSize', o.journalSegmentSize, DEFAULTS.journalSegmentSize, 64 * 1024),
-    checkpointBytes: num('checkpointBytes', o.checkpointBytes, DEFAULTS.checkpointBytes, 1),
-    maxQueuedBytes: num('maxQueuedBytes', o.maxQueuedBytes, DEFAULTS.maxQueuedBytes, 1),
-    maxMergeBytes: num('maxMergeBytes', o.maxMergeBytes, DEFAULTS.maxMergeBytes, 1),
+    checkpointBytes: num('checkpointBytes', o.checkpointBytes, derived?.checkpointBytes ?? DEFAULTS.checkpointBytes, 1),
+    maxQueuedBytes: num('maxQueuedBytes', o.maxQueuedBytes, derived?.maxQueuedBytes ?? DEFAULTS.maxQueuedBytes, 1),
+    maxMergeBytes: num('maxMergeBytes', o.maxMergeBytes, derived?.maxMergeBytes ?? DEFAULTS.maxMergeBytes, 1),
     allocation,
     autoCompact: autoCompactOf(o.autoCompact),
     lock: o.lock,

@@ -40,6 +40,7 @@ interface BenchFlags {
   callers?: number;
   streams?: number;
   cache?: number;
+  memoryLimit?: number;
   desc?: boolean;
   stores?: StoreSpec[];
   sync: boolean;
@@ -108,6 +109,7 @@ program
     }
   })
   .option('--cache <bytes>', 'page cache size, for engines that have one (default: birchdb its own, a share of memory taken as pages are read; LevelDB and SQLite 64 MiB)', positiveInt('--cache'))
+  .option('--memory-limit <bytes>', "birchdb's memoryLimit: one bound its cache and write path follow (default: none)", positiveInt('--memory-limit'))
   .option('--sync', 'make every commit durable before it returns (the default)', true)
   .option('--no-sync', 'do not sync commits (every engine alike)')
   .option('--seed <n>', 'random seed: same keys and values for every engine', positiveInt('--seed'), 42)
@@ -133,6 +135,7 @@ program
         sync: flags.sync,
         seed: flags.seed,
         cacheSize: flags.cache ?? d.cacheSize,
+        ...(flags.memoryLimit === undefined ? {} : { memoryLimit: flags.memoryLimit }),
         stores: flags.stores ?? d.stores,
       };
       return { name, options };

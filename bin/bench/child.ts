@@ -28,7 +28,7 @@ try {
   const w = WORKLOADS[plan.workload];
   if (w === undefined) throw new Error(`unknown workload ${plan.workload}`);
   fs.mkdirSync(plan.dir, { recursive: true });
-  const opts = { dir: plan.dir, sync: plan.options.sync, cacheSize: plan.options.cacheSize };
+  const opts = { dir: plan.dir, sync: plan.options.sync, cacheSize: plan.options.cacheSize, ...(plan.options.memoryLimit === undefined ? {} : { memoryLimit: plan.options.memoryLimit }) };
   const first = await openEngine(plan.engine, opts);
   if ('missing' in first) send({ kind: 'missing', why: first.missing });
   else {

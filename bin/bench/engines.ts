@@ -56,6 +56,8 @@ export interface EngineOptions {
   sync: boolean;
   /** Unset: each engine's default (birchdb), or PEER_CACHE_BYTES (the peers). */
   cacheSize: number | undefined;
+  /** birchdb's memoryLimit (the peers have no such bound). */
+  memoryLimit?: number;
 }
 
 export const ENGINES = ['birchdb', 'lmdb', 'level', 'sqlite'] as const;
@@ -75,7 +77,8 @@ export function installCommand(missing: readonly EngineName[]): string {
 }
 
 async function birch(o: EngineOptions): Promise<Engine> {
-  const db: Birch = await openBirch(o.dir, { sync: o.sync, ...(o.cacheSize === undefined ? {} : { cacheSize: o.cacheSize }) });
+  const limits = { ...(o.cacheSize === undefined ? {} : { cacheSize: o.cacheSize }), ...(o.memoryLimit === undefined ? {} : { memoryLimit: o.memoryLimit }) };
+  const db: Birch = await openBirch(o.dir, { sync: o.sync, ...limits });
   return {
     name: 'birchdb',
     write: (ops) => db.batch(ops.map((op) => {
@@ -127,7 +130,7 @@ async function birch(o: EngineOptions): Promise<Engine> {
       fs.cpSync(o.dir, copy, { recursive: true, filter: (src) => path.basename(src) !== 'LOCK' });
       return async () => {
         try {
-          const again = await openBirch(copy, { sync: o.sync, ...(o.cacheSize === undefined ? {} : { cacheSize: o.cacheSize }) });
+          const again = await openBirch(copy, { sync: o.sync, ...limits });
           const ms = again.stats({ trees: false }).recovery.ms;
           await again.close();
           return ms;

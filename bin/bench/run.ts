@@ -134,7 +134,8 @@ export function describeWorkload(name: string, o: BenchOptions): string {
   };
   const shape = (w === undefined ? undefined : shapes[w.kind]) ?? `${fmt(o.txns)} txns x ${o.batch} ops`;
   const extra = name === 'streams' ? `, ${o.streams} streams` : name === 'fillseq' && o.desc ? ', descending' : '';
-  return `${name}: ${shape}${extra}, ${o.keySize} B keys, ${o.valueSize} B values, sync ${o.sync ? 'on' : 'off'}, seed ${o.seed}`;
+  const limit = o.memoryLimit === undefined ? '' : `, birchdb memoryLimit ${fmt(Math.round(o.memoryLimit / 2 ** 20))} MiB`;
+  return `${name}: ${shape}${extra}, ${o.keySize} B keys, ${o.valueSize} B values, sync ${o.sync ? 'on' : 'off'}${limit}, seed ${o.seed}`;
 }
 
 /** A table row: its label and each engine's cell. */

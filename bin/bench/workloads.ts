@@ -19,6 +19,8 @@ export interface BenchOptions {
    * of memory, taken only as pages are read), the peers PEER_CACHE_BYTES.
    */
   cacheSize: number | undefined;
+  /** birchdb's memoryLimit option (--memory-limit); unset: none. */
+  memoryLimit?: number;
   /** The stores of the versions workload. */
   stores: StoreSpec[];
 }

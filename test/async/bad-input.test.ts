@@ -122,7 +122,7 @@ describe('bad input at the public API: a typed error with a stable code, nothing
       isCode('BAD_OPTION')(e) && (e as Error).message.includes(`unknown option '${name}'`) && (e as Error).message.includes(hint);
     await assert.rejects(open(`${dir}-x`, { cachesize: 1 } as never), typo('cachesize', "did you mean 'cacheSize'?"));
     await assert.rejects(open(`${dir}-x`, { allocation: { polcy: 'first-fit' } } as never), typo('polcy', "did you mean 'policy'?"));
-    await assert.rejects(open(`${dir}-x`, { zzzzzz: 1 } as never), typo('zzzzzz', 'the options are sync, cacheSize'));
+    await assert.rejects(open(`${dir}-x`, { zzzzzz: 1 } as never), typo('zzzzzz', 'the options are sync, memoryLimit, cacheSize'));
     assert.ok(!fs.existsSync(`${dir}-x/data.birch`), 'nothing was created');
     assert.throws(() => db.range({ prefx: 'a' } as never), typo('prefx', "did you mean 'prefix'?"), 'when called, not when iterated');
     assert.throws(() => db.range({ limit: 1.5 }), (e: unknown) => isCode('BAD_OPTION')(e) && /whole number/.test((e as Error).message));

@@ -94,4 +94,69 @@ describe('load: 10,000 concurrent callers', () => {
       rmDir(dir);
     }
   });
+
+  it(`memoryLimit holds the write path under its share with a snapshot held open (${SECONDS} s)`, async function () {
+    this.timeout(SECONDS * 1000 + 120_000);
+    const LIMIT = 64 * 2 ** 20;
+    const dir = tmpDir('birch-load-limit');
+    const db = await open(dir, { memoryLimit: LIMIT });
+    const rssStart = process.memoryUsage().rss;
+    let rssPeak = rssStart;
+    let maxCharge = 0;
+    let maxHeld = 0;
+    let over: string | undefined;
+    const sampler = setInterval(() => {
+      rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+      const m = db.stats().memory;
+      const charge = m.bufferBytes + m.checkpointCopyBytes + m.snapshotBytes;
+      maxCharge = Math.max(maxCharge, charge);
+      maxHeld = Math.max(maxHeld, m.snapshotBytes);
+      if (m.writeLimit === null || charge > m.writeLimit) over ??= JSON.stringify(m);
+    }, 10);
+    const deadline = Date.now() + SECONDS * 1000;
+    const acked = new Map<number, number>();
+    let failed = 0;
+    let firstError: unknown;
+    let snap: ReturnType<typeof db.snapshot> | undefined;
+    try {
+      // What the snapshot reads: every caller's key as 0, then overwritten for the whole run.
+      for (let c = 0; c < CALLERS; c += 1000) await db.batch(Array.from({ length: 1000 }, (_, i) => ({ type: 'put' as const, key: `c${c + i}`, value: '0' })));
+      snap = db.snapshot();
+      await Promise.all(
+        Array.from({ length: CALLERS }, async (_, c) => {
+          for (let n = 1; Date.now() < deadline; n++) {
+            try {
+              await db.batch([
+                { type: 'put', key: `c${c}`, value: String(n) },
+                { type: 'put', key: `c${c}-${n % 4}`, value: 'x'.repeat(50 + (n % 200)) },
+              ]);
+              acked.set(c, n);
+            } catch (err) {
+              failed++;
+              firstError ??= err;
+              break;
+            }
+          }
+        }),
+      );
+      clearInterval(sampler);
+      assert.equal(failed, 0, `no write failed; the first: ${String(firstError)}`);
+      for (const [c, n] of acked) assert.equal(db.get(`c${c}`)?.toString(), String(n), `caller ${c}: acknowledged batch ${n} is not visible`);
+      for (let c = 0; c < CALLERS; c += 97) assert.equal(snap.get(`c${c}`)?.toString(), '0', `the snapshot lost caller ${c}'s first value`);
+      const s = db.stats();
+      const mib = (n: number): string => (n / 2 ** 20).toFixed(1);
+      console.log(`      limit ${mib(LIMIT)} MiB (write path ${mib(s.memory.writeLimit ?? 0)}): charged at most ${mib(maxCharge)} MiB, snapshot held up to ${mib(maxHeld)} MiB; ${s.memory.limitWaits} batches waited for it, ${s.checkpoints.count} checkpoints, ${s.writer.batches} batches; RSS grew ${mib(rssPeak - rssStart)} MiB`);
+      assert.equal(over, undefined, `the write path went past its share: ${over}`);
+      assert.ok(maxHeld > 0, 'the snapshot held no generation: the case did not happen');
+      assert.ok(s.checkpoints.count >= 4, `only ${s.checkpoints.count} checkpoints ran: the buffer did not reach steady state`);
+      // Every thread's memory: the limit, the callers' state, and the runtime's allowance measured above.
+      const bound = LIMIT + CALLERS * CALLER_BYTES + ALLOWANCE;
+      assert.ok(rssPeak - rssStart <= bound, `memory grew by ${mib(rssPeak - rssStart)} MiB, past ${mib(bound)} MiB`);
+    } finally {
+      clearInterval(sampler);
+      snap?.release();
+      await db.close();
+      rmDir(dir);
+    }
+  });
 });
