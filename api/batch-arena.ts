@@ -10,15 +10,18 @@
 // until it has written its record, and readers until the checkpoint that merges them is
 // published); a chunk is freed by the collector once no view of it is left, on either thread.
 //
-// Memory: a chunk lives as long as its newest buffered operation, so what the write buffer keeps
-// is counted here in whole chunks (`bytes`), not estimated per operation. Unlike Node's shared
-// 8 KiB pool (Buffer.allocUnsafe below 4 KiB), no foreign allocation shares a chunk.
+// Memory: a chunk lives as long as its newest buffered operation. Unlike Node's shared 8 KiB pool
+// (Buffer.allocUnsafe below 4 KiB), no foreign allocation shares a chunk. A batch gets no Buffer
+// object of its own: it is an offset into its chunk's one Buffer (`buf`), which every operation
+// buffered from that chunk points to, so a buffered single put keeps no object besides its entry.
 
 /** A chunk of this size is about 7,000 puts of 16 B keys and 100 B values. */
 export const ARENA_CHUNK_BYTES = 1 << 20;
 
 export class BatchArena {
-  #chunk: SharedArrayBuffer | undefined;
+  /** The Buffer over the chunk that the last take() placed its bytes in. */
+  buf: Buffer = Buffer.alloc(0);
+  #chunk: Buffer | undefined;
   #used = 0;
   /** Bytes of every chunk allocated (a chunk counts whole from its creation). */
   allocatedBytes = 0;
@@ -28,23 +31,28 @@ export class BatchArena {
     this.#chunkBytes = chunkBytes;
   }
 
-  /** `n` fresh bytes, contiguous, in shared memory; the caller writes them once, before handing them on. */
-  take(n: number): Buffer {
+  /**
+   * Places `n` fresh, contiguous bytes in shared memory: they are `this.buf` from the offset
+   * returned. The caller writes them once, before handing them on.
+   */
+  take(n: number): number {
     // A batch over an eighth of a chunk takes a chunk of its own, sized to it: no chunk ends mostly empty.
     if (n > this.#chunkBytes >> 3) {
       this.allocatedBytes += n;
-      return Buffer.from(new SharedArrayBuffer(n));
+      this.buf = Buffer.from(new SharedArrayBuffer(n));
+      return 0;
     }
     let chunk = this.#chunk;
-    if (chunk === undefined || this.#used + n > chunk.byteLength) {
-      chunk = this.#chunk = new SharedArrayBuffer(this.#chunkBytes);
+    if (chunk === undefined || this.#used + n > chunk.length) {
+      chunk = this.#chunk = Buffer.from(new SharedArrayBuffer(this.#chunkBytes));
       this.#used = 0;
       this.allocatedBytes += this.#chunkBytes;
     }
-    const out = Buffer.from(chunk, this.#used, n);
+    this.buf = chunk;
+    const at = this.#used;
     // No alignment: consecutive batches stay adjacent, so a turn's batches make one view.
     this.#used += n;
-    return out;
+    return at;
   }
 }
 
@@ -56,11 +64,13 @@ export class TurnParts {
   readonly views: Uint8Array[] = [];
   bytes = 0;
 
-  add(b: Buffer): void {
-    this.bytes += b.length;
+  /** Adds the `len` bytes at `off` of `buf` (a chunk's Buffer). */
+  add(buf: Buffer, off: number, len: number): void {
+    this.bytes += len;
+    const at = buf.byteOffset + off;
     const last = this.views[this.views.length - 1];
-    if (last !== undefined && last.buffer === b.buffer && last.byteOffset + last.byteLength === b.byteOffset) {
-      this.views[this.views.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.byteLength + b.length);
-    } else this.views.push(new Uint8Array(b.buffer, b.byteOffset, b.length));
+    if (last !== undefined && last.buffer === buf.buffer && last.byteOffset + last.byteLength === at) {
+      this.views[this.views.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.byteLength + len);
+    } else this.views.push(new Uint8Array(buf.buffer, at, len));
   }
 }

@@ -28,7 +28,7 @@ export function describeKey(key: Buffer): string {
   return `"${shown.toString('latin1')}"${more}`;
 }
 
-/** One validated operation, as copied into its batch's encoded bytes: where its key and value lie in them. */
+/** One validated operation, as copied into its batch's encoded bytes: where its key and value lie in its chunk. */
 export interface InputOp {
   type: OpType;
   tree: string;
@@ -45,7 +45,16 @@ export interface InputCond {
 }
 
 /** Validates one batch and copies it into its encoded form; throws a typed error for any bad part. */
-export function encodeBatch(ops: unknown, opts: unknown, arena: BatchArena): { ops: InputOp[]; conds: InputCond[]; encoded: Buffer } {
+/** A batch encoded: its operations, its conditions, and its bytes (`len` at `off` of its arena chunk `buf`). */
+export interface EncodedBatch {
+  ops: InputOp[];
+  conds: InputCond[];
+  buf: Buffer;
+  off: number;
+  len: number;
+}
+
+export function encodeBatch(ops: unknown, opts: unknown, arena: BatchArena): EncodedBatch {
   if (!Array.isArray(ops)) throw new BirchError('BAD_OPTION', `batch() takes an array of operations, not ${describe(ops)}`);
   const n = ops.length;
   const types: OpType[] = new Array(n);
@@ -97,17 +106,18 @@ export function encodeBatch(ops: unknown, opts: unknown, arena: BatchArena): { o
   }
   // One copy of every key and value, in the journal's layout: later changes to the caller's
   // buffers change nothing, and the writer writes these bytes as they are.
-  const encoded = arena.take(total);
+  const off = arena.take(total);
+  const buf = arena.buf;
   const out: InputOp[] = new Array(n);
-  let at = 0;
+  let at = off;
   for (let i = 0; i < n; i++) {
     const key = keys[i] as Buffer;
     const value = values[i];
     const tree = trees[i] as string;
-    const end = writeOp(encoded, at, types[i] as OpType, tree === '' ? undefined : treeBytes?.get(tree), key, value);
+    const end = writeOp(buf, at, types[i] as OpType, tree === '' ? undefined : treeBytes?.get(tree), key, value);
     const valueAt = end - (value?.length ?? 0);
     out[i] = { type: types[i] as OpType, tree, keyOff: valueAt - key.length, keyLen: key.length, valueLen: end - valueAt };
     at = end;
   }
-  return { ops: out, conds, encoded };
+  return { ops: out, conds, buf, off, len: total };
 }

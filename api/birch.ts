@@ -48,7 +48,7 @@ import { resolveOptions, type BirchOptions, type ResolvedOptions } from './optio
 import { fromWireError, type FaultInit, type FromCheckpointer, type FromWriter, type ToCheckpointer, type ToWriter } from './protocol.js';
 import { startCheckpointer, startWriter, type Peer } from './threads.js';
 import { BatchArena, TurnParts } from './batch-arena.js';
-import { describeKey, encodeBatch, type BatchOp, type BatchOptions, type InputCond, type InputOp } from './batch-input.js';
+import { describeKey, encodeBatch, type EncodedBatch, type BatchOp, type BatchOptions, type InputCond, type InputOp } from './batch-input.js';
 
 export type { BatchOp, BatchOptions } from './batch-input.js';
 
@@ -172,8 +172,10 @@ export interface BirchImplementation {
 interface Pending {
   ops: InputOp[];
   conds: InputCond[];
-  /** The operations in the journal's layout (the writer writes these bytes as they are). */
-  encoded: Buffer;
+  /** The operations in the journal's layout (the writer writes these bytes as they are): `len` bytes at `off` of the arena chunk `buf`. */
+  buf: Buffer;
+  off: number;
+  len: number;
   t0: number;
   /** Whether it waited for memoryLimit (counted once). */
   limited?: true;
@@ -511,7 +513,7 @@ export class Birch {
 
   // ---- writes ----------------------------------------------------------------------------------
 
-  #submit(make: () => { ops: InputOp[]; conds: InputCond[]; encoded: Buffer }): Promise<void> {
+  #submit(make: () => EncodedBatch): Promise<void> {
     try {
       if (this.#status !== 'open') throw new BirchError('DB_CLOSED', `database ${this.path} is ${this.#status}`);
       if (this.#fatal !== undefined) {
@@ -524,7 +526,7 @@ export class Birch {
         this.#setBusy(true);
         if (this.#waiting.length > 0 || this.#blocked(p)) {
           this.#waiting.push(p);
-          this.#waitingBytes += p.encoded.length;
+          this.#waitingBytes += p.len;
         } else this.#admit(p);
       });
     } catch (err) {
@@ -556,15 +558,16 @@ export class Birch {
     return this.#submit(() => {
       const tree = toTreeName(name);
       const treeBytes = Buffer.from(tree, 'utf8');
-      const encoded = this.#arena.take(opBytes(treeBytes.length, 0, 0));
-      writeOp(encoded, 0, OP_DROP_TREE, treeBytes, undefined, undefined);
-      return { ops: [{ type: OP_DROP_TREE, tree, keyOff: 0, keyLen: 0, valueLen: 0 }], conds: [], encoded };
+      const len = opBytes(treeBytes.length, 0, 0);
+      const off = this.#arena.take(len);
+      writeOp(this.#arena.buf, off, OP_DROP_TREE, treeBytes, undefined, undefined);
+      return { ops: [{ type: OP_DROP_TREE, tree, keyOff: off, keyLen: 0, valueLen: 0 }], conds: [], buf: this.#arena.buf, off, len };
     });
   }
 
   /** Whether batch `p` must wait: too many bytes in flight, or the buffer at its hard limit. */
   #blocked(p: Pending): boolean {
-    if (this.#unackedBytes > 0 && this.#unackedBytes + p.encoded.length > this.#opts.maxQueuedBytes) return true;
+    if (this.#unackedBytes > 0 && this.#unackedBytes + p.len > this.#opts.maxQueuedBytes) return true;
     if (this.#ckpt !== undefined && (this.#gens[0] as Generation).bytes >= HARD_LIMIT_FACTOR * this.#opts.checkpointBytes) {
       this.#blockedBatches++;
       return true;
@@ -584,7 +587,7 @@ export class Birch {
     const limit = this.#opts.writeMemoryBytes;
     if (limit === undefined) return false;
     const m = this.#writeMemory();
-    const n = p.encoded.length + ENTRY_OVERHEAD_BYTES * p.ops.length;
+    const n = p.len + ENTRY_OVERHEAD_BYTES * p.ops.length;
     const active = (this.#gens[0] as Generation).bytes;
     if (m.buffer + m.copy + m.held + n <= limit && 2 * (active + n) + m.held <= limit) return false;
     if (this.#ckpt === undefined && !this.#maybeCheckpoint(true)) return false;
@@ -610,7 +613,7 @@ export class Birch {
       const p = this.#waiting[0] as Pending;
       if (this.#blocked(p)) break;
       this.#waiting.shift();
-      this.#waitingBytes -= p.encoded.length;
+      this.#waitingBytes -= p.len;
       this.#admit(p);
     }
   }
@@ -633,13 +636,13 @@ export class Birch {
     const gen = this.#gens[0] as Generation;
     for (const op of p.ops) {
       if (op.type === OP_DROP_TREE) gen.drop(op.tree, seq);
-      else gen.write(op.tree, p.encoded, op.keyOff, op.keyLen, op.type === OP_PUT ? op.valueLen : -1, seq, this.#pruneFloor);
+      else gen.write(op.tree, p.buf, op.keyOff, op.keyLen, op.type === OP_PUT ? op.valueLen : -1, seq, this.#pruneFloor);
     }
-    this.#inflight.push({ seq, bytes: p.encoded.length, t0: p.t0, duringCheckpoint: this.#ckpt !== undefined, refused: undefined, empty: false, resolve: p.resolve, reject: p.reject });
-    this.#unackedBytes += p.encoded.length;
+    this.#inflight.push({ seq, bytes: p.len, t0: p.t0, duringCheckpoint: this.#ckpt !== undefined, refused: undefined, empty: false, resolve: p.resolve, reject: p.reject });
+    this.#unackedBytes += p.len;
     let turn = this.#turn;
     if (turn === undefined) turn = this.#turn = { parts: new TurnParts(), ops: 0, firstSeq: seq, lastSeq: seq };
-    turn.parts.add(p.encoded);
+    turn.parts.add(p.buf, p.off, p.len);
     turn.ops += p.ops.length;
     turn.lastSeq = seq;
     this.#scheduleFlush();

@@ -3,12 +3,18 @@
 import assert from 'node:assert/strict';
 import { BatchArena, TurnParts } from '../../api/batch-arena.js';
 
+/** The bytes a take placed, as a view (the engine keeps the chunk and the offset instead). */
+function take(arena: BatchArena, n: number): Buffer {
+  const off = arena.take(n);
+  return arena.buf.subarray(off, off + n);
+}
+
 describe('batch arena', () => {
   it('hands out adjacent shared bytes, starts a chunk when one is full, and never reuses bytes', () => {
     const arena = new BatchArena(1024);
     const taken: Buffer[] = [];
     for (let i = 0; i < 40; i++) {
-      const b = arena.take(100);
+      const b = take(arena, 100);
       b.fill(i);
       taken.push(b);
     }
@@ -24,9 +30,9 @@ describe('batch arena', () => {
 
   it('gives a batch over an eighth of a chunk a chunk of its own, sized to it, and keeps filling the current one', () => {
     const arena = new BatchArena(1024);
-    const a = arena.take(100);
-    const big = arena.take(129);
-    const b = arena.take(100);
+    const a = take(arena, 100);
+    const big = take(arena, 129);
+    const b = take(arena, 100);
     assert.equal(big.buffer.byteLength, 129);
     assert.equal(b.buffer, a.buffer);
     assert.equal(b.byteOffset, 100);
@@ -36,14 +42,14 @@ describe('batch arena', () => {
   it('joins a turn\'s adjacent batches into one view and keeps the others apart, in order', () => {
     const arena = new BatchArena(1000);
     const parts = new TurnParts();
-    const x = arena.take(120).fill(1);
-    const y = arena.take(120).fill(2);
-    arena.take(10); // refused at admission: never part of the turn
-    const z = arena.take(120).fill(3);
-    for (let i = 0; i < 5; i++) arena.take(120); // other turns' batches: 970 bytes taken
-    const w = arena.take(120).fill(4); // the next chunk
+    const x = take(arena, 120).fill(1);
+    const y = take(arena, 120).fill(2);
+    take(arena, 10); // refused at admission: never part of the turn
+    const z = take(arena, 120).fill(3);
+    for (let i = 0; i < 5; i++) take(arena, 120); // other turns' batches: 970 bytes taken
+    const w = take(arena, 120).fill(4); // the next chunk
     assert.notEqual(w.buffer, z.buffer);
-    for (const b of [x, y, z, w]) parts.add(b);
+    for (const b of [x, y, z, w]) parts.add(Buffer.from(b.buffer), b.byteOffset, b.length);
     assert.equal(parts.bytes, 480);
     assert.deepEqual(parts.views.map((v) => v.byteLength), [240, 120, 120]);
     const joined = Buffer.concat(parts.views);
