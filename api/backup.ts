@@ -18,7 +18,7 @@ import path from 'node:path';
 import { NodeDirectory } from '../pager/backend.js';
 import { DATA_FILE } from '../pager/data-file.js';
 import { META_PAGES, encodeFileHeader, encodeMeta, metaPageOf } from '../pager/meta-format.js';
-import { BirchError } from '../pager/errors.js';
+import { BirchError } from '../platform/errors.js';
 import { PAGE_SIZE, pageOffsetBytes } from '../pager/page-format.js';
 import type { CheckReport } from '../btree/verify.js';
 import { CompactCopyWriter } from '../db/compact-copy.js';

@@ -15,6 +15,8 @@
 // object of its own: it is an offset into its chunk's one Buffer (`buf`), which every operation
 // buffered from that chunk points to, so a buffered single put keeps no object besides its entry.
 
+import type { BatchBytes } from '../db/checkpoint.js';
+
 /** A chunk of this size is about 7,000 puts of 16 B keys and 100 B values. */
 export const ARENA_CHUNK_BYTES = 1 << 20;
 
@@ -58,19 +60,28 @@ export class BatchArena {
 
 /**
  * The bytes of a turn, as views of the arena's chunks: consecutive batches in one chunk make one
- * view, so a turn is usually one view. The writer writes the views in order as one record part each.
+ * view, so a turn is usually one view. The writer writes the views in order as one record; the
+ * checkpoint that covers them merges them from the same memory.
  */
 export class TurnParts {
-  readonly views: Uint8Array[] = [];
+  readonly parts: BatchBytes[] = [];
   bytes = 0;
 
-  /** Adds the `len` bytes at `off` of `buf` (a chunk's Buffer). */
-  add(buf: Buffer, off: number, len: number): void {
+  /** Adds batch `seq`, `ops` operations in the `len` bytes at `off` of `buf` (a chunk's Buffer). */
+  add(buf: Buffer, off: number, len: number, ops: number, seq: number): void {
     this.bytes += len;
     const at = buf.byteOffset + off;
-    const last = this.views[this.views.length - 1];
-    if (last !== undefined && last.buffer === buf.buffer && last.byteOffset + last.byteLength === at) {
-      this.views[this.views.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.byteLength + len);
-    } else this.views.push(new Uint8Array(buf.buffer, at, len));
+    const last = this.parts[this.parts.length - 1];
+    const v = last?.bytes;
+    if (last !== undefined && v !== undefined && v.buffer === buf.buffer && v.byteOffset + v.byteLength === at && last.lastSeq + 1 === seq) {
+      last.bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength + len);
+      last.ops += ops;
+      last.lastSeq = seq;
+    } else this.parts.push({ bytes: new Uint8Array(buf.buffer, at, len), ops, firstSeq: seq, lastSeq: seq });
+  }
+
+  /** The views, in order, for the writer. */
+  get views(): Uint8Array[] {
+    return this.parts.map((p) => p.bytes);
   }
 }

@@ -2,7 +2,7 @@
 // bytes the writer writes as they are and the write buffer keeps (keys and values point into
 // them), plus where each operation's key and value lie. A bad part of any operation refuses the
 // whole batch with a typed error before anything is admitted.
-import { BirchError } from '../pager/errors.js';
+import { BirchError } from '../platform/errors.js';
 import { OP_DEL, OP_PUT, opBytes, writeOp, type OpType } from '../journal/format.js';
 import { checkOptionNames, describe, toKey, toValue, type Bytes } from './input.js';
 import { treeOf } from './reads.js';

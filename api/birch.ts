@@ -19,7 +19,7 @@
 // Page reuse across threads: this thread publishes, in shared memory, the oldest checkpoint whose
 // trees its readers may still read; the checkpointer reuses no page such a tree reaches.
 import { resolve as resolvePath } from 'node:path';
-import { BirchError, deniedByRuntime, readEnv } from '../pager/errors.js';
+import { BirchError, deniedByRuntime, readEnv } from '../platform/errors.js';
 import { NodeDirectory, type DirectoryBackend, type HeldLock } from '../pager/backend.js';
 import { checksumImplementation, checksumReady } from '../pager/checksum.js';
 import { FAULT_COUNTERS_BYTES } from '../pager/faults.js';
@@ -29,13 +29,13 @@ import { SharedPageCache } from '../pager/shared-cache.js';
 import { DATA_FILE } from '../pager/data-file.js';
 import { OP_DROP_TREE, OP_PUT, opBytes, writeOp } from '../journal/format.js';
 import type { JournalStats, RecordLoc } from '../journal/journal.js';
-import { allTreeShapes, type TreeStats } from '../btree/shape.js';
+import { allTreeShapes } from '../btree/shape.js';
 import { checkDatabase, type CheckReport } from '../btree/verify.js';
 import { ENTRY_OVERHEAD_BYTES, Generation } from '../db/buffer.js';
 import { backupOptionsOf, backupPages, backupSnapshot, type BackupOptions, type BackupResult } from './backup.js';
 import { exportDatabase, type ExportOptions, type ExportResult } from './export.js';
 import { importExport, type ImportOptions, type ImportResult } from './import.js';
-import type { CheckpointStats } from '../db/checkpoint.js';
+import type { BatchBytes, CheckpointStats } from '../db/checkpoint.js';
 import { recover } from '../db/recovery.js';
 import { ReaderSlots } from '../db/reader-slots.js';
 import { Checkpointed, View, ViewHold } from '../db/view.js';
@@ -43,130 +43,23 @@ import { checkOptionNames, toTreeName, treeOption, type Bytes } from './input.js
 import { LiveRange, ReadKeys, Snapshot, toRangeBounds, treeOf, type Pin, type RangeOptions } from './reads.js';
 import { LatencyHistogram } from './latency.js';
 import { ReaderHandles, type ReaderHandle } from './reader-handles.js';
-import { currentRuntime, type RuntimeInfo } from './runtime.js';
+import { currentRuntime } from './runtime.js';
 import { resolveOptions, type BirchOptions, type ResolvedOptions } from './options.js';
 import { fromWireError, type FaultInit, type FromCheckpointer, type FromWriter, type ToCheckpointer, type ToWriter } from './protocol.js';
 import { startCheckpointer, startWriter, type Peer } from './threads.js';
 import { BatchArena, TurnParts } from './batch-arena.js';
+import type { BirchMemory, BirchStats, CompactResult } from './stats.js';
+import { Tree } from './tree.js';
 import { describeKey, encodeBatch, type EncodedBatch, type BatchOp, type BatchOptions, type InputCond, type InputOp } from './batch-input.js';
 
 export type { BatchOp, BatchOptions } from './batch-input.js';
+export type { BirchImplementation, BirchMemory, BirchStats, CompactResult } from './stats.js';
+export { Tree } from './tree.js';
 
 /** Fewer free pages than this never start an automatic compaction (the same floor close() uses). */
 const AUTO_COMPACT_MIN_FREE_PAGES = 64;
 
-/** What db.compact() did. */
-export interface CompactResult {
-  bytesBefore: number;
-  bytesAfter: number;
-  /** Free pages left inside the file (below pages that could not move). */
-  freePages: number;
-  /** Pages freed but still read by a snapshot: the file keeps them until a later compact() or close(). */
-  pendingPages: number;
-  ms: number;
-}
 
-export interface BirchStats {
-  /** The last acknowledged batch (what reads see). */
-  seq: number;
-  /** The checkpoint whose trees reads fall back to. */
-  checkpointId: number;
-  writer: {
-    /** Batches acknowledged, journal records they took, and their ratio (group commit). */
-    batches: number;
-    commits: number;
-    batchesPerCommit: number;
-    /** Bytes admitted and not yet durable, and batches waiting for admission (backpressure). */
-    queuedBytes: number;
-    waitingBatches: number;
-    /** Turns whose hand-off was slowed (soft limit) or batches that waited for a checkpoint (hard limit). */
-    slowedTurns: number;
-    blockedBatches: number;
-  };
-  buffer: { bytes: number; ops: number; frozenBytes: number; generations: number };
-  journal: JournalStats & { bytesHeld: number; compressionRatio: number };
-  checkpoints: {
-    count: number;
-    inFlight: boolean;
-    lastMs: number;
-    avgMs: number;
-    pagesWritten: number;
-    writeRuns: number;
-    /** Operations merged into the trees (one per key and checkpoint). */
-    opsMerged: number;
-  };
-  /** Per batch, submit to acknowledgement: all batches, and those that were in flight while a checkpoint ran. */
-  latency: { p50Ms: number | null; p99Ms: number | null; duringCheckpointP50Ms: number | null; duringCheckpointP99Ms: number | null; duringCheckpointBatches: number };
-  recovery: { ms: number; batches: number; ops: number; journalStops: string[] };
-  dataFile: { bytes: number; pageCount: number; freePages: number; pendingPages: number };
-  /**
-   * The page cache every thread shares: this thread's reads served from it and from disk (pages
-   * read ahead count as misses), the bytes its frames hold now, its bound, and frames evicted.
-   */
-  cache: { hits: number; misses: number; bytes: number; capacityBytes: number; evictions: number };
-  /**
-   * Snapshots open now, the oldest one's batch and age; and what they keep in memory past its
-   * time: write-buffer generations already checkpointed that only snapshots still read, and the
-   * bytes those hold (estimated like `buffer.bytes`). A snapshot held across checkpoints keeps
-   * every generation it reads: release it to give them back.
-   */
-  snapshots: { live: number; oldestSeq: number | null; oldestAgeMs: number | null; heldGenerations: number; heldBytes: number };
-  /**
-   * Reader threads (readerHandle) open now, and the oldest checkpoint one of them still reads
-   * (null: none is reading): pages freed since it stay pending, and compaction cannot cut past them.
-   */
-  readers: { threads: number; oldestCheckpointId: number | null };
-  /** Automatic compactions (option autoCompact) finished, and what the last one did. */
-  autoCompact: { runs: number; last: CompactResult | null };
-  trees: TreeStats[];
-  /** Why the handle refuses writes (a failed write or sync, a dead thread), or null. */
-  failed: string | null;
-  /** What the engine holds in memory, as one ledger (see BirchMemory). */
-  memory: BirchMemory;
-  /** Which implementation serves each part that has more than one (install-dependent). */
-  implementation: BirchImplementation;
-}
-
-/**
- * The memory ledger: what each part holds now, in bytes. Buffered operations count their key and
- * value bytes plus ENTRY_OVERHEAD_BYTES each (an estimate of the objects that index them).
- */
-export interface BirchMemory {
-  /** The memoryLimit option, or null. */
-  limit: number | null;
-  /** The page cache's frames in use (shared by every thread), and its bound. */
-  cacheBytes: number;
-  cacheCapacityBytes: number;
-  /** The active and frozen write-buffer generations (what `buffer.bytes` counts). */
-  bufferBytes: number;
-  /** The checkpointer's copy of the frozen generation, while a checkpoint runs (charged as its size). */
-  checkpointCopyBytes: number;
-  /** Generations already checkpointed that only snapshots still read (`snapshots.heldBytes`). */
-  snapshotBytes: number;
-  /** Batches submitted and not yet admitted (their encoded bytes). */
-  waitingBytes: number;
-  /** The write path's share of the limit (bufferBytes + checkpointCopyBytes + snapshotBytes stay under it), or null. */
-  writeLimit: number | null;
-  /** Batches that waited because the write path was at its share of the limit. */
-  limitWaits: number;
-}
-
-/** The implementations a handle uses, where the install or runtime decides. */
-export interface BirchImplementation {
-  /** The runtime: 'node', 'bun' or 'deno', with its version. */
-  runtime: RuntimeInfo;
-  /**
-   * 'flock' (fs-ext, native) or 'pidfile' (no native code) for files; 'memory' for the memory
-   * backend; a custom backend's own name otherwise (hence the open string).
-   */
-  lock: 'flock' | 'pidfile' | 'memory' | (string & Record<never, never>);
-  /** 'xxhash-wasm', or 'js-xxhash' where WebAssembly is unavailable. */
-  checksum: 'xxhash-wasm' | 'js-xxhash';
-  /** The journal's LZ4 codec: always birchdb's own, in JavaScript. */
-  compression: 'lz4-js';
-  /** 'worker-threads' for files on disk; 'inline' (the opening thread) for a caller's backend. */
-  threads: 'worker-threads' | 'inline';
-}
 
 /** A batch submitted and not yet admitted. */
 interface Pending {
@@ -209,37 +102,6 @@ const JOURNAL_LIMIT_FACTOR = 4;
 
 type Status = 'open' | 'closing' | 'closed';
 
-/** The read and write calls of one named tree. */
-export class Tree {
-  readonly name: string;
-  readonly #db: Birch;
-  /** @internal db.tree(name) makes these. */
-  constructor(db: Birch, name: string) {
-    this.#db = db;
-    this.name = name;
-  }
-  get(key: Bytes): Buffer | undefined {
-    return this.#db.get(key, { tree: this.name });
-  }
-  getMany(keys: readonly Bytes[]): (Buffer | undefined)[] {
-    return this.#db.getMany(keys, { tree: this.name });
-  }
-  getView(key: Bytes): Buffer | undefined {
-    return this.#db.getView(key, { tree: this.name });
-  }
-  range(opts: Omit<RangeOptions, 'tree'> = {}): IterableIterator<[Buffer, Buffer]> {
-    return this.#db.range({ ...opts, tree: this.name });
-  }
-  put(key: Bytes, value: Bytes): Promise<void> {
-    return this.#db.put(key, value, { tree: this.name });
-  }
-  del(key: Bytes): Promise<void> {
-    return this.#db.del(key, { tree: this.name });
-  }
-  batch(ops: BatchOp[], opts?: BatchOptions): Promise<void> {
-    return this.#db.batch(ops.map((o) => ({ tree: this.name, ...o })), opts);
-  }
-}
 
 export class Birch {
   readonly path: string;
@@ -289,8 +151,10 @@ export class Birch {
   #turn: { parts: TurnParts; ops: number; firstSeq: number; lastSeq: number } | undefined;
   #flushScheduled = false;
   #busy = false;
-  /** Records synced and not yet handed to a checkpoint, in order. */
+  /** The journal records recovery replayed, until the first checkpoint takes them (later batches go as #sent). */
   #records: RecordLoc[] = [];
+  /** Batches handed to the writer and not yet to a checkpoint, in order: their bytes in the arena. */
+  readonly #sent: BatchBytes[] = [];
   /** The checkpoint in flight: the last batch it covers, and whether it was asked for yet. */
   #ckpt: { upToSeq: number; requested: boolean; done: Promise<void>; finish: () => void } | undefined;
   #idleWaiters: (() => void)[] = [];
@@ -390,7 +254,7 @@ export class Birch {
       started.push(checkpointer);
       const writer = await startWriter(
         {
-          dir, segmentBytes: opts.journalSegmentSize, sync: opts.sync, maxRecordBytes: opts.maxMergeBytes,
+          dir, segmentBytes: opts.journalSegmentSize, sync: opts.sync, maxRecordBytes: opts.maxRecordBytes,
           segments: recovered.segments, releasedSeq: recovered.state.seq, ...(faults === undefined ? {} : { faults }),
         },
         opts.backend,
@@ -642,7 +506,7 @@ export class Birch {
     this.#unackedBytes += p.len;
     let turn = this.#turn;
     if (turn === undefined) turn = this.#turn = { parts: new TurnParts(), ops: 0, firstSeq: seq, lastSeq: seq };
-    turn.parts.add(p.buf, p.off, p.len);
+    turn.parts.add(p.buf, p.off, p.len, p.ops.length, seq);
     turn.ops += p.ops.length;
     turn.lastSeq = seq;
     this.#scheduleFlush();
@@ -706,6 +570,7 @@ export class Birch {
       if (freeze) this.#writer.post({ kind: 'boundary' });
       return;
     }
+    for (const b of turn.parts.parts) this.#sent.push(b);
     this.#writer.post({ kind: 'batches', parts: turn.parts.views, bytes: turn.parts.bytes, ops: turn.ops, firstSeq: turn.firstSeq, lastSeq: turn.lastSeq, freeze });
   }
 
@@ -741,15 +606,17 @@ export class Birch {
     let n = 0;
     while (n < this.#records.length && (this.#records[n] as RecordLoc).lastSeq <= c.upToSeq) n++;
     const records = this.#records.splice(0, n);
+    let k = 0;
+    while (k < this.#sent.length && (this.#sent[k] as BatchBytes).lastSeq <= c.upToSeq) k++;
+    const batches = this.#sent.splice(0, k);
     c.requested = true;
-    this.#checkpointer.post({ kind: 'checkpoint', upToSeq: c.upToSeq, records });
+    this.#checkpointer.post({ kind: 'checkpoint', upToSeq: c.upToSeq, records, batches });
   }
 
   #fromWriter(msg: FromWriter): void {
     switch (msg.kind) {
       case 'synced':
         this.#commits += msg.records.length;
-        for (const r of msg.records) this.#records.push(r);
         this.#journal = msg.journal;
         this.#journalBytesHeld = msg.journalBytesHeld;
         this.#acknowledge(msg.lastSeq);

@@ -1,4 +1,4 @@
-// The checkpointer thread: wires the CheckpointService (checkpointer.ts) to its messages.
+// The checkpoint thread: wires the CheckpointService (checkpoint-service.ts) to its messages.
 //
 // It runs at a lower scheduling priority than the process's other threads (on Linux a thread has
 // a nice value of its own): checkpoints are long runs of CPU work that nothing waits for, while
@@ -6,7 +6,7 @@
 // cannot keep up, the write buffer grows and backpressure slows the writers, which frees the CPU.
 import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { CheckpointService } from './checkpointer.js';
+import { CheckpointService } from './checkpoint-service.js';
 import { serveWorker } from './threads.js';
 import { ReaderSlots } from '../db/reader-slots.js';
 import type { CheckpointerInit, FromCheckpointer, ToCheckpointer } from './protocol.js';

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { BirchError } from '../pager/errors.js';
+import { BirchError } from '../platform/errors.js';
 import { decodeState } from '../pager/meta-format.js';
 import { ChunkBuilder, endsChunk, hex32, type ChunkInfo } from '../db/export-format.js';
 import { checksum } from '../pager/checksum.js';

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { BirchError } from '../pager/errors.js';
+import { BirchError } from '../platform/errors.js';
 import { encodeState } from '../pager/meta-format.js';
 import type { PageNo } from '../pager/ids.js';
 import { PageReader } from '../pager/reader.js';

@@ -12,7 +12,7 @@
 // a new, empty database it restores the export exactly.
 import fs from 'node:fs';
 import path from 'node:path';
-import { BirchError } from '../pager/errors.js';
+import { BirchError } from '../platform/errors.js';
 import { checksum } from '../pager/checksum.js';
 import { MANIFEST_FILE, decodeChunk, decodeManifest, hex32, type ChunkInfo, type Manifest } from '../db/export-format.js';
 import { checkOptionNames } from './input.js';

@@ -1,6 +1,6 @@
 // Validation of what callers pass in. Public methods call these before touching anything, so a
 // bad argument throws a typed error and nothing is written.
-import { BirchError } from '../pager/errors.js';
+import { BirchError } from '../platform/errors.js';
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../btree/node-format.js';
 
 export type Bytes = Uint8Array | string;

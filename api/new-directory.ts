@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { NodeDirectory } from '../pager/backend.js';
-import { BirchError } from '../pager/errors.js';
+import { BirchError } from '../platform/errors.js';
 
 export class NewDirectory {
   /** The target, absolute. */

@@ -1,11 +1,11 @@
 // The options of open(), checked, with their defaults and the reasons for them.
 import { checkOptionNames } from './input.js';
 import os from 'node:os';
-import { BirchError } from '../pager/errors.js';
+import { BirchError } from '../platform/errors.js';
 import { MAX_CACHE_BYTES } from '../pager/shared-cache.js';
 import type { DirectoryBackend } from '../pager/backend.js';
 import type { FaultPlan } from '../pager/faults.js';
-import type { LockMode } from '../pager/lock.js';
+import type { LockMode } from '../platform/directory-lock.js';
 import { DEFAULT_ALLOCATION, type AllocationOptions } from '../pager/freelist.js';
 
 export interface BirchOptions {
@@ -15,7 +15,7 @@ export interface BirchOptions {
    * One bound, in bytes (at least 16 MiB), from which the memory options follow unless given
    * themselves (memoryBudgetOf): half for the page cache, half for the write path (the write
    * buffer's generations, the checkpointer's copy of the one it merges, the generations snapshots
-   * hold), with checkpointBytes, maxQueuedBytes and maxMergeBytes a sixteenth each. The write
+   * hold), with checkpointBytes, maxQueuedBytes and maxRecordBytes a sixteenth each. The write
    * path's half is enforced: past it, new batches wait for a checkpoint (never refused).
    * `stats().memory` shows the ledger. Default: none (the defaults of each option).
    */
@@ -36,7 +36,12 @@ export interface BirchOptions {
   checkpointBytes?: number;
   /** Bytes of batches admitted and not yet durable before new writes wait (default 64 MiB). */
   maxQueuedBytes?: number;
-  /** A journal record takes queued batches up to this many bytes (default 16 MiB; always at least one turn's). */
+  /**
+   * The largest journal record, in bytes: a record takes queued batches up to this (default 16 MiB;
+   * always at least one turn's).
+   */
+  maxRecordBytes?: number;
+  /** @deprecated The former name of maxRecordBytes (it caps a journal record, not a merge); still accepted. */
   maxMergeBytes?: number;
   /** The free-list allocation policy (pager/freelist.ts). */
   allocation?: Partial<AllocationOptions>;
@@ -115,28 +120,28 @@ export const MIN_MEMORY_LIMIT = 16 * 1024 * 1024;
  *                                          which leaves the rest to what snapshots hold
  *   maxQueuedBytes  m / 16                 batches admitted, not yet durable (part of the active
  *                                          generation, so not counted twice)
- *   maxMergeBytes   min(16 MiB, m / 16)    one journal record, which the writer compresses
+ *   maxRecordBytes  min(16 MiB, m / 16)    one journal record, which the writer compresses
  * Not counted: the runtime itself (each thread's isolate, about 10-40 MiB here) and the garbage its
  * collector has not yet reclaimed.
  */
-export function memoryBudgetOf(m: number): { cacheSize: number; checkpointBytes: number; maxQueuedBytes: number; maxMergeBytes: number } {
+export function memoryBudgetOf(m: number): { cacheSize: number; checkpointBytes: number; maxQueuedBytes: number; maxRecordBytes: number } {
   const sixteenth = Math.floor(m / 16);
   return {
     cacheSize: Math.min(MAX_CACHE_BYTES, Math.floor(m / 2)),
     checkpointBytes: sixteenth,
     maxQueuedBytes: sixteenth,
-    maxMergeBytes: Math.min(DEFAULTS_MAX_MERGE_BYTES, sixteenth),
+    maxRecordBytes: Math.min(DEFAULT_MAX_RECORD_BYTES, sixteenth),
   };
 }
 
-const DEFAULTS_MAX_MERGE_BYTES = 16 * 1024 * 1024;
+const DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024;
 
 export const DEFAULTS = {
   sync: true,
   journalSegmentSize: 4 * 1024 * 1024,
   checkpointBytes: DEFAULT_CHECKPOINT_BYTES,
   maxQueuedBytes: 64 * 1024 * 1024,
-  maxMergeBytes: DEFAULTS_MAX_MERGE_BYTES,
+  maxRecordBytes: DEFAULT_MAX_RECORD_BYTES,
 } as const;
 
 export interface ResolvedOptions {
@@ -148,7 +153,7 @@ export interface ResolvedOptions {
   journalSegmentSize: number;
   checkpointBytes: number;
   maxQueuedBytes: number;
-  maxMergeBytes: number;
+  maxRecordBytes: number;
   allocation: AllocationOptions;
   /** The share of free pages past which a checkpoint is followed by a compaction; undefined: never. */
   autoCompact: number | undefined;
@@ -161,6 +166,12 @@ function cacheSizeOf(v: unknown, num: (name: string, v: unknown, def: number, mi
   const n = num('cacheSize', v, defaultCacheSize(), 1);
   if (n > MAX_CACHE_BYTES) throw new BirchError('BAD_OPTION', `option cacheSize is at most ${MAX_CACHE_BYTES} bytes (4 GiB: the largest shared buffer the runtime allocates); reads past it are served from the OS page cache`);
   return n;
+}
+
+/** maxRecordBytes, or its former name maxMergeBytes (not both). */
+function maxRecordBytesOf(o: BirchOptions, num: (name: string, v: unknown, def: number, min: number) => number, def: number): number {
+  if (o.maxRecordBytes !== undefined && o.maxMergeBytes !== undefined) throw new BirchError('BAD_OPTION', 'options maxRecordBytes and maxMergeBytes are one option (maxMergeBytes is its former name): give one');
+  return o.maxMergeBytes !== undefined ? num('maxMergeBytes', o.maxMergeBytes, def, 1) : num('maxRecordBytes', o.maxRecordBytes, def, 1);
 }
 
 /** The share of free pages that starts an automatic compaction (AUTO_COMPACT_FREE_SHARE for true). */
@@ -179,7 +190,7 @@ function autoCompactOf(v: unknown): number | undefined {
   throw new BirchError('BAD_OPTION', 'option autoCompact must be a boolean or { freeShare }');
 }
 
-const OPEN_OPTION_NAMES = ['sync', 'memoryLimit', 'cacheSize', 'journalSegmentSize', 'checkpointBytes', 'maxQueuedBytes', 'maxMergeBytes', 'allocation', 'autoCompact', 'lock', 'backend', 'faults'] as const satisfies readonly (keyof BirchOptions)[];
+const OPEN_OPTION_NAMES = ['sync', 'memoryLimit', 'cacheSize', 'journalSegmentSize', 'checkpointBytes', 'maxQueuedBytes', 'maxRecordBytes', 'maxMergeBytes', 'allocation', 'autoCompact', 'lock', 'backend', 'faults'] as const satisfies readonly (keyof BirchOptions)[];
 
 // Every option of BirchOptions is in the list (a compile error otherwise), so none is refused as unknown.
 const everyOpenOptionListed: [Exclude<keyof BirchOptions, (typeof OPEN_OPTION_NAMES)[number]>] extends [never] ? true : false = true;
@@ -221,7 +232,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     journalSegmentSize: num('journalSegmentSize', o.journalSegmentSize, DEFAULTS.journalSegmentSize, 64 * 1024),
     checkpointBytes: num('checkpointBytes', o.checkpointBytes, derived?.checkpointBytes ?? DEFAULTS.checkpointBytes, 1),
     maxQueuedBytes: num('maxQueuedBytes', o.maxQueuedBytes, derived?.maxQueuedBytes ?? DEFAULTS.maxQueuedBytes, 1),
-    maxMergeBytes: num('maxMergeBytes', o.maxMergeBytes, derived?.maxMergeBytes ?? DEFAULTS.maxMergeBytes, 1),
+    maxRecordBytes: maxRecordBytesOf(o, num, derived?.maxRecordBytes ?? DEFAULTS.maxRecordBytes),
     allocation,
     autoCompact: autoCompactOf(o.autoCompact),
     lock: o.lock,

@@ -7,12 +7,12 @@
 // after operation in the journal's layout (journal/format.ts), into one ArrayBuffer that is
 // transferred (not copied). The writer writes those bytes as the body of a journal record as they
 // are: no operation is decoded or re-encoded on the commit path.
-import { BirchError, CorruptionError, FatalIoError, type ErrorCode, type ErrorSite } from '../pager/errors.js';
+import { BirchError, CorruptionError, FatalIoError, type ErrorCode, type ErrorSite } from '../platform/errors.js';
 import type { FaultPlan } from '../pager/faults.js';
 import type { AllocationOptions } from '../pager/freelist.js';
 import type { SharedCacheInit } from '../pager/shared-cache.js';
 import type { JournalStats, RecordLoc, SegmentInfo } from '../journal/journal.js';
-import type { CheckpointStats } from '../db/checkpoint.js';
+import type { BatchBytes, CheckpointStats } from '../db/checkpoint.js';
 
 // ---- errors: whole across threads --------------------------------------------------------------
 
@@ -106,7 +106,7 @@ export interface CheckpointerInit {
 }
 
 export type ToCheckpointer =
-  | { kind: 'checkpoint'; upToSeq: number; records: RecordLoc[] }
+  | { kind: 'checkpoint'; upToSeq: number; records: RecordLoc[]; batches: BatchBytes[] }
   /** At close: settle both metas, give the free tail back, cut the file. */
   | { kind: 'finish' }
   /** While open (db.compact()): move tree pages down into free ones, then (a second message, once the main thread reads the moved trees) release, trim and cut. */

@@ -8,7 +8,7 @@
 // slot are given back, with whatever pin and epoch it left in them.
 import { randomInt } from 'node:crypto';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { BirchError } from '../pager/errors.js';
+import { BirchError } from '../platform/errors.js';
 import type { SharedCacheInit, SharedPageCache } from '../pager/shared-cache.js';
 import { MAX_READER_THREADS, type ReaderSlots } from '../db/reader-slots.js';
 

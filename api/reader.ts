@@ -8,7 +8,7 @@
 // Its reads hold their checkpoint's pages back from reuse through a slot of the reader floor
 // (db/reader-slots.ts): a plain read for its duration, a snapshot until it is released. A reader
 // that closes, or whose thread ends, gives its slot back (api/reader-handles.ts).
-import { BirchError } from '../pager/errors.js';
+import { BirchError } from '../platform/errors.js';
 import { checksumReady } from '../pager/checksum.js';
 import { NodeDirectory } from '../pager/backend.js';
 import { DATA_FILE } from '../pager/data-file.js';

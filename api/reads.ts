@@ -1,7 +1,7 @@
 // Reading, on the caller's thread: snapshots, ranges and the argument checks of every read call.
 // Reads never wait for the writer: they see the write buffer, then the trees of the last
 // checkpoint through the page cache that every thread shares.
-import { BirchError } from '../pager/errors.js';
+import { BirchError } from '../platform/errors.js';
 import { MAX_KEY_BYTES } from '../btree/node-format.js';
 import type { RangeBounds } from '../btree/cursor.js';
 import type { RangeIterator } from '../db/range.js';

@@ -3,13 +3,13 @@
 // share), on the opening thread, as the same classes driven by the same messages. Inline
 // messages are delivered on a later turn of the event loop, in order, as a thread's would be.
 import { Worker, type MessagePort } from 'node:worker_threads';
-import { BirchError } from '../pager/errors.js';
+import { BirchError } from '../platform/errors.js';
 import { NodeDirectory, type DirectoryBackend } from '../pager/backend.js';
 import { checksumReady } from '../pager/checksum.js';
 import { FaultyDirectory } from '../pager/faults.js';
 import type { CheckpointStats } from '../db/checkpoint.js';
 import { ReaderSlots } from '../db/reader-slots.js';
-import { CheckpointService } from './checkpointer.js';
+import { CheckpointService } from './checkpoint-service.js';
 import { Writer } from './writer.js';
 import {
   fromWireError, toWireError, type CheckpointerInit, type FaultInit, type FromCheckpointer, type FromWriter, type ToCheckpointer, type ToWriter, type WireError, type WriterInit,

@@ -14,7 +14,7 @@
 //
 // This class runs on the writer thread (writer-worker.ts only wires it to messages) or, with a
 // storage backend of the caller's (tests, the simulated disk), on the opening thread.
-import { BirchError } from '../pager/errors.js';
+import { BirchError } from '../platform/errors.js';
 import type { DirectoryBackend } from '../pager/backend.js';
 import { JournalWriter, type RecordLoc, type SegmentInfo } from '../journal/journal.js';
 import { toWireError, type FromWriter, type ToWriter } from './protocol.js';

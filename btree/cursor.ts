@@ -1,6 +1,6 @@
 // Range iteration over one tree of one snapshot. The pages it reads belong to a pinned snapshot,
 // so they cannot change under it; keys and values come out as copies.
-import { CorruptionError } from '../pager/errors.js';
+import { CorruptionError } from '../platform/errors.js';
 import { MAX_READ_RUN_PAGES, PrivatePages, type PageSource } from '../pager/reader.js';
 import { cellAt, childAt, compareBytes, count, isBranch, isOverflowCell, keyLength, keyStart, searchBranch, searchLeaf } from './node.js';
 import { copyValue, type ReadPage, type TreeDesc } from './tree.js';

@@ -11,7 +11,7 @@
 // Roots area: the default tree's descriptor at ROOTS_MAIN, the catalog tree's at ROOTS_CATALOG.
 // The catalog maps a tree name (UTF-8 bytes) to that tree's descriptor.
 import { readU32, readU64, u64Fits, writeU32, writeU64 } from '../pager/bytes.js';
-import { CorruptionError, type CorruptionSite } from '../pager/errors.js';
+import { CorruptionError, type CorruptionSite } from '../platform/errors.js';
 import { ROOTS_SIZE } from '../pager/meta-format.js';
 import type { TreeDesc } from './tree.js';
 

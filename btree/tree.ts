@@ -13,7 +13,7 @@
 //  - a committed page is never modified: a checkpoint writes changed nodes to pages that no
 //    reachable tree uses.
 import { u32 } from '../pager/bytes.js';
-import { CorruptionError } from '../pager/errors.js';
+import { CorruptionError } from '../platform/errors.js';
 import { pageNo, type PageNo } from '../pager/ids.js';
 import { GENERIC_HEADER_SIZE } from '../pager/page-format.js';
 import { PrivatePages, type PageSource } from '../pager/reader.js';

@@ -7,7 +7,7 @@
 //  - keys are strictly ascending within and across pages, separators bound their children, all
 //    leaves sit at the tree's depth, and entry counts match the descriptors;
 //  - the checkpointer's in-memory free list, where given, agrees with the one on disk.
-import { CorruptionError } from '../pager/errors.js';
+import { CorruptionError } from '../platform/errors.js';
 import { pageNo, type PageNo } from '../pager/ids.js';
 import { FIRST_DATA_PAGE, PAGE_KIND_NAMES, PageKind, pageKind } from '../pager/page-format.js';
 import { decodeFreeList } from '../pager/freelist.js';

@@ -1,10 +1,12 @@
 // Checkpoints: merging the operations of many commits into the copy-on-write trees at once.
 //
 // A checkpoint covers every batch after the previous checkpoint's seq up to `upToSeq` (a batch
-// boundary the main thread chose when it froze its buffer). Its input is the journal itself: the
-// records of those batches, read back (they were written moments ago, so from the OS page cache),
-// sorted per tree by key, the last operation on a key winning. This keeps a second copy of the
-// buffer out of memory, and makes a checkpoint after a crash the same as any other.
+// boundary the main thread chose when it froze its buffer). Its input is those batches' operations
+// in the journal's layout, sorted per tree by key, the last operation on a key winning: the bytes
+// the main thread encoded them into (shared memory that its write buffer reads and the writer
+// journaled, BatchBytes), and, for batches that recovery replayed, their journal records read
+// back. So the frozen generation's bytes are not copied for a checkpoint, and they are the bytes
+// the journal holds.
 //
 // The steps, in order (each failure is fatal: the handle refuses writes, and reopening recovers
 // from the previous checkpoint and the journal, which still holds every batch):
@@ -23,7 +25,7 @@
 // cold after a checkpoint, and a workload that only writes does not fill the cache with leaves).
 // Pages it frees are marked first to go.
 import { latin1 } from '../pager/bytes.js';
-import { BirchError, FatalIoError, assert } from '../pager/errors.js';
+import { BirchError, FatalIoError, assert } from '../platform/errors.js';
 import type { DirectoryBackend } from '../pager/backend.js';
 import { DATA_FILE, DataFile, type WriteStats } from '../pager/data-file.js';
 import { FreeList, bitmapPagesFor, decodeFreeList, initBitmapPage, markPages, setBitmapNext, type AllocationOptions } from '../pager/freelist.js';
@@ -32,7 +34,7 @@ import { metaPageOf, type DbState } from '../pager/meta-format.js';
 import { PAGE_SIZE, PageKind, pageKind, sealPage } from '../pager/page-format.js';
 import { PageReader } from '../pager/reader.js';
 import { SharedPageCache, type SharedCacheInit } from '../pager/shared-cache.js';
-import { OP_DROP_TREE, OP_PUT, forEachOp } from '../journal/format.js';
+import { OP_DROP_TREE, OP_PUT, forEachOp, type RawOp } from '../journal/format.js';
 import { RecordReader, type RecordLoc } from '../journal/journal.js';
 import { EMPTY_TREE, freeTree, get as treeGet, type TreeDesc } from '../btree/tree.js';
 import { mergeTree, type MergeOp, type PageSink } from '../btree/merge.js';
@@ -40,11 +42,29 @@ import { relocateTree } from '../btree/relocate.js';
 import { iterateSpan, toSpan } from '../btree/cursor.js';
 import { checkRoots, decodeCatalogValue, decodeRoots, encodeDesc, encodeRoots } from '../btree/roots-format.js';
 
+/**
+ * Consecutive batches firstSeq..lastSeq as the main thread encoded them: `ops` operations in the
+ * journal's layout, in shared memory that nobody writes again (api/batch-arena.ts). The very
+ * bytes the writer journaled: a checkpoint merges them from here instead of reading the journal
+ * back, so the frozen generation's bytes exist once, not twice.
+ */
+export interface BatchBytes {
+  bytes: Uint8Array;
+  ops: number;
+  firstSeq: number;
+  lastSeq: number;
+}
+
 export interface CheckpointRequest {
   /** The last batch the checkpoint covers. */
   upToSeq: number;
-  /** The journal records of every batch after the current checkpoint's seq up to upToSeq, in order. */
+  /**
+   * Every batch after the current checkpoint's seq up to upToSeq, in order: first the journal
+   * records of those that recovery replayed (opening has them from the journal only), then the
+   * bytes of those admitted since.
+   */
   records: readonly RecordLoc[];
+  batches: readonly BatchBytes[];
 }
 
 export interface CheckpointResult {
@@ -227,33 +247,41 @@ export class Checkpointer {
     };
   }
 
-  /** Reads the request's records back and sorts their operations out per tree. */
+  /** Sorts the operations of the request's batches out per tree (records read back, then the shared bytes). */
   #collect(fromSeq: number, req: CheckpointRequest): { trees: Map<string, TreeOps>; ops: number } {
     const trees = new Map<string, TreeOps>();
     let expected = fromSeq + 1;
     let ops = 0;
+    const visit = (op: RawOp): void => {
+      const name = latin1(op.tree);
+      let t = trees.get(name);
+      if (t === undefined) {
+        t = { ops: new Map(), dropped: false, hadPut: false };
+        trees.set(name, t);
+      }
+      if (op.type === OP_DROP_TREE) {
+        t.ops = new Map();
+        t.dropped = true;
+        t.hadPut = false;
+        return;
+      }
+      if (op.type === OP_PUT) t.hadPut = true;
+      // The last operation on a key wins: a later one replaces it here.
+      t.ops.set(latin1(op.key), { key: op.key, value: op.type === OP_PUT ? op.value : null });
+    };
     for (const loc of req.records) {
       assert(loc.firstSeq === expected, `checkpoint records are not consecutive: batches ${loc.firstSeq}..${loc.lastSeq} after ${expected - 1}`);
       const { header, body } = this.#records.read(loc);
-      forEachOp(body, header.ops, (op) => {
-        const name = latin1(op.tree);
-        let t = trees.get(name);
-        if (t === undefined) {
-          t = { ops: new Map(), dropped: false, hadPut: false };
-          trees.set(name, t);
-        }
-        if (op.type === OP_DROP_TREE) {
-          t.ops = new Map();
-          t.dropped = true;
-          t.hadPut = false;
-          return;
-        }
-        if (op.type === OP_PUT) t.hadPut = true;
-        // The last operation on a key wins: a later one replaces it here.
-        t.ops.set(latin1(op.key), { key: op.key, value: op.type === OP_PUT ? op.value : null });
-      });
+      forEachOp(body, header.ops, visit);
       ops += header.ops;
       expected = loc.lastSeq + 1;
+    }
+    for (const b of req.batches) {
+      assert(b.firstSeq === expected, `checkpoint batches are not consecutive: batches ${b.firstSeq}..${b.lastSeq} after ${expected - 1}`);
+      const bad = forEachOp(Buffer.from(b.bytes.buffer, b.bytes.byteOffset, b.bytes.byteLength), b.ops, visit);
+      assert(bad === undefined, `batches ${b.firstSeq}..${b.lastSeq} handed to the checkpoint are malformed: ${bad}`);
+      ops += b.ops;
+      expected = b.lastSeq + 1;
     }
     assert(expected === req.upToSeq + 1, `checkpoint records end at batch ${expected - 1}, not ${req.upToSeq}`);
     this.#records.closeExcept(new Set(req.records.length > 0 ? [(req.records[req.records.length - 1] as RecordLoc).segment] : []));
@@ -320,7 +348,7 @@ export class Checkpointer {
       // they cannot take moved pages, and the moves must fit the holes that can.
       const older = this.#data.metas.older;
       this.#freeList.release(Math.min(this.#floor(), older === undefined ? -1 : older.checkpointId));
-      return this.#run({ upToSeq: this.#data.state.seq, records: [] }, this.#compactBoundary());
+      return this.#run({ upToSeq: this.#data.state.seq, records: [], batches: [] }, this.#compactBoundary());
     });
   }
 
@@ -371,7 +399,7 @@ export class Checkpointer {
     this.#data.settle();
     const s = this.#data.state;
     if (this.#freeList.pendingPages > 0 || this.#freeList.tailStart(s.pageCount) !== s.pageCount) {
-      this.#run({ upToSeq: s.seq, records: [] });
+      this.#run({ upToSeq: s.seq, records: [], batches: [] });
       this.#data.settle();
     }
   }
@@ -385,7 +413,7 @@ export class Checkpointer {
     const s = this.#data.state;
     const free = this.#freeList.free.pages;
     if (free <= COMPACT_MIN_FREE_PAGES || free <= COMPACT_FREE_SHARE * s.pageCount) return;
-    this.#run({ upToSeq: s.seq, records: [] }, this.#compactBoundary());
+    this.#run({ upToSeq: s.seq, records: [], batches: [] }, this.#compactBoundary());
     this.#releaseAndTrim();
   }
 

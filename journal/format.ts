@@ -42,7 +42,7 @@
 // sizes and its operations all agree.
 import { readU32, readU64, u64Fits, writeU32, writeU64 } from '../pager/bytes.js';
 import { checksum } from '../pager/checksum.js';
-import { BirchError } from '../pager/errors.js';
+import { BirchError } from '../platform/errors.js';
 import { PAGE_SIZE } from '../pager/page-format.js';
 
 export const JOURNAL_SEED = 0x4a524e4c;

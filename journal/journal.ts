@@ -1,6 +1,7 @@
 // The write-ahead journal: one record per group commit, written with one vectored write and made
 // durable (fdatasync) before any of its batches is acknowledged; scanned on open; read back by
-// checkpoints; recycled once two checkpoints cover its records.
+// the first checkpoint after opening (for the batches recovery replayed; later checkpoints merge
+// the batches from the memory they were encoded in); recycled once two checkpoints cover its records.
 //
 // Recovery rules (scanJournal; layout in format.ts):
 //  - segments are read in segSeq order; within a segment, records are read from the first record
@@ -13,7 +14,7 @@
 //    the segments recovery accepted records from are synced first, so that nothing it replayed
 //    (which a crashed process may have written without syncing) can go missing under later,
 //    acknowledged records.
-import { BirchError, CorruptionError, FatalIoError } from '../pager/errors.js';
+import { BirchError, CorruptionError, FatalIoError } from '../platform/errors.js';
 import type { DirectoryBackend, FileBackend } from '../pager/backend.js';
 import { readU32 } from '../pager/bytes.js';
 import { checksum } from '../pager/checksum.js';
@@ -479,7 +480,7 @@ function readBody(file: FileBackend, loc: RecordLoc, h: RecordHeader): Buffer | 
 }
 
 /**
- * Reads records back by location (the checkpointer: the records of the batches it merges). A
+ * Reads records back by location (the checkpointer: the records of the replayed batches it merges). A
  * record that is not intact here was intact when written and synced, so it is corruption.
  */
 export class RecordReader {

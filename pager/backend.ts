@@ -9,8 +9,8 @@
 // stalls every commit).
 import fs from 'node:fs';
 import path from 'node:path';
-import { BirchError } from './errors.js';
-import { lockDirectory, resolveLockMode, type LockMode } from './lock.js';
+import { BirchError } from '../platform/errors.js';
+import { lockDirectory, resolveLockMode, type HeldLock, type LockMode } from '../platform/directory-lock.js';
 
 export interface FileBackend {
   /**
@@ -30,10 +30,7 @@ export interface FileBackend {
 }
 
 /** A directory lock held by one handle; `kind` names the mechanism (stats().implementation.lock). */
-export interface HeldLock {
-  readonly kind: string;
-  release(): void;
-}
+export type { HeldLock } from '../platform/directory-lock.js';
 
 /** A directory of named files: the data file, journal segments and the lock file. */
 export interface DirectoryBackend {
@@ -108,7 +105,7 @@ export class NodeDirectory implements DirectoryBackend {
   readonly path: string;
   readonly #lockOption: LockMode | undefined;
   /**
-   * `lock` chooses the directory lock (pager/lock.ts); 'auto' yields to the BIRCH_LOCK environment
+   * `lock` chooses the directory lock (platform/directory-lock.ts); 'auto' yields to the BIRCH_LOCK environment
    * variable, read when the lock is taken (threads that never lock never read it).
    */
   constructor(dir: string, opts: { lock?: LockMode } = {}) {

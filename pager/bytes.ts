@@ -2,7 +2,7 @@
 // named offset constants; nothing else reads raw offsets. 64-bit fields are two u32 halves and
 // are exposed as safe-integer numbers, because sequence numbers, checkpoint ids and entry counts
 // never need 2^53: a field read from disk that holds 2^53 or more is damage (CorruptionError).
-import { CorruptionError, type CorruptionSite } from './errors.js';
+import { CorruptionError, type CorruptionSite } from '../platform/errors.js';
 
 export function readU8(buf: Buffer, off: number): number {
   return buf[off] as number;

@@ -10,7 +10,7 @@
 // keeps the pure-JS one, so that tests can run the engine on it.
 import xxhashWasm from 'xxhash-wasm';
 import { xxHash32 } from 'js-xxhash';
-import { readEnv } from './errors.js';
+import { readEnv } from '../platform/errors.js';
 
 type H32 = (buf: Uint8Array, seed: number) => number;
 

@@ -7,7 +7,7 @@
 // pages were not touched; a torn meta fails its checksum and the other slot is used, whose pages
 // were not touched either, because pages freed by checkpoint c are reused only once both metas
 // are at c or later (freelist.ts, FreeList.release).
-import { BirchError, CorruptionError, FatalIoError } from './errors.js';
+import { BirchError, CorruptionError, FatalIoError } from '../platform/errors.js';
 import type { DirectoryBackend, FileBackend } from './backend.js';
 import { checkpointId, type PageNo } from './ids.js';
 import { META_PAGES, checkFileHeader, decodeMeta, encodeFileHeader, encodeMeta, metaPageOf, type DbState, type RootsCheck } from './meta-format.js';

@@ -33,7 +33,7 @@
 // Why a bitmap: its size is fixed by the file's (one page per 128 MiB of data file), whatever
 // the number of free runs, and a checkpoint rewrites it whole at the cost of a few page writes.
 import { readU32, writeU32 } from './bytes.js';
-import { CorruptionError } from './errors.js';
+import { CorruptionError } from '../platform/errors.js';
 import { pageNo, type PageNo } from './ids.js';
 import { GENERIC_HEADER_SIZE, PAGE_SIZE, PageKind, initPage, pageKind } from './page-format.js';
 

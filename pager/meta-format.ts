@@ -24,7 +24,7 @@
 // sync before the meta write); opening picks the valid meta with the highest checkpointId and
 // refuses a file with neither valid.
 import { readU32, readU64, writeU32, writeU64 } from './bytes.js';
-import { CorruptionError, BirchError, type CorruptionSite } from './errors.js';
+import { CorruptionError, BirchError, type CorruptionSite } from '../platform/errors.js';
 import { GENERIC_HEADER_SIZE, PAGE_SIZE, PageKind, initPage, pageKind, sealPage, verifyPage } from './page-format.js';
 import { checkpointId, pageNo, seq, type CheckpointId, type PageNo, type Seq } from './ids.js';
 

@@ -14,7 +14,7 @@
 //    pages are never modified in place afterwards.
 import { readU32, readU8, writeU32, writeU8 } from './bytes.js';
 import { checksum, checksumInPlace } from './checksum.js';
-import { CorruptionError } from './errors.js';
+import { CorruptionError } from '../platform/errors.js';
 import type { PageNo } from './ids.js';
 
 export const PAGE_SIZE = 4096;

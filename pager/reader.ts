@@ -13,7 +13,7 @@
 // serves can reach it, and the checkpointer drops a page's old image from the cache when it takes
 // its number for a new page. So a cached image is never stale for a tree a reader reaches.
 import type { FileBackend } from './backend.js';
-import { BirchError } from './errors.js';
+import { BirchError } from '../platform/errors.js';
 import type { PageNo } from './ids.js';
 import { DATA_FILE, VerifiedRuns, readVerifiedPage } from './data-file.js';
 import { KIND_OFFSET, PAGE_SIZE, PageKind, pageOffsetBytes, verifyPage, verifyPageAt } from './page-format.js';

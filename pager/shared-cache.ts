@@ -42,7 +42,7 @@
 // front. (Large fixed buffers would: once the C library's mmap threshold has risen, each one below
 // 32 MiB is zero-filled by memset, and a process that opens thousands of databases, a test suite,
 // spent most of its time there.)
-import { BirchError } from './errors.js';
+import { BirchError } from '../platform/errors.js';
 import { FIRST_DATA_PAGE, KIND_OFFSET, PAGE_SIZE, PageKind, verifyPageAt } from './page-format.js';
 
 // ---- control words (Int32Array over `control`) -------------------------------------------------

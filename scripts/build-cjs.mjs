@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.join(root, 'dist', 'cjs');
-const LAYERS = ['pager', 'journal', 'btree', 'db', 'api'];
+const LAYERS = ['platform', 'pager', 'journal', 'btree', 'db', 'api'];
 
 fs.rmSync(out, { recursive: true, force: true });
 await build({

@@ -1,4 +1,4 @@
-// The directory lock, both kinds (pager/lock.ts): fs-ext's flock where it loads, and the owner
+// The directory lock, both kinds (platform/directory-lock.ts): fs-ext's flock where it loads, and the owner
 // record that needs no native code. Each must refuse a second handle in this process and a second
 // process, exclude the other kind, and free the directory when its holder is SIGKILLed.
 import assert from 'node:assert/strict';
@@ -8,7 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { open, type LockMode } from '../../api/index.js';
-import { loadFsExt, OWNER_FILE, processStart, STEAL_MUTEX, STEAL_MUTEX_STALE_MS, TEMP_PREFIX } from '../../pager/lock.js';
+import { OWNER_FILE, STEAL_MUTEX, STEAL_MUTEX_STALE_MS, TEMP_PREFIX } from '../../platform/directory-lock.js';
+import { loadFsExt } from '../../platform/native.js';
+import { processStart } from '../../platform/process-identity.js';
 import { isCode, rmDir, tmpDir } from '../helpers/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

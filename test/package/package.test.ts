@@ -77,7 +77,7 @@ describe('package: what npm pack ships, installed into fresh apps', function () 
   after(() => rmDir(work));
 
   it('contains only the compiled library, the CLI, types, README, FORMAT.md and LICENSE', () => {
-    const allowed = /^(package\.json|README\.md|FORMAT\.md|LICENSE|dist\/(pager|journal|btree|db|api|bin)\/.+\.(js|d\.ts)|dist\/cjs\/package\.json|dist\/cjs\/api\/index\.cjs|dist\/cjs\/(pager|journal|btree|db|api)\/.+\.d\.ts)$/;
+    const allowed = /^(package\.json|README\.md|FORMAT\.md|LICENSE|dist\/(platform|pager|journal|btree|db|api|bin)\/.+\.(js|d\.ts)|dist\/cjs\/package\.json|dist\/cjs\/api\/index\.cjs|dist\/cjs\/(platform|pager|journal|btree|db|api)\/.+\.d\.ts)$/;
     const stray = files.filter((f) => !allowed.test(f));
     assert.deepEqual(stray, [], 'files that users do not need');
     for (const must of ['LICENSE', 'README.md', 'FORMAT.md', 'dist/api/index.js', 'dist/api/index.d.ts', 'dist/api/writer-worker.js', 'dist/api/checkpoint-worker.js', 'dist/cjs/api/index.cjs', 'dist/cjs/api/index.d.ts', 'dist/cjs/package.json', 'dist/bin/birch.js']) {

@@ -39,6 +39,16 @@ describe('batch arena', () => {
     assert.equal(arena.allocatedBytes, 1024 + 129);
   });
 
+  it('keeps adjacent bytes of batches that are not consecutive apart', () => {
+    const arena = new BatchArena(1000);
+    const parts = new TurnParts();
+    const a = arena.take(50);
+    const b = arena.take(50);
+    parts.add(arena.buf, a, 50, 1, 1);
+    parts.add(arena.buf, b, 50, 1, 3);
+    assert.deepEqual(parts.parts.map((p) => [p.firstSeq, p.lastSeq]), [[1, 1], [3, 3]]);
+  });
+
   it('joins a turn\'s adjacent batches into one view and keeps the others apart, in order', () => {
     const arena = new BatchArena(1000);
     const parts = new TurnParts();
@@ -49,9 +59,11 @@ describe('batch arena', () => {
     for (let i = 0; i < 5; i++) take(arena, 120); // other turns' batches: 970 bytes taken
     const w = take(arena, 120).fill(4); // the next chunk
     assert.notEqual(w.buffer, z.buffer);
-    for (const b of [x, y, z, w]) parts.add(Buffer.from(b.buffer), b.byteOffset, b.length);
+    [x, y, z, w].forEach((b, i) => parts.add(Buffer.from(b.buffer), b.byteOffset, b.length, i + 1, 10 + i));
     assert.equal(parts.bytes, 480);
     assert.deepEqual(parts.views.map((v) => v.byteLength), [240, 120, 120]);
+    // Each view says which batches it holds and how many operations, for the checkpoint that merges it.
+    assert.deepEqual(parts.parts.map((p) => [p.firstSeq, p.lastSeq, p.ops]), [[10, 11, 3], [12, 12, 3], [13, 13, 4]]);
     const joined = Buffer.concat(parts.views);
     assert.ok(joined.equals(Buffer.concat([x, y, z, w])));
   });

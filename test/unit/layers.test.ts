@@ -1,6 +1,7 @@
 // The layers import one way, each only from itself and the layers below it:
-//   pager -> journal -> btree -> db -> api -> bin
-// The pager knows pages and files; the journal knows operations and sequence numbers, not trees;
+//   platform -> pager -> journal -> btree -> db -> api -> bin
+// The platform is the host (errors, the directory lock, process identity, the optional native
+// module); the pager knows pages and files; the journal knows operations and sequence numbers, not trees;
 // the trees know pages, not the journal; db (buffer, checkpoint, recovery) composes them; api is
 // the threads and the public handle; nothing imports bin.
 import assert from 'node:assert/strict';
@@ -9,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const ORDER = ['pager', 'journal', 'btree', 'db', 'api', 'bin'];
+const ORDER = ['platform', 'pager', 'journal', 'btree', 'db', 'api', 'bin'];
 // btree needs nothing of the journal: keep it that way.
 const FORBIDDEN: Record<string, string[]> = { btree: ['journal'] };
 

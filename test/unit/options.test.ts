@@ -5,16 +5,16 @@ import { DEFAULTS, MIN_MEMORY_LIMIT, resolveOptions } from '../../api/options.js
 const MiB = 2 ** 20;
 
 describe('options: memoryLimit', () => {
-  it('splits the limit: half to the cache, a sixteenth to checkpointBytes, maxQueuedBytes and maxMergeBytes, the rest to the write path', () => {
+  it('splits the limit: half to the cache, a sixteenth to checkpointBytes, maxQueuedBytes and maxRecordBytes, the rest to the write path', () => {
     const o = resolveOptions({ memoryLimit: 256 * MiB });
     assert.equal(o.memoryLimit, 256 * MiB);
     assert.equal(o.cacheSize, 128 * MiB);
     assert.equal(o.writeMemoryBytes, 128 * MiB);
     assert.equal(o.checkpointBytes, 16 * MiB);
     assert.equal(o.maxQueuedBytes, 16 * MiB);
-    assert.equal(o.maxMergeBytes, 16 * MiB);
-    // maxMergeBytes stays at its default past 256 MiB.
-    assert.equal(resolveOptions({ memoryLimit: 1024 * MiB }).maxMergeBytes, DEFAULTS.maxMergeBytes);
+    assert.equal(o.maxRecordBytes, 16 * MiB);
+    // maxRecordBytes stays at its default past 256 MiB.
+    assert.equal(resolveOptions({ memoryLimit: 1024 * MiB }).maxRecordBytes, DEFAULTS.maxRecordBytes);
   });
 
   it('lets an option given beside it win, and the write path takes what the cache leaves', () => {
@@ -37,5 +37,11 @@ describe('options: memoryLimit', () => {
     assert.throws(() => resolveOptions({ memoryLimit: 'lots' }), { code: 'BAD_OPTION' });
     assert.throws(() => resolveOptions({ memoryLimit: 64 * MiB, cacheSize: 60 * MiB }), { code: 'BAD_OPTION' });
     assert.doesNotThrow(() => resolveOptions({ memoryLimit: 64 * MiB, cacheSize: 56 * MiB }));
+  });
+
+  it('takes maxRecordBytes under its former name maxMergeBytes, and refuses both at once', () => {
+    assert.equal(resolveOptions({ maxMergeBytes: 3 * MiB }).maxRecordBytes, 3 * MiB);
+    assert.equal(resolveOptions({ maxRecordBytes: 5 * MiB }).maxRecordBytes, 5 * MiB);
+    assert.throws(() => resolveOptions({ maxRecordBytes: MiB, maxMergeBytes: MiB }), { code: 'BAD_OPTION' });
   });
 });

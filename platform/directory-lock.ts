@@ -1,4 +1,5 @@
 // The directory lock: one handle per database directory, across processes and within one.
+// (Which process and boot a record names: process-identity.ts; fs-ext's flock: native.ts.)
 //
 // Two mechanisms, one protocol, so that processes using either exclude each other (a Node app
 // with fs-ext built and a Deno tool without it may open the same directory):
@@ -32,9 +33,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
-import { BirchError, deniedByRuntime, readEnv } from './errors.js';
-import type { HeldLock } from './backend.js';
+import { BirchError, readEnv } from './errors.js';
+import { loadFsExt, type FsExt } from './native.js';
+import { bootIdentity, hostTag, isAlive, otherBoot, pidNamespace, processStart } from './process-identity.js';
+
+/** A directory lock held: released once, by the handle that took it. */
+export interface HeldLock {
+  readonly kind: string;
+  release(): void;
+}
 
 const LOCK_FILE = 'LOCK';
 export const OWNER_FILE = 'LOCK.pid';
@@ -45,7 +52,6 @@ const OWNER_RECORD_VERSION = 1;
 const TORN_RECORD_MS = 5_000;
 /** Age past which a steal mutex without a readable owner is stale (exported for the lock tests). */
 export const STEAL_MUTEX_STALE_MS = 2_000;
-const BOOT_TIME_SLACK_MS = 120_000;
 const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
 
 /** Which lock to take: fs-ext's flock where it loads ('auto'), only it ('flock'), or the owner record alone ('pidfile'). */
@@ -56,9 +62,6 @@ type LockKind = 'flock' | 'pidfile';
 const LOCK_MODE_ENV = 'BIRCH_LOCK';
 
 
-interface FsExt {
-  flockSync(fd: number, flags: 'ex' | 'exnb' | 'un'): void;
-}
 
 interface OwnerRecord {
   v: number;
@@ -76,21 +79,6 @@ interface OwnerRecord {
   since: string;
 }
 
-let fsExtLoad: { fsExt: FsExt | null; why: string } | undefined;
-
-/** fs-ext if its native module loads here; otherwise null and why (not installed, not built, another runtime). */
-export function loadFsExt(): { fsExt: FsExt | null; why: string } {
-  if (fsExtLoad === undefined) {
-    try {
-      const fsExt = createRequire(import.meta.url)('fs-ext') as FsExt;
-      if (typeof fsExt.flockSync !== 'function') throw new Error('fs-ext has no flockSync');
-      fsExtLoad = { fsExt, why: 'loaded' };
-    } catch (err) {
-      fsExtLoad = { fsExt: null, why: err instanceof Error ? err.message.split('\n')[0] ?? String(err) : String(err) };
-    }
-  }
-  return fsExtLoad;
-}
 
 /** The mode to use: an explicit option wins; 'auto' yields to BIRCH_LOCK when that is set. */
 export function resolveLockMode(option: LockMode | undefined): LockMode {
@@ -176,35 +164,6 @@ function releaseFlock(fd: number, fsExt: FsExt): void {
   }
 }
 
-/** This process's start time as the kernel reports it, or null where it cannot be read. */
-export function processStart(pid: number): string | null {
-  if (process.platform !== 'linux') return null;
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return rest[19] ?? null; // field 22 overall: starttime, in clock ticks since boot
-  } catch {
-    return null;
-  }
-}
-
-function isAlive(pid: number, start: string | null): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ESRCH') return false;
-    // Never judge a holder dead on doubt: that would hand its directory to a second handle.
-    const denied = deniedByRuntime(err, `checking whether process ${pid}, the lock's holder, is running`);
-    if (denied !== undefined) throw denied;
-    // EPERM (it exists and belongs to someone else) and anything else: alive.
-  }
-  if (start === null) return true;
-  const now = processStart(pid);
-  // Unreadable now (another platform, hidepid): trust the pid alone.
-  return now === null || now === start;
-}
 
 function parseRecord(text: string): OwnerRecord | null {
   try {
@@ -262,43 +221,8 @@ function ownerAlive(r: OwnerRecord, me: OwnerRecord): string | null {
   return r.pid === process.pid ? 'this process already has it open (a close() not awaited before open() is the usual cause)' : `process ${r.pid} has it open (since ${r.since}; if it is not running, delete ${OWNER_FILE})`;
 }
 
-/** Identifies this boot of the host: Linux's boot_id, elsewhere the boot time to the minute. */
-function bootIdentity(): string | null {
-  if (process.platform === 'linux') {
-    try {
-      return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
-    } catch {
-      return null;
-    }
-  }
-  const bootMs = Date.now() - os.uptime() * 1000;
-  return Number.isFinite(bootMs) ? `time:${Math.round(bootMs)}` : null;
-}
 
-/**
- * Whether two boot identities are different boots. A boot time computed from the uptime drifts
- * by the clock's adjustments, so those count as one boot within BOOT_TIME_SLACK_MS; when unsure,
- * the same boot (the pid is then checked, which is the safe side).
- */
-function otherBoot(a: string | null, b: string | null): boolean {
-  if (a === null || b === null) return false;
-  if (a.startsWith('time:') && b.startsWith('time:')) return Math.abs(Number(a.slice(5)) - Number(b.slice(5))) > BOOT_TIME_SLACK_MS;
-  return a !== b;
-}
 
-function pidNamespace(): string | null {
-  if (process.platform !== 'linux') return null;
-  try {
-    return fs.readlinkSync('/proc/self/ns/pid');
-  } catch {
-    return null;
-  }
-}
-
-/** A name for this host that is safe inside a file name. */
-function hostTag(): string {
-  return os.hostname().replace(/[^A-Za-z0-9.]/g, '_');
-}
 
 function newRecord(dir: string, kind: LockKind): OwnerRecord {
   return {
