@@ -28,16 +28,6 @@ export function describeKey(key: Buffer): string {
   return `"${shown.toString('latin1')}"${more}`;
 }
 
-/** One validated operation, as copied into its batch's encoded bytes: where its key and value lie in its chunk. */
-export interface InputOp {
-  type: OpType;
-  tree: string;
-  keyOff: number;
-  keyLen: number;
-  /** The value follows the key: it starts at keyOff + keyLen. */
-  valueLen: number;
-}
-
 export interface InputCond {
   tree: string;
   key: Buffer;
@@ -45,14 +35,36 @@ export interface InputCond {
 }
 
 /** Validates one batch and copies it into its encoded form; throws a typed error for any bad part. */
-/** A batch encoded: its operations, its conditions, and its bytes (`len` at `off` of its arena chunk `buf`). */
+/**
+ * A batch encoded: how many operations, the tree it drops (dropTree() only), its conditions, and
+ * its bytes in the journal's layout (`len` at `off` of its arena chunk `buf`), which is all the
+ * write buffer and the writer need of it (db/buffer.ts applyOps reads the operations from them).
+ */
 export interface EncodedBatch {
-  ops: InputOp[];
+  count: number;
+  drop?: string;
   conds: InputCond[];
   buf: Buffer;
   off: number;
   len: number;
 }
+
+/**
+ * One put or delete, checked and encoded like a batch of one operation, without building the
+ * operation object and array that batch() takes (put() and del()).
+ */
+export function encodeOne(type: typeof OP_PUT | typeof OP_DEL, key: unknown, value: unknown, tree: string, arena: BatchArena): EncodedBatch {
+  const k = toKey(key);
+  const v = type === OP_PUT ? toValue(value) : undefined;
+  const t = tree === '' ? undefined : Buffer.from(tree, 'utf8');
+  const len = opBytes(t?.length ?? 0, k.length, v?.length ?? 0);
+  const off = arena.take(len);
+  writeOp(arena.buf, off, type, t, k, v);
+  return { count: 1, conds: NO_CONDS, buf: arena.buf, off, len };
+}
+
+/** The conditions of a batch that has none: shared, never changed. */
+const NO_CONDS: InputCond[] = [];
 
 export function encodeBatch(ops: unknown, opts: unknown, arena: BatchArena): EncodedBatch {
   if (!Array.isArray(ops)) throw new BirchError('BAD_OPTION', `batch() takes an array of operations, not ${describe(ops)}`);
@@ -108,16 +120,10 @@ export function encodeBatch(ops: unknown, opts: unknown, arena: BatchArena): Enc
   // buffers change nothing, and the writer writes these bytes as they are.
   const off = arena.take(total);
   const buf = arena.buf;
-  const out: InputOp[] = new Array(n);
   let at = off;
   for (let i = 0; i < n; i++) {
-    const key = keys[i] as Buffer;
-    const value = values[i];
     const tree = trees[i] as string;
-    const end = writeOp(buf, at, types[i] as OpType, tree === '' ? undefined : treeBytes?.get(tree), key, value);
-    const valueAt = end - (value?.length ?? 0);
-    out[i] = { type: types[i] as OpType, tree, keyOff: valueAt - key.length, keyLen: key.length, valueLen: end - valueAt };
-    at = end;
+    at = writeOp(buf, at, types[i] as OpType, tree === '' ? undefined : treeBytes?.get(tree), keys[i] as Buffer, values[i]);
   }
-  return { ops: out, conds, buf, off, len: total };
+  return { count: n, conds, buf, off, len: total };
 }

@@ -27,11 +27,11 @@ import { decodeState, type DbState } from '../pager/meta-format.js';
 import { PageReader } from '../pager/reader.js';
 import { SharedPageCache } from '../pager/shared-cache.js';
 import { DATA_FILE } from '../pager/data-file.js';
-import { OP_DROP_TREE, OP_PUT, opBytes, writeOp } from '../journal/format.js';
+import { OP_DEL, OP_DROP_TREE, OP_PUT, opBytes, writeOp } from '../journal/format.js';
 import type { JournalStats, RecordLoc } from '../journal/journal.js';
 import { allTreeShapes } from '../btree/shape.js';
 import { checkDatabase, type CheckReport } from '../btree/verify.js';
-import { ENTRY_OVERHEAD_BYTES, Generation } from '../db/buffer.js';
+import { ENTRY_OVERHEAD_BYTES, Generation, applyOps } from '../db/buffer.js';
 import { backupOptionsOf, backupPages, backupSnapshot, type BackupOptions, type BackupResult } from './backup.js';
 import { exportDatabase, type ExportOptions, type ExportResult } from './export.js';
 import { importExport, type ImportOptions, type ImportResult } from './import.js';
@@ -50,7 +50,7 @@ import { startCheckpointer, startWriter, type Peer } from './threads.js';
 import { BatchArena, TurnParts } from './batch-arena.js';
 import type { BirchMemory, BirchStats, CompactResult } from './stats.js';
 import { Tree } from './tree.js';
-import { describeKey, encodeBatch, type EncodedBatch, type BatchOp, type BatchOptions, type InputCond, type InputOp } from './batch-input.js';
+import { describeKey, encodeBatch, encodeOne, type EncodedBatch, type BatchOp, type BatchOptions, type InputCond } from './batch-input.js';
 
 export type { BatchOp, BatchOptions } from './batch-input.js';
 export type { BirchImplementation, BirchMemory, BirchStats, CompactResult } from './stats.js';
@@ -59,11 +59,11 @@ export { Tree } from './tree.js';
 /** Fewer free pages than this never start an automatic compaction (the same floor close() uses). */
 const AUTO_COMPACT_MIN_FREE_PAGES = 64;
 
-
-
 /** A batch submitted and not yet admitted. */
 interface Pending {
-  ops: InputOp[];
+  /** Its operations, and the tree it drops (a dropTree() call: its one operation). */
+  count: number;
+  drop: string | undefined;
   conds: InputCond[];
   /** The operations in the journal's layout (the writer writes these bytes as they are): `len` bytes at `off` of the arena chunk `buf`. */
   buf: Buffer;
@@ -386,7 +386,7 @@ export class Birch {
       }
       const batch = make();
       return new Promise<void>((resolve, reject) => {
-        const p: Pending = { ...batch, t0: performance.now(), resolve, reject };
+        const p: Pending = { count: batch.count, drop: batch.drop, conds: batch.conds, buf: batch.buf, off: batch.off, len: batch.len, t0: performance.now(), resolve, reject };
         this.#setBusy(true);
         if (this.#waiting.length > 0 || this.#blocked(p)) {
           this.#waiting.push(p);
@@ -399,17 +399,11 @@ export class Birch {
   }
 
   put(key: Bytes, value: Bytes, opts?: { tree?: string }): Promise<void> {
-    return this.#submit(() => {
-      const tree = treeOption(opts, 'put()');
-      return encodeBatch([{ type: 'put', key, value, ...(tree !== '' ? { tree } : {}) }], undefined, this.#arena);
-    });
+    return this.#submit(() => encodeOne(OP_PUT, key, value, treeOption(opts, 'put()'), this.#arena));
   }
 
   del(key: Bytes, opts?: { tree?: string }): Promise<void> {
-    return this.#submit(() => {
-      const tree = treeOption(opts, 'del()');
-      return encodeBatch([{ type: 'del', key, ...(tree !== '' ? { tree } : {}) }], undefined, this.#arena);
-    });
+    return this.#submit(() => encodeOne(OP_DEL, key, undefined, treeOption(opts, 'del()'), this.#arena));
   }
 
   /** Applies every operation or none, after the caller's earlier batches. */
@@ -425,7 +419,7 @@ export class Birch {
       const len = opBytes(treeBytes.length, 0, 0);
       const off = this.#arena.take(len);
       writeOp(this.#arena.buf, off, OP_DROP_TREE, treeBytes, undefined, undefined);
-      return { ops: [{ type: OP_DROP_TREE, tree, keyOff: off, keyLen: 0, valueLen: 0 }], conds: [], buf: this.#arena.buf, off, len };
+      return { count: 1, drop: tree, conds: [], buf: this.#arena.buf, off, len };
     });
   }
 
@@ -451,7 +445,7 @@ export class Birch {
     const limit = this.#opts.writeMemoryBytes;
     if (limit === undefined) return false;
     const m = this.#writeMemory();
-    const n = p.len + ENTRY_OVERHEAD_BYTES * p.ops.length;
+    const n = p.len + ENTRY_OVERHEAD_BYTES * p.count;
     const active = (this.#gens[0] as Generation).bytes;
     if (m.buffer + m.copy + m.held + n <= limit && 2 * (active + n) + m.held <= limit) return false;
     if (this.#ckpt === undefined && !this.#maybeCheckpoint(true)) return false;
@@ -485,7 +479,7 @@ export class Birch {
   /** Decides the batch against every batch admitted before it and, if it holds, applies it. */
   #admit(p: Pending): void {
     const refused = this.#decide(p);
-    if (refused !== undefined || p.ops.length === 0) {
+    if (refused !== undefined || p.count === 0) {
       // Nothing to journal: no sequence number; the outcome waits for the batches before it.
       if (this.#visible === this.#admitted) {
         if (refused !== undefined) p.reject(refused);
@@ -497,24 +491,20 @@ export class Birch {
       return;
     }
     const seq = ++this.#admitted;
-    const gen = this.#gens[0] as Generation;
-    for (const op of p.ops) {
-      if (op.type === OP_DROP_TREE) gen.drop(op.tree, seq);
-      else gen.write(op.tree, p.buf, op.keyOff, op.keyLen, op.type === OP_PUT ? op.valueLen : -1, seq, this.#pruneFloor);
-    }
+    applyOps(this.#gens[0] as Generation, p.buf, p.off, p.count, seq, this.#pruneFloor);
     this.#inflight.push({ seq, bytes: p.len, t0: p.t0, duringCheckpoint: this.#ckpt !== undefined, refused: undefined, empty: false, resolve: p.resolve, reject: p.reject });
     this.#unackedBytes += p.len;
     let turn = this.#turn;
     if (turn === undefined) turn = this.#turn = { parts: new TurnParts(), ops: 0, firstSeq: seq, lastSeq: seq };
-    turn.parts.add(p.buf, p.off, p.len, p.ops.length, seq);
-    turn.ops += p.ops.length;
+    turn.parts.add(p.buf, p.off, p.len, p.count, seq);
+    turn.ops += p.count;
     turn.lastSeq = seq;
     this.#scheduleFlush();
   }
 
   /** Why the batch may not be applied after every batch admitted before it, if it may not. */
   #decide(p: Pending): BirchError | undefined {
-    if (p.conds.length === 0 && (p.ops[0] as InputOp | undefined)?.type !== OP_DROP_TREE) return undefined;
+    if (p.conds.length === 0 && p.drop === undefined) return undefined;
     const latest = new View(this.#admitted, this.#gens, this.#base);
     // A read that meets damage (a CorruptionError) refuses this batch with it: nothing is written,
     // and a batch held back by backpressure, decided later from a message handler, still settles.
@@ -527,9 +517,7 @@ export class Birch {
           return new BirchError('CONDITION_FAILED', `key ${describeKey(c.key)} in ${where} ${held}, not the value its ifMatch names${c.value === undefined ? ' (absent)' : ''}; nothing of the batch was written`);
         }
       }
-      for (const op of p.ops) {
-        if (op.type === OP_DROP_TREE && !latest.hasTree(op.tree)) return new BirchError('TREE_NOT_FOUND', `there is no tree named "${op.tree}" to drop`);
-      }
+      if (p.drop !== undefined && !latest.hasTree(p.drop)) return new BirchError('TREE_NOT_FOUND', `there is no tree named "${p.drop}" to drop`);
     } catch (err) {
       return err instanceof BirchError ? err : new BirchError('INTERNAL', `deciding a batch failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }

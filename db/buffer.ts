@@ -20,6 +20,7 @@
 // tree older than D (not in older generations either, nor in the trees), a reader at S < D reads
 // `before`.
 import bulkLoadModule from 'sorted-btree/extended/bulkLoad.js';
+import { OP_DROP_TREE, OP_HEADER_SIZE, OP_KEY_LEN_OFFSET, OP_PUT, OP_TREE_LEN_OFFSET, OP_TYPE_OFFSET, OP_VALUE_LEN_OFFSET } from '../journal/format.js';
 
 const bulkLoad = ('default' in bulkLoadModule ? (bulkLoadModule as { default: typeof bulkLoadModule }).default : bulkLoadModule).bulkLoad;
 type SortedKeys = ReturnType<typeof bulkLoad<string, Version>>;
@@ -262,4 +263,37 @@ function prune(v: Version | undefined, floor: number): Version | undefined {
     v = v.next;
   }
   return head;
+}
+
+/**
+ * Applies `count` operations in the journal's layout (journal/format.ts), from `off` of `buf`, to
+ * `gen` at `seq`: the one way operations enter a write buffer, for the main thread at admission
+ * and for recovery as it replays. The bytes are trusted: the main thread encoded them, and
+ * recovery's journal scan checked every record's operations. The buffer keeps `buf` (its entries
+ * point into it). `floor` as for Generation.write. A tree's name is decoded once per run of
+ * operations on the same tree, not once per operation.
+ */
+export function applyOps(gen: Generation, buf: Buffer, off: number, count: number, seq: number, floor: number): void {
+  let name = '';
+  let nameAt = -1;
+  let nameLen = 0;
+  for (let i = 0; i < count; i++) {
+    const type = buf[off + OP_TYPE_OFFSET];
+    const treeLen = buf.readUInt16LE(off + OP_TREE_LEN_OFFSET);
+    const keyLen = buf.readUInt16LE(off + OP_KEY_LEN_OFFSET);
+    const valueLen = buf.readUInt32LE(off + OP_VALUE_LEN_OFFSET);
+    const t = off + OP_HEADER_SIZE;
+    let tree = '';
+    if (treeLen > 0) {
+      if (nameAt < 0 || treeLen !== nameLen || buf.compare(buf, nameAt, nameAt + nameLen, t, t + treeLen) !== 0) {
+        name = buf.toString('utf8', t, t + treeLen);
+        nameAt = t;
+        nameLen = treeLen;
+      }
+      tree = name;
+    }
+    if (type === OP_DROP_TREE) gen.drop(tree, seq);
+    else gen.write(tree, buf, t + treeLen, keyLen, type === OP_PUT ? valueLen : -1, seq, floor);
+    off = t + treeLen + keyLen + valueLen;
+  }
 }

@@ -15,11 +15,10 @@ import type { DirectoryBackend } from '../pager/backend.js';
 import { DATA_FILE, DataFile, createDataFile } from '../pager/data-file.js';
 import { checkpointId, pageNo, seq } from '../pager/ids.js';
 import type { DbState } from '../pager/meta-format.js';
-import { OP_DROP_TREE, OP_PUT, forEachOp } from '../journal/format.js';
 import { neutralizeGaps, scanJournal, type RecordLoc, type SegmentInfo } from '../journal/journal.js';
 import { EMPTY_TREE } from '../btree/tree.js';
 import { checkRoots, encodeRoots } from '../btree/roots-format.js';
-import type { Generation } from './buffer.js';
+import { applyOps, type Generation } from './buffer.js';
 
 export interface Recovered {
   /** The checkpoint opened (after settling both metas). */
@@ -65,15 +64,7 @@ export function recover(dir: DirectoryBackend, gen: Generation): Recovered {
   let batches = 0;
   const scan = scanJournal(dir, state.seq, (rec, body) => {
     const at = rec.header.lastSeq;
-    forEachOp(body, rec.header.ops, (op) => {
-      const tree = op.tree.toString('utf8');
-      if (op.type === OP_DROP_TREE) gen.drop(tree, at);
-      else {
-        const keyOff = op.key.byteOffset - body.byteOffset;
-        const len = op.type === OP_PUT ? op.value.length : -1;
-        gen.write(tree, body, keyOff, op.key.length, len, at, at);
-      }
-    });
+    applyOps(gen, body, 0, rec.header.ops, at, at);
     ops += rec.header.ops;
     batches += rec.header.lastSeq - rec.header.firstSeq + 1;
   }, true);

@@ -4,7 +4,7 @@
 // allowance. The event loop's delay is reported, not asserted (a timing: this machine is shared).
 import assert from 'node:assert/strict';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { open } from '../../api/index.js';
+import { open, type Birch } from '../../api/index.js';
 import { rmDir, tmpDir } from '../helpers/index.js';
 import { reliabilityRow } from '../helpers/reliability.js';
 
@@ -33,6 +33,37 @@ const CALLER_BYTES = 1536;
 const UNMODELLED_MEASURED_MAX_MIB = 274;
 const ALLOWANCE = Math.ceil(1.25 * UNMODELLED_MEASURED_MAX_MIB) * 2 ** 20;
 
+/**
+ * CALLERS callers, each writing a batch of two puts after another until the deadline (its own key
+ * to the batch's number, and one of four keys of its own to a value of 50-249 bytes); `acked`
+ * gets each caller's last acknowledged number. A failed database refuses at once: a caller stops
+ * at its first failure rather than spin on it until the deadline.
+ */
+async function runCallers(db: Birch, deadline: number, acked: Map<number, number>): Promise<{ settled: number; failed: number; firstError: unknown }> {
+  let settled = 0;
+  let failed = 0;
+  let firstError: unknown;
+  await Promise.all(
+    Array.from({ length: CALLERS }, async (_, c) => {
+      for (let n = 1; Date.now() < deadline; n++) {
+        try {
+          await db.batch([
+            { type: 'put', key: `c${c}`, value: String(n) },
+            { type: 'put', key: `c${c}-${n % 4}`, value: 'x'.repeat(50 + (n % 200)) },
+          ]);
+          acked.set(c, n);
+        } catch (err) {
+          failed++;
+          firstError ??= err;
+          break;
+        }
+        settled++;
+      }
+    }),
+  );
+  return { settled, failed, firstError };
+}
+
 describe('load: 10,000 concurrent callers', () => {
   it(`every promise settles and every acknowledged write is readable (${SECONDS} s)`, async function () {
     this.timeout(SECONDS * 1000 + 120_000);
@@ -46,29 +77,8 @@ describe('load: 10,000 concurrent callers', () => {
     const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 100);
     const deadline = Date.now() + SECONDS * 1000;
     const acked = new Map<number, number>();
-    let settled = 0;
-    let failed = 0;
-    let firstError: unknown;
     try {
-      await Promise.all(
-        Array.from({ length: CALLERS }, async (_, c) => {
-          for (let n = 1; Date.now() < deadline; n++) {
-            try {
-              await db.batch([
-                { type: 'put', key: `c${c}`, value: String(n) },
-                { type: 'put', key: `c${c}-${n % 4}`, value: 'x'.repeat(50 + (n % 200)) },
-              ]);
-              acked.set(c, n);
-            } catch (err) {
-              failed++;
-              firstError ??= err;
-              // A failed database refuses at once: do not spin on it until the deadline.
-              break;
-            }
-            settled++;
-          }
-        }),
-      );
+      const { settled, failed, firstError } = await runCallers(db, deadline, acked);
       delay.disable();
       clearInterval(sampler);
       assert.equal(failed, 0, `no write failed; the first: ${String(firstError)}`);
@@ -115,30 +125,12 @@ describe('load: 10,000 concurrent callers', () => {
     }, 10);
     const deadline = Date.now() + SECONDS * 1000;
     const acked = new Map<number, number>();
-    let failed = 0;
-    let firstError: unknown;
     let snap: ReturnType<typeof db.snapshot> | undefined;
     try {
       // What the snapshot reads: every caller's key as 0, then overwritten for the whole run.
       for (let c = 0; c < CALLERS; c += 1000) await db.batch(Array.from({ length: 1000 }, (_, i) => ({ type: 'put' as const, key: `c${c + i}`, value: '0' })));
       snap = db.snapshot();
-      await Promise.all(
-        Array.from({ length: CALLERS }, async (_, c) => {
-          for (let n = 1; Date.now() < deadline; n++) {
-            try {
-              await db.batch([
-                { type: 'put', key: `c${c}`, value: String(n) },
-                { type: 'put', key: `c${c}-${n % 4}`, value: 'x'.repeat(50 + (n % 200)) },
-              ]);
-              acked.set(c, n);
-            } catch (err) {
-              failed++;
-              firstError ??= err;
-              break;
-            }
-          }
-        }),
-      );
+      const { failed, firstError } = await runCallers(db, deadline, acked);
       clearInterval(sampler);
       assert.equal(failed, 0, `no write failed; the first: ${String(firstError)}`);
       for (const [c, n] of acked) assert.equal(db.get(`c${c}`)?.toString(), String(n), `caller ${c}: acknowledged batch ${n} is not visible`);
