@@ -604,7 +604,7 @@ export class Birch {
   #fromWriter(msg: FromWriter): void {
     switch (msg.kind) {
       case 'synced':
-        this.#commits += msg.records.length;
+        this.#commits += msg.records;
         this.#journal = msg.journal;
         this.#journalBytesHeld = msg.journalBytesHeld;
         this.#acknowledge(msg.lastSeq);

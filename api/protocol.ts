@@ -87,8 +87,11 @@ export type ToWriter =
 export type FromWriter =
   | { kind: 'ready' }
   | { kind: 'openFailed'; error: WireError }
-  /** Every batch up to lastSeq is durable; `records` were written for them since the last report. */
-  | { kind: 'synced'; lastSeq: number; records: RecordLoc[]; journal: JournalStats; journalBytesHeld: number }
+  /**
+   * Every batch up to lastSeq is durable; `records` journal records were written for them since the
+   * last report (a count: checkpoints take the batches from memory, not the records).
+   */
+  | { kind: 'synced'; lastSeq: number; records: number; journal: JournalStats; journalBytesHeld: number }
   | { kind: 'fatal'; error: WireError }
   | { kind: 'closed'; error?: WireError };
 

@@ -16,7 +16,7 @@
 // storage backend of the caller's (tests, the simulated disk), on the opening thread.
 import { BirchError } from '../platform/errors.js';
 import type { DirectoryBackend } from '../pager/backend.js';
-import { JournalWriter, type RecordLoc, type SegmentInfo } from '../journal/journal.js';
+import { JournalWriter, type SegmentInfo } from '../journal/journal.js';
 import { toWireError, type FromWriter, type ToWriter } from './protocol.js';
 
 export interface WriterOptions {
@@ -43,8 +43,8 @@ export class Writer {
   #idleScheduled = false;
   #fatal = false;
   #closed = false;
-  /** Records written since the last report, and the last batch reported durable. */
-  #records: RecordLoc[] = [];
+  /** The last batch of each record written since the last report, and the last batch reported durable. */
+  #recordEnds: number[] = [];
   #reportedSeq = 0;
 
   constructor(dir: DirectoryBackend, opts: WriterOptions, send: (msg: FromWriter) => void) {
@@ -110,7 +110,7 @@ export class Writer {
           for (const v of m.parts) parts.push(Buffer.from(v.buffer, v.byteOffset, v.byteLength));
           if (m.freeze) break;
         }
-        this.#records.push(this.#journal.append(first, last, ops, parts));
+        this.#recordEnds.push(this.#journal.append(first, last, ops, parts).lastSeq);
         lastSeq = last;
       }
       if (lastSeq === 0) return;
@@ -127,14 +127,14 @@ export class Writer {
     this.#scheduleIdleWork();
   }
 
-  /** Tells the main thread that every batch up to `lastSeq` is durable, with the records written for them. */
+  /** Tells the main thread that every batch up to `lastSeq` is durable, and how many records were written for them. */
   #report(lastSeq: number): void {
     // Records are appended in batch order: the reported ones are a prefix.
     let k = 0;
-    while (k < this.#records.length && (this.#records[k] as RecordLoc).lastSeq <= lastSeq) k++;
-    const records = this.#records.splice(0, k);
+    while (k < this.#recordEnds.length && (this.#recordEnds[k] as number) <= lastSeq) k++;
+    this.#recordEnds.splice(0, k);
     this.#reportedSeq = lastSeq;
-    this.#send({ kind: 'synced', lastSeq, records, journal: { ...this.#journal.stats }, journalBytesHeld: this.#journal.bytesHeld });
+    this.#send({ kind: 'synced', lastSeq, records: k, journal: { ...this.#journal.stats }, journalBytesHeld: this.#journal.bytesHeld });
   }
 
   /**
