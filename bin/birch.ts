@@ -137,6 +137,9 @@ program
         cacheSize: flags.cache ?? d.cacheSize,
         ...(flags.memoryLimit === undefined ? {} : { memoryLimit: flags.memoryLimit }),
         stores: flags.stores ?? d.stores,
+        // A size given on the command line replaces the workload's range (fillbatch).
+        ...(flags.keySize === undefined && d.keySizeRange !== undefined ? { keySizeRange: d.keySizeRange } : {}),
+        ...(flags.valueSize === undefined && d.valueSizeRange !== undefined ? { valueSizeRange: d.valueSizeRange } : {}),
       };
       return { name, options };
     });

@@ -135,7 +135,9 @@ export function describeWorkload(name: string, o: BenchOptions): string {
   const shape = (w === undefined ? undefined : shapes[w.kind]) ?? `${fmt(o.txns)} txns x ${o.batch} ops`;
   const extra = name === 'streams' ? `, ${o.streams} streams` : name === 'fillseq' && o.desc ? ', descending' : '';
   const limit = o.memoryLimit === undefined ? '' : `, birchdb memoryLimit ${fmt(Math.round(o.memoryLimit / 2 ** 20))} MiB`;
-  return `${name}: ${shape}${extra}, ${o.keySize} B keys, ${o.valueSize} B values, sync ${o.sync ? 'on' : 'off'}${limit}, seed ${o.seed}`;
+  const keySizes = o.keySizeRange === undefined ? `${o.keySize} B` : `${o.keySizeRange[0]}-${o.keySizeRange[1]} B`;
+  const valueSizes = o.valueSizeRange === undefined ? `${o.valueSize} B` : `${o.valueSizeRange[0]}-${o.valueSizeRange[1]} B`;
+  return `${name}: ${shape}${extra}, ${keySizes} keys, ${valueSizes} values, sync ${o.sync ? 'on' : 'off'}${limit}, seed ${o.seed}`;
 }
 
 /** A table row: its label and each engine's cell. */

@@ -21,6 +21,9 @@ export interface BenchOptions {
   cacheSize: number | undefined;
   /** birchdb's memoryLimit option (--memory-limit); unset: none. */
   memoryLimit?: number;
+  /** Sizes drawn uniformly from [min, max] instead of keySize and valueSize (fillbatch). */
+  keySizeRange?: [number, number];
+  valueSizeRange?: [number, number];
   /** The stores of the versions workload. */
   stores: StoreSpec[];
 }
@@ -92,6 +95,13 @@ export const DEFAULTS: BenchOptions = {
 export const WORKLOADS: Record<string, Workload> = {
   fillseq: { name: 'fillseq', kind: 'fill', keys: 'seq', describe: 'ascending keys (descending with --desc), 100 per transaction', defaults: { valueSize: 128 } },
   fillrandom: { name: 'fillrandom', kind: 'fill', keys: 'random', describe: 'random keys, 100 per transaction', defaults: { valueSize: 100 } },
+  fillbatch: {
+    name: 'fillbatch',
+    kind: 'fill',
+    keys: 'random',
+    describe: 'a bulk load: random keys of 8-64 bytes, values of 20-200, 1,000 per transaction',
+    defaults: { txns: 2000, batch: 1000, keySizeRange: [8, 64], valueSizeRange: [20, 200] },
+  },
   streams: { name: 'streams', kind: 'fill', keys: 'streams', describe: '--streams interleaved ascending streams with distinct prefixes', defaults: { valueSize: 100 } },
   overwrite: { name: 'overwrite', kind: 'overwrite', keys: 'seq', describe: 'random overwrites of existing keys (after an untimed fill)', defaults: { valueSize: 100 } },
   delete: { name: 'delete', kind: 'delete', keys: 'seq', describe: 'deletes of every key in random order (after an untimed fill)', defaults: { valueSize: 100 } },
@@ -192,8 +202,9 @@ export function keyMaker(keys: Workload['keys'], o: BenchOptions): (i: number) =
   if (keys === 'seq') return (i) => decimal(o.desc ? total - 1 - i : i);
   if (keys === 'streams') return (i) => decimal(Math.floor(i / o.streams), String.fromCharCode(0x41 + (i % o.streams)));
   const rand = prng(o.seed ^ 0x5eed);
+  const range = o.keySizeRange;
   return () => {
-    const b = Buffer.alloc(o.keySize);
+    const b = Buffer.alloc(range === undefined ? o.keySize : range[0] + Math.floor(rand() * (range[1] - range[0] + 1)));
     fillRandomBytes(b, rand);
     return b;
   };
@@ -209,12 +220,15 @@ const VALUE_POOL_BYTES = 1 << 20;
  */
 export function valueMaker(o: BenchOptions): () => Buffer {
   const rand = prng(o.seed);
-  const pool = Buffer.allocUnsafe(VALUE_POOL_BYTES + o.valueSize);
+  const range = o.valueSizeRange;
+  const max = range === undefined ? o.valueSize : range[1];
+  const pool = Buffer.allocUnsafe(VALUE_POOL_BYTES + max);
   fillRandomBytes(pool, rand);
   return () => {
+    const size = range === undefined ? o.valueSize : range[0] + Math.floor(rand() * (range[1] - range[0] + 1));
     const off = Math.floor(rand() * VALUE_POOL_BYTES);
-    const b = Buffer.allocUnsafe(o.valueSize);
-    pool.copy(b, 0, off, off + o.valueSize);
+    const b = Buffer.allocUnsafe(size);
+    pool.copy(b, 0, off, off + size);
     return b;
   };
 }
