@@ -59,7 +59,7 @@ function fmtInt(n: number): string {
  * A default for the help: the common one, then the workloads that differ ("10,000; readseq 1,000").
  * `show` maps a stored value to what the option means (reads store keys / batch).
  */
-function defaultsOf(field: 'txns' | 'valueSize' | 'callers', applies: (w: Workload) => boolean, show: (n: number) => number = (n) => n): string {
+function defaultsOf(field: 'txns' | 'batch' | 'valueSize' | 'callers', applies: (w: Workload) => boolean, show: (n: number) => number = (n) => n): string {
   const ws = Object.values(WORKLOADS).filter(applies);
   const values = ws.map((w) => ({ name: w.name, v: show((w.defaults[field] ?? DEFAULTS[field]) as number) }));
   const counts = new Map<number, number>();
@@ -95,9 +95,9 @@ program
   .option('--compare <engines>', `peers to run too, comma-separated (default: every installed one of ${PEERS.join(', ')})`, engineList)
   .option('--txns <n>', `transactions of the write workloads (versions: versions) (default: ${defaultsOf('txns', (w) => !READ_KINDS.includes(w.kind))})`, positiveInt('--txns'))
   .option('--keys <n>', `keys of the read workloads (--txns works too, as keys / batch; read in batches of --batch; scan100 reads ${RANGES_PER_TXN} ranges per batch, readwhilewriting puts ${WRITES_PER_KEY} per key) (default: ${defaultsOf('txns', (w) => READ_KINDS.includes(w.kind), (n) => n * DEFAULTS.batch)})`, positiveInt('--keys'))
-  .option('--batch <n>', `operations per transaction (scan100: also entries per range) (default: ${fmtInt(DEFAULTS.batch)})`, positiveInt('--batch'))
-  .option('--key-size <bytes>', `key size (default: ${fmtInt(DEFAULTS.keySize)})`, positiveInt('--key-size'))
-  .option('--value-size <bytes>', `value size (default: ${defaultsOf('valueSize', (w) => w.kind !== 'versions')})`, positiveInt('--value-size'))
+  .option('--batch <n>', `operations per transaction (scan100: also entries per range) (default: ${defaultsOf('batch', (w) => w.kind !== 'versions')})`, positiveInt('--batch'))
+  .option('--key-size <bytes>', `key size (default: ${fmtInt(DEFAULTS.keySize)}; fillbatch 8-64, drawn per key)`, positiveInt('--key-size'))
+  .option('--value-size <bytes>', `value size (default: ${defaultsOf('valueSize', (w) => w.kind !== 'versions' && w.defaults.valueSizeRange === undefined)}; fillbatch 20-200, drawn per value)`, positiveInt('--value-size'))
   .option('--callers <n>', `concurrent async callers (concurrent, puts, readwhilewriting) (default: ${defaultsOf('callers', (w) => w.kind === 'concurrent' || w.kind === 'readwhilewriting')})`, positiveInt('--callers'))
   .option('--streams <n>', `interleaved streams (streams) (default: ${fmtInt(DEFAULTS.streams)})`, positiveInt('--streams'))
   .option('--desc', 'descending keys (fillseq)')

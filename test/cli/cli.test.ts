@@ -324,9 +324,9 @@ describe('cli: birch', () => {
   it('bench --help shows each option\'s default; read workloads take --keys', function () {
     this.timeout(120_000);
     const help = birch(['bench', '--help']).stdout.replace(/\s+/g, ' ');
-    assert.match(help, /--txns <n> transactions of the write workloads .*\(default: 10,000; concurrent 8,000/);
+    assert.match(help, /--txns <n> transactions of the write workloads .*\(default: 10,000; fillbatch 2,000; concurrent 8,000/);
     assert.match(help, /--keys <n> keys of the read workloads .*\(default: 1,000,000; readseq 100,000\)/);
-    assert.match(help, /--value-size <bytes> value size \(default: 100; fillseq 128\)/);
+    assert.match(help, /--value-size <bytes> value size \(default: 100; fillseq 128; fillbatch 20-200, drawn per value\)/);
     assert.match(help, /--callers <n> .*\(default: 64; readwhilewriting 16; puts 1\)/);
     const r = birch(['bench', 'readrandom', '--keys', '500', '--batch', '10', '--compare', '']);
     assert.equal(r.status, 0, r.stderr);
