@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { open as openBirch, type Birch } from '../../api/index.js';
 import { PEER_CACHE_BYTES } from './workloads.js';
+import { RECORD_HEADER_SIZE, alignRecord, opBytes } from '../../journal/format.js';
 
 export interface KV {
   key: Buffer;
@@ -60,7 +61,7 @@ export interface EngineOptions {
   memoryLimit?: number;
 }
 
-export const ENGINES = ['birchdb', 'lmdb', 'level', 'sqlite'] as const;
+export const ENGINES = ['birchdb', 'lmdb', 'level', 'sqlite', 'floor'] as const;
 export type EngineName = (typeof ENGINES)[number];
 
 /** The npm package of each engine: the peers are not dependencies of birchdb, only of its repository. */
@@ -69,6 +70,7 @@ export const PACKAGE: Record<EngineName, string> = {
   lmdb: 'lmdb',
   level: 'classic-level',
   sqlite: 'better-sqlite3',
+  floor: 'birchdb',
 };
 
 /** The one command that installs every missing peer. */
@@ -284,6 +286,43 @@ async function sqlite(o: EngineOptions): Promise<Engine> {
   };
 }
 
+/** Bytes of the preallocated file the floor writes round: a journal segment's worth, as birchdb's are preallocated too. */
+const FLOOR_FILE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Not an engine: what a durable commit cannot beat on this machine. Each transaction is one bare
+ * write, on the calling thread, of as many bytes as birchdb's journal record of it would take
+ * (a record header, each operation's header, key and value, aligned as records are; random values
+ * do not compress), at the next offset of a preallocated file, then one fdatasync. It only writes.
+ */
+function floor(o: EngineOptions): Engine {
+  const file = path.join(o.dir, 'floor.log');
+  const fd = fs.openSync(file, 'w+');
+  fs.writeSync(fd, Buffer.alloc(FLOOR_FILE_BYTES));
+  fs.fsyncSync(fd);
+  let at = 0;
+  const commit = (bytes: number): void => {
+    const record = Buffer.allocUnsafe(alignRecord(RECORD_HEADER_SIZE + bytes)).fill(0x5a);
+    if (at + record.length > FLOOR_FILE_BYTES) at = 0;
+    fs.writeSync(fd, record, 0, record.length, at);
+    at += record.length;
+    if (o.sync) fs.fdatasyncSync(fd);
+  };
+  const none = (): never => {
+    throw new Error('the floor only writes: compare it on write workloads (puts, concurrent, fill*)');
+  };
+  return {
+    name: 'floor',
+    write: async (ops) => commit(ops.reduce((n, op) => n + opBytes(op.store?.length ?? 0, op.key.length, op.value?.length ?? 0), 0)),
+    put: (k, v) => commit(opBytes(0, k.length, v.length)),
+    get: none,
+    scan: async () => none(),
+    range: none,
+    extra: () => ({}),
+    close: async () => fs.closeSync(fd),
+  };
+}
+
 /** Opens an engine, or returns why it cannot be (a peer that is not installed). */
 export async function openEngine(name: EngineName, o: EngineOptions): Promise<Engine | { missing: string }> {
   try {
@@ -296,6 +335,8 @@ export async function openEngine(name: EngineName, o: EngineOptions): Promise<En
         return await level(o);
       case 'sqlite':
         return await sqlite(o);
+      case 'floor':
+        return floor(o);
     }
   } catch (err) {
     const code = (err as { code?: string }).code;

@@ -301,6 +301,19 @@ describe('cli: birch', () => {
     }
   });
 
+  it('bench --compare floor adds the bare write-plus-fdatasync bound beside birchdb on a write workload, and fillbatch draws its sizes', function () {
+    this.timeout(120_000);
+    const r = birch(['bench', 'puts', 'fillbatch', '--txns', '2', '--batch', '10', '--compare', 'floor']);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.split('\n');
+    const header = lines[lines.findIndex((l) => l.startsWith('puts:')) + 1] ?? '';
+    assert.deepEqual(header.trim().split(/\s+/), ['birchdb', 'floor']);
+    assert.match(r.stdout, /fillbatch: 2 txns x 10 ops, 8-64 B keys, 20-200 B values/);
+    const bad = birch(['bench', 'puts', '--compare', 'floors']);
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /unknown engine "floors"; choose from lmdb, level, sqlite, floor/);
+  });
+
   it('bench runs a tiny workload on birchdb and every installed peer, and prints each one\'s ratio to birchdb', function () {
     this.timeout(120_000);
     const r = birch(['bench', 'fillseq', 'readrandom', '--txns', '3', '--batch', '10']);
