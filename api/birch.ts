@@ -437,9 +437,10 @@ export class Birch {
    * memoryLimit: whether batch `p` would take the write path past its share, now or when its
    * generation is frozen and the checkpointer copies it (the charge then counts it twice). Then it
    * waits for a checkpoint (one starts now if none runs), which gives back the frozen generation
-   * and its copy. What a checkpoint cannot give back does not hold writes: with nothing buffered
-   * (the rest is held by snapshots, or the batch alone is larger), the batch goes in, so writes
-   * never stall behind a snapshot; the ledger shows it.
+   * and its copy. What a checkpoint cannot give back does not hold writes: a batch that would not
+   * fit even into an empty buffer beside what snapshots hold goes in at once, without forcing a
+   * checkpoint, so writes never stall behind a snapshot (they take more of the share than it
+   * allows, and the ledger shows it).
    */
   #overWriteLimit(p: Pending): boolean {
     const limit = this.#opts.writeMemoryBytes;
@@ -448,6 +449,7 @@ export class Birch {
     const n = p.len + ENTRY_OVERHEAD_BYTES * p.count;
     const active = (this.#gens[0] as Generation).bytes;
     if (m.buffer + m.copy + m.held + n <= limit && 2 * (active + n) + m.held <= limit) return false;
+    if (2 * n + m.held > limit) return false;
     if (this.#ckpt === undefined && !this.#maybeCheckpoint(true)) return false;
     if (p.limited === undefined) {
       p.limited = true;
@@ -732,6 +734,9 @@ export class Birch {
     }
     this.#ckpt?.finish();
     this.#ckpt = undefined;
+    // No checkpoint runs after a failure: the bytes kept for one would only pin arena chunks.
+    this.#sent.length = 0;
+    this.#records = [];
     this.#checkIdle();
   }
 
@@ -1041,6 +1046,12 @@ export class Birch {
       }
       this.#status = 'closed';
       this.#pins.clear();
+      // A closed handle the caller keeps must not keep the buffer's memory (reads refuse from now on).
+      this.#sent.length = 0;
+      this.#records = [];
+      this.#gens = [new Generation()];
+      this.#heldBytes = undefined;
+      this.#live = new View(this.#visible, this.#gens, this.#base);
       this.#readerThreads?.disconnect();
       try {
         this.#reader.close();

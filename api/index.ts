@@ -1,5 +1,5 @@
 // birchdb's public entry point.
-export { open, Birch, Tree, type BatchOp, type BatchOptions, type BirchStats, type BirchImplementation, type CompactResult } from './birch.js';
+export { open, Birch, Tree, type BatchOp, type BatchOptions, type BirchStats, type BirchMemory, type BirchImplementation, type CompactResult } from './birch.js';
 export { Snapshot, type RangeOptions } from './reads.js';
 export { openReader, BirchReader, ReaderSnapshot } from './reader.js';
 export type { ReaderHandle } from './reader-handles.js';

@@ -36,10 +36,16 @@ export function toBound(v: unknown, name: string): Buffer | undefined {
   return b;
 }
 
+/** Any surrogate code unit: only a name that has one can be ill-formed (reads pass names often: the round trip is not paid for the rest). */
+const SURROGATE = /[\uD800-\uDFFF]/;
+
 export function toTreeName(name: unknown): string {
   if (typeof name !== 'string') throw new BirchError('TREE_NAME_INVALID', `a tree name must be a string, not ${describe(name)}`);
   const bytes = Buffer.byteLength(name, 'utf8');
   if (bytes === 0 || bytes > MAX_TREE_NAME_BYTES) throw new BirchError('TREE_NAME_INVALID', `a tree name is 1 to ${MAX_TREE_NAME_BYTES} bytes; "${name.slice(0, 40)}" is ${bytes}`);
+  // A name is stored as UTF-8 and read back from it (the journal, the write buffer, the catalog):
+  // a lone surrogate would come back as U+FFFD, another name than the caller's.
+  if (SURROGATE.test(name) && Buffer.from(name, 'utf8').toString('utf8') !== name) throw new BirchError('TREE_NAME_INVALID', `a tree name must be well-formed Unicode; "${name.slice(0, 40)}" has a lone surrogate`);
   return name;
 }
 

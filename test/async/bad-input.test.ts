@@ -35,6 +35,7 @@ describe('bad input at the public API: a typed error with a stable code, nothing
       ['an empty tree name', () => db.put('k', 'v', { tree: '' }), 'TREE_NAME_INVALID'],
       ['a tree name that is not a string', () => db.put('k', 'v', { tree: 5 as unknown as string }), 'TREE_NAME_INVALID'],
       ['a 256-byte tree name', () => db.put('k', 'v', { tree: 'x'.repeat(256) }), 'TREE_NAME_INVALID'],
+      ['a tree name with a lone surrogate (it would come back from UTF-8 as another name)', () => db.put('k', 'v', { tree: 'a\uD800' }), 'TREE_NAME_INVALID'],
       ['dropping a tree that does not exist', () => db.dropTree('nope'), 'TREE_NOT_FOUND'],
     ];
     const before = db.seq;

@@ -43,7 +43,7 @@ describe('cli: birch', () => {
       [['bench', 'versions', '--stores', 'a:1:2'], `error: option '--stores <spec>' argument 'a:1:2' is invalid. bad store "a:1:2": expected name:keyMean:keySpread:valueMean:valueSpread:changes:deleteFraction (deleteFraction <= 1, keyMean >= 1)`, 'birch bench'],
       [['bench', 'nosuch'], `birch: unknown workload "nosuch"; choose from ${Object.keys(WORKLOADS).join(', ')}`, 'birch'],
       [['bench', '--txns', '0'], "error: option '--txns <n>' argument '0' is invalid. --txns must be a positive integer", 'birch bench'],
-      [['bench', '--compare', 'mysql'], `error: option '--compare <engines>' argument 'mysql' is invalid. unknown engine "mysql"; choose from lmdb, level, sqlite`, 'birch bench'],
+      [['bench', '--compare', 'mysql'], `error: option '--compare <engines>' argument 'mysql' is invalid. unknown engine "mysql"; choose from lmdb, level, sqlite, floor`, 'birch bench'],
       [['bench', '--batch', 'x'], "error: option '--batch <n>' argument 'x' is invalid. --batch must be a positive integer", 'birch bench'],
       [['frobnicate'], "error: unknown command 'frobnicate'", 'birch'],
       [['check'], "error: missing required argument 'dir'", 'birch check'],
