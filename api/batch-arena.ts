@@ -64,12 +64,11 @@ export class BatchArena {
  * checkpoint that covers them merges them from the same memory.
  */
 export class TurnParts {
+  /** Never empty once the turn exists: a turn begins with its first batch. */
   readonly parts: BatchBytes[] = [];
-  bytes = 0;
 
   /** Adds batch `seq`, `ops` operations in the `len` bytes at `off` of `buf` (a chunk's Buffer). */
   add(buf: Buffer, off: number, len: number, ops: number, seq: number): void {
-    this.bytes += len;
     const at = buf.byteOffset + off;
     const last = this.parts[this.parts.length - 1];
     const v = last?.bytes;
@@ -78,10 +77,5 @@ export class TurnParts {
       last.ops += ops;
       last.lastSeq = seq;
     } else this.parts.push({ bytes: new Uint8Array(buf.buffer, at, len), ops, firstSeq: seq, lastSeq: seq });
-  }
-
-  /** The views, in order, for the writer. */
-  get views(): Uint8Array[] {
-    return this.parts.map((p) => p.bytes);
   }
 }

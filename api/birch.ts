@@ -148,7 +148,8 @@ export class Birch {
   #unackedBytes = 0;
   /** Where batches are encoded: what the write buffer keeps and the writer writes (api/batch-arena.ts). */
   readonly #arena = new BatchArena();
-  #turn: { parts: TurnParts; ops: number; firstSeq: number; lastSeq: number } | undefined;
+  /** Batches admitted this turn, not yet handed to the writer. */
+  #turn: TurnParts | undefined;
   #flushScheduled = false;
   #busy = false;
   /** The journal records recovery replayed, until the first checkpoint takes them (later batches go as #sent). */
@@ -496,11 +497,7 @@ export class Birch {
     applyOps(this.#gens[0] as Generation, p.buf, p.off, p.count, seq, this.#pruneFloor);
     this.#inflight.push({ seq, bytes: p.len, t0: p.t0, duringCheckpoint: this.#ckpt !== undefined, refused: undefined, empty: false, resolve: p.resolve, reject: p.reject });
     this.#unackedBytes += p.len;
-    let turn = this.#turn;
-    if (turn === undefined) turn = this.#turn = { parts: new TurnParts(), ops: 0, firstSeq: seq, lastSeq: seq };
-    turn.parts.add(p.buf, p.off, p.len, p.count, seq);
-    turn.ops += p.count;
-    turn.lastSeq = seq;
+    (this.#turn ??= new TurnParts()).add(p.buf, p.off, p.len, p.count, seq);
     this.#scheduleFlush();
   }
 
@@ -560,8 +557,15 @@ export class Birch {
       if (freeze) this.#writer.post({ kind: 'boundary' });
       return;
     }
-    for (const b of turn.parts.parts) this.#sent.push(b);
-    this.#writer.post({ kind: 'batches', parts: turn.parts.views, bytes: turn.parts.bytes, ops: turn.ops, firstSeq: turn.firstSeq, lastSeq: turn.lastSeq, freeze });
+    const parts = turn.parts;
+    let ops = 0;
+    for (const b of parts) {
+      this.#sent.push(b);
+      ops += b.ops;
+    }
+    const first = parts[0] as BatchBytes;
+    const last = parts[parts.length - 1] as BatchBytes;
+    this.#writer.post({ kind: 'batches', parts: parts.map((b) => b.bytes), ops, firstSeq: first.firstSeq, lastSeq: last.lastSeq, freeze });
   }
 
   /**

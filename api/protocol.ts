@@ -76,7 +76,7 @@ export type ToWriter =
    * main thread's batch arena (api/batch-arena.ts), shared memory that nobody writes again. freeze:
    * a checkpoint covers batches up to lastSeq, so no record may hold batches on both sides of it.
    */
-  | { kind: 'batches'; parts: Uint8Array[]; bytes: number; ops: number; firstSeq: number; lastSeq: number; freeze: boolean }
+  | { kind: 'batches'; parts: Uint8Array[]; ops: number; firstSeq: number; lastSeq: number; freeze: boolean }
   /** A checkpoint covers every batch sent before this: the record that holds the last of them ends there. */
   | { kind: 'boundary' }
   /** Both metas hold every batch up to upToSeq: records up to it may be recycled. */

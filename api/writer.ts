@@ -101,12 +101,13 @@ export class Writer {
         let bytes = 0;
         while (this.#queue.length > 0) {
           const m = this.#queue[0] as Batches;
-          if (parts.length > 0 && bytes + m.bytes > this.#maxRecordBytes) break;
+          const size = m.parts.reduce((n, v) => n + v.byteLength, 0);
+          if (parts.length > 0 && bytes + size > this.#maxRecordBytes) break;
           this.#queue.shift();
           if (first === 0) first = m.firstSeq;
           last = m.lastSeq;
           ops += m.ops;
-          bytes += m.bytes;
+          bytes += size;
           for (const v of m.parts) parts.push(Buffer.from(v.buffer, v.byteOffset, v.byteLength));
           if (m.freeze) break;
         }
