@@ -65,6 +65,18 @@ async function randomRewrites(db: Birch, rand: () => number, rounds: number, mod
   }
 }
 
+/** The set-up of the cases that cut power in a compaction or a backup: a simulated disk, and `rounds` of randomRewrites on it. */
+async function rewrittenSim(ctx: Mocha.Context, rounds: number): Promise<{ row: ReliabilityRow; seed: number; rand: () => number; sim: CrashDirectory; db: Birch; model: Map<string, string> }> {
+  const row = reliabilityRow(ctx, 'power loss');
+  const seed = Number(process.env.BIRCH_SEED ?? Date.now() % 100000);
+  const rand = rng(seed);
+  const sim = new CrashDirectory();
+  const db = await open('sim', { ...COMPACT_OPTS, backend: sim });
+  const model = new Map<string, string>();
+  await randomRewrites(db, rand, rounds, model);
+  return { row, seed, rand, sim, db, model };
+}
+
 /** Opens a crash image and checks that it holds `acked` exactly where acknowledged, checkpoints, and passes check(). */
 async function verifyImage(row: ReliabilityRow, image: MemoryDirectory, acked: Map<string, string>, where: string): Promise<void> {
   await checkCaseAsync(row, where, async () => {
@@ -134,14 +146,8 @@ describe('crash: power loss at every write and sync point, through the async API
 
   it('recovers everything after a cut at any point of a close() that compacts the file', async function () {
     this.timeout(900_000);
-    const row = reliabilityRow(this, 'power loss');
-    const seed = Number(process.env.BIRCH_SEED ?? Date.now() % 100000);
-    const rand = rng(seed);
-    const sim = new CrashDirectory();
     // Random rewrites over many checkpoints: a third of the file or more ends up free pages.
-    const db = await open('sim', { ...COMPACT_OPTS, backend: sim });
-    const model = new Map<string, string>();
-    await randomRewrites(db, rand, 30, model);
+    const { row, seed, rand, sim, db, model } = await rewrittenSim(this, 30);
     const before = db.stats({ trees: false }).dataFile;
     let points = 0;
     const images: MemoryDirectory[] = [];
@@ -161,13 +167,7 @@ describe('crash: power loss at every write and sync point, through the async API
 
   it('recovers everything after a cut at any point of a compact() while open, with writes after it', async function () {
     this.timeout(900_000);
-    const row = reliabilityRow(this, 'power loss');
-    const seed = Number(process.env.BIRCH_SEED ?? Date.now() % 100000);
-    const rand = rng(seed);
-    const sim = new CrashDirectory();
-    const db = await open('sim', { ...COMPACT_OPTS, backend: sim });
-    const model = new Map<string, string>();
-    await randomRewrites(db, rand, 20, model);
+    const { row, seed, rand, sim, db, model } = await rewrittenSim(this, 20);
     // Delete most keys: the trees shrink and most of the file becomes free.
     const dels: Parameters<typeof db.batch>[0] = [];
     for (const k of [...model.keys()]) {
@@ -201,13 +201,7 @@ describe('crash: power loss at every write and sync point, through the async API
   });
   it('recovers every acknowledged write after a cut at any point while a backup runs beside writes', async function () {
     this.timeout(900_000);
-    const row = reliabilityRow(this, 'power loss');
-    const seed = Number(process.env.BIRCH_SEED ?? Date.now() % 100000);
-    const rand = rng(seed);
-    const sim = new CrashDirectory();
-    const db = await open('sim', { ...COMPACT_OPTS, backend: sim });
-    const model = new Map<string, string>();
-    await randomRewrites(db, rand, 12, model);
+    const { row, seed, rand, sim, db, model } = await rewrittenSim(this, 12);
     let acked = new Map(model);
     let points = 0;
     const images: { image: MemoryDirectory; acked: Map<string, string> }[] = [];
