@@ -45,8 +45,8 @@ import { LatencyHistogram } from './latency.js';
 import { ReaderHandles, type ReaderHandle } from './reader-handles.js';
 import { currentRuntime } from './runtime.js';
 import { resolveOptions, type BirchOptions, type ResolvedOptions } from './options.js';
-import { fromWireError, type FaultInit, type FromCheckpointer, type FromWriter, type ToCheckpointer, type ToWriter } from './protocol.js';
-import { startCheckpointer, startWriter, type Peer } from './threads.js';
+import { fromWireError, type FaultInit, type FromCheckpointer, type FromWriter, type ToCheckpointer } from './protocol.js';
+import { startCheckpointer, startWriter, type Peer, type WriterPeer } from './threads.js';
 import { BatchArena, TurnParts } from './batch-arena.js';
 import type { BirchMemory, BirchStats, CompactResult } from './stats.js';
 import { Tree } from './tree.js';
@@ -117,7 +117,7 @@ export class Birch {
   /** @internal What this thread's last zero-copy read (getView) holds until its next read. */
   readonly hold = new ViewHold();
   readonly #keys = new ReadKeys();
-  #writer!: Peer<ToWriter>;
+  #writer!: WriterPeer;
   #checkpointer!: Peer<ToCheckpointer>;
   #status: Status = 'open';
   /** A failure that refuses every later write: a failed write or sync, a dead thread, a bug. */
@@ -854,6 +854,7 @@ export class Birch {
         lock: this.#lock.kind,
         checksum: checksumImplementation(),
         compression: 'lz4-js',
+        handoff: this.#writer.handoff,
         threads: this.#opts.backend === undefined ? 'worker-threads' : 'inline',
       },
     };

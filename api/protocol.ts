@@ -3,11 +3,15 @@
 // hub: it hands batches to the writer, checkpoint requests to the checkpointer, and relays what
 // one needs to know of the other (the seq up to which the journal may be recycled).
 //
-// Batches travel in bulk: every batch admitted during one event-loop turn is encoded, operation
-// after operation in the journal's layout (journal/format.ts), into one ArrayBuffer that is
-// transferred (not copied). The writer writes those bytes as the body of a journal record as they
-// are: no operation is decoded or re-encoded on the commit path.
+// Batches travel in bulk: every batch is encoded once, operation after operation in the journal's
+// layout (journal/format.ts), into shared memory (api/batch-arena.ts), and a turn's batches are
+// handed over as views of it (not copied). The writer writes those bytes as the body of a journal
+// record as they are: no operation is decoded or re-encoded on the commit path. The messages to
+// and from the writer below travel through the handoff ring (api/handoff-ring.ts: batches,
+// boundaries and acknowledgements in shared memory, the rest by a port), or, where the runtime
+// has no Atomics.waitAsync, as messages.
 import { BirchError, CorruptionError, FatalIoError, type ErrorCode, type ErrorSite } from '../platform/errors.js';
+import type { MessagePort } from 'node:worker_threads';
 import type { FaultPlan } from '../pager/faults.js';
 import type { AllocationOptions } from '../pager/freelist.js';
 import type { SharedCacheInit } from '../pager/shared-cache.js';
@@ -68,6 +72,11 @@ export interface WriterInit {
   /** Records up to this seq may be recycled. */
   releasedSeq: number;
   faults?: FaultInit;
+  /**
+   * The commit hand-off through shared memory (api/handoff-ring.ts): the ring, and the port its
+   * control messages come by (api/ring-driver.ts RingControl). Absent: everything comes as messages.
+   */
+  ring?: { sab: SharedArrayBuffer; port: MessagePort };
 }
 
 export type ToWriter =

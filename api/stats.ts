@@ -122,6 +122,13 @@ export interface BirchImplementation {
   checksum: 'xxhash-wasm' | 'js-xxhash';
   /** The journal's LZ4 codec: always birchdb's own, in JavaScript. */
   compression: 'lz4-js';
+  /**
+   * How batches reach the writer thread and its acknowledgements come back: 'shared-memory' (a
+   * ring in a SharedArrayBuffer, Atomics.wait on the writer, Atomics.waitAsync on the opening
+   * thread), or 'messages' (postMessage both ways) where the runtime has no Atomics.waitAsync or
+   * BIRCH_HANDOFF=messages asks for it.
+   */
+  handoff: 'shared-memory' | 'messages';
   /** 'worker-threads' for files on disk; 'inline' (the opening thread) for a caller's backend. */
   threads: 'worker-threads' | 'inline';
 }

@@ -2,8 +2,8 @@
 // caller gives a storage backend (tests: the in-memory and simulated disks, which a thread cannot
 // share), on the opening thread, as the same classes driven by the same messages. Inline
 // messages are delivered on a later turn of the event loop, in order, as a thread's would be.
-import { Worker, type MessagePort } from 'node:worker_threads';
-import { BirchError } from '../platform/errors.js';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { BirchError, readEnv } from '../platform/errors.js';
 import { NodeDirectory, type DirectoryBackend } from '../pager/backend.js';
 import { checksumReady } from '../pager/checksum.js';
 import { FaultyDirectory } from '../pager/faults.js';
@@ -11,6 +11,9 @@ import type { CheckpointStats } from '../db/checkpoint.js';
 import { ReaderSlots } from '../db/reader-slots.js';
 import { CheckpointService } from './checkpoint-service.js';
 import { Writer } from './writer.js';
+import { RingConsumer, RingProducer, hasWaitAsync } from './handoff-ring.js';
+import { RingDriver, type RingControl } from './ring-driver.js';
+import { RingLink } from './ring-link.js';
 import {
   fromWireError, toWireError, type CheckpointerInit, type FaultInit, type FromCheckpointer, type FromWriter, type ToCheckpointer, type ToWriter, type WireError, type WriterInit,
 } from './protocol.js';
@@ -22,6 +25,13 @@ export interface Peer<To> {
   ref(): void;
   unref(): void;
   terminate(): Promise<void>;
+}
+
+/** How batches reach the writer and acknowledgements come back: the handoff ring, or messages. */
+export type Handoff = 'shared-memory' | 'messages';
+
+export interface WriterPeer extends Peer<ToWriter> {
+  readonly handoff: Handoff;
 }
 
 export interface PeerEvents<From> {
@@ -41,7 +51,7 @@ export function serveWorker<To extends { kind: string }, From>(opts: {
   port: MessagePort;
   init: { dir: string; faults?: FaultInit };
   send: (msg: From) => void;
-  start: (dir: DirectoryBackend) => { service: { receive(msg: To): void }; ready: () => From };
+  start: (dir: DirectoryBackend) => { service: { receive(msg: To): void }; ready: () => From; run?: () => void };
   failed: (error: WireError) => From;
 }): void {
   const { port, send } = opts;
@@ -52,6 +62,13 @@ export function serveWorker<To extends { kind: string }, From>(opts: {
     } catch (err) {
       send(opts.failed(toWireError(err, opts.thread)));
       process.exit(0);
+    }
+    if (started.run !== undefined) {
+      // The service takes its messages itself (the writer from its ring), until it closes.
+      send(started.ready());
+      started.run();
+      if (typeof port.close === 'function') port.close();
+      return;
     }
     port.on('message', (msg: To) => {
       started.service.receive(msg);
@@ -68,8 +85,9 @@ export function faultyIfPlanned(dir: DirectoryBackend, faults: FaultInit | undef
   return faults === undefined ? dir : new FaultyDirectory(dir, faults.plan, faults.counters, thread);
 }
 
-async function startWorker<To, From extends { kind: string }>(file: string, workerData: unknown, events: PeerEvents<From>): Promise<{ peer: Peer<To>; ready: From }> {
-  const worker = new Worker(new URL(file, import.meta.url), { workerData });
+/** A worker's peer, its first message, and expectExit(): the thread was asked to close by other means than post() (the handoff ring's port), so its exit is no death. */
+async function startWorker<To, From extends { kind: string }>(file: string, workerData: unknown, events: PeerEvents<From>, transferList: MessagePort[] = []): Promise<{ peer: Peer<To>; ready: From; expectExit: () => void }> {
+  const worker = new Worker(new URL(file, import.meta.url), { workerData, transferList });
   let ended = false;
   let handshake: { message(m: From): void; error(e: Error): void; exit(code: number): void } | undefined;
   let first: From;
@@ -119,7 +137,7 @@ async function startWorker<To, From extends { kind: string }>(file: string, work
       await worker.terminate();
     },
   };
-  return { peer, ready: first };
+  return { peer, ready: first, expectExit: () => void (ended = true) };
 }
 
 /** Runs `receive` for each message on a later turn, in order. */
@@ -137,11 +155,89 @@ function inlinePeer<To>(receive: (msg: To) => void): Peer<To> {
   };
 }
 
-export async function startWriter(init: WriterInit, backend: DirectoryBackend | undefined, events: PeerEvents<FromWriter>): Promise<Peer<ToWriter>> {
-  if (backend === undefined) return (await startWorker<ToWriter, FromWriter>('./writer-worker.js', init, events)).peer;
-  const send = (m: FromWriter): void => void setImmediate(() => events.message(m));
-  const writer = new Writer(faultyIfPlanned(backend, init.faults, 'writer'), init, send);
-  return inlinePeer((m: ToWriter) => writer.receive(m));
+/**
+ * The hand-off to use: the ring, unless the runtime lacks Atomics.waitAsync (a worker thread's
+ * acknowledgements must not block the main thread) or BIRCH_HANDOFF=messages asks for messages.
+ */
+export function chooseHandoff(inline: boolean): Handoff {
+  if (readEnv('BIRCH_HANDOFF') === 'messages') return 'messages';
+  return inline || hasWaitAsync() ? 'shared-memory' : 'messages';
+}
+
+export async function startWriter(init: WriterInit, backend: DirectoryBackend | undefined, events: PeerEvents<FromWriter>): Promise<WriterPeer> {
+  const handoff = chooseHandoff(backend !== undefined);
+  if (backend === undefined) {
+    if (handoff === 'messages') return Object.assign((await startWorker<ToWriter, FromWriter>('./writer-worker.js', init, events)).peer, { handoff });
+    const ring = RingProducer.create();
+    const { port1, port2 } = new MessageChannel();
+    let link: RingLink | undefined;
+    const { peer, expectExit } = await startWorker<ToWriter, FromWriter>('./writer-worker.js', { ...init, ring: { sab: ring.sab, port: port2 } }, {
+      message: (m) => (link === undefined ? events.message(m) : link.received(m)),
+      died: (e) => {
+        link?.poll();
+        events.died(e);
+      },
+    }, [port2]);
+    link = new RingLink({
+      ring,
+      control: (m) => {
+        if (m.kind === 'close') expectExit();
+        port1.postMessage(m);
+      },
+      wakeWriter: () => ring.ring(),
+      deliver: (m) => events.message(m),
+      thread: { ref: () => peer.ref(), unref: () => peer.unref(), terminate: async () => {
+        port1.close();
+        await peer.terminate();
+      } },
+      waitAsync: true,
+    });
+    return Object.assign(link, { handoff });
+  }
+  const dir = faultyIfPlanned(backend, init.faults, 'writer');
+  if (handoff === 'messages') {
+    const send = (m: FromWriter): void => void setImmediate(() => events.message(m));
+    const writer = new Writer(dir, init, send);
+    return Object.assign(inlinePeer((m: ToWriter) => writer.receive(m)), { handoff });
+  }
+  // Inline through the ring: the same entries, control messages and acknowledgements as a thread's,
+  // with the driver stepped from the event loop instead of a blocking loop.
+  const ring = RingProducer.create();
+  const consumer = new RingConsumer(ring.sab);
+  const control: RingControl[] = [];
+  let records = 0;
+  let stopped = false;
+  let link!: RingLink;
+  const send = (m: FromWriter): void => {
+    if (m.kind === 'synced') {
+      records += m.records;
+      consumer.acknowledge(m.lastSeq, records, m.journalBytesHeld, m.journal);
+      setImmediate(() => link.poll());
+    } else setImmediate(() => link.received(m));
+  };
+  const driver = new RingDriver(new Writer(dir, { ...init, loop: true }, send), consumer, () => control.shift());
+  let scheduled = false;
+  const step = (): void => {
+    scheduled = false;
+    if (stopped) return;
+    if (driver.step() === 'busy') wake();
+  };
+  const wake = (): void => {
+    if (scheduled || stopped) return;
+    scheduled = true;
+    setImmediate(step);
+  };
+  link = new RingLink({
+    ring,
+    control: (m) => control.push(m),
+    wakeWriter: wake,
+    deliver: (m) => events.message(m),
+    thread: { ref: () => undefined, unref: () => undefined, terminate: async () => {
+      stopped = true;
+    } },
+    waitAsync: false,
+  });
+  return Object.assign(link, { handoff });
 }
 
 /** The checkpointer, and its statistics as it starts (the data file's size and free pages). */

@@ -12,8 +12,10 @@
 // Failure: a failed write or sync is fatal. The writer reports it once and then drops everything
 // (the main thread rejects every batch not yet reported synced, and every later one).
 //
-// This class runs on the writer thread (writer-worker.ts only wires it to messages) or, with a
-// storage backend of the caller's (tests, the simulated disk), on the opening thread.
+// This class runs on the writer thread or, with a storage backend of the caller's (tests, the
+// simulated disk), on the opening thread. Driven by messages (`loop` false), it schedules its own
+// writes and idle work on the event loop; driven by the handoff ring (api/ring-driver.ts), it only
+// queues what it receives, and the driver calls writeQueued() and idleStep().
 import { BirchError } from '../platform/errors.js';
 import type { DirectoryBackend } from '../pager/backend.js';
 import { JournalWriter, type SegmentInfo } from '../journal/journal.js';
@@ -25,6 +27,8 @@ export interface WriterOptions {
   maxRecordBytes: number;
   segments: SegmentInfo[];
   releasedSeq: number;
+  /** A driver calls writeQueued() and idleStep(); the writer schedules nothing itself. */
+  loop?: boolean;
 }
 
 /** A message of batches; `freeze` may be set after it arrives (a boundary that came alone). */
@@ -39,8 +43,11 @@ export class Writer {
   readonly #maxRecordBytes: number;
   readonly #sync: boolean;
   readonly #queue: Batches[] = [];
+  readonly #loop: boolean;
   #scheduled = false;
   #idleScheduled = false;
+  /** Loop mode: the next journal segment is not prepared yet (idleStep() has work). */
+  #idleWanted = false;
   #fatal = false;
   #closed = false;
   /** The last batch of each record written since the last report, and the last batch reported durable. */
@@ -53,6 +60,16 @@ export class Writer {
     this.#sync = opts.sync;
     this.#send = send;
     this.#maxRecordBytes = opts.maxRecordBytes;
+    this.#loop = opts.loop === true;
+  }
+
+  /** Whether batches wait to be written (loop mode: the driver calls writeQueued()). */
+  get hasQueued(): boolean {
+    return this.#queue.length > 0;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
   }
 
   receive(msg: ToWriter): void {
@@ -80,17 +97,18 @@ export class Writer {
   }
 
   #schedule(): void {
-    if (this.#scheduled) return;
+    if (this.#scheduled || this.#loop) return;
     this.#scheduled = true;
     // After the messages already waiting have been received: they join this record.
     setImmediate(() => {
       this.#scheduled = false;
-      if (!this.#closed) this.#writeQueued();
+      this.writeQueued();
     });
   }
 
   /** Writes what is queued as records (one unless a boundary or the size cap splits it), synced. */
-  #writeQueued(): void {
+  writeQueued(): void {
+    if (this.#closed || this.#fatal) return;
     let lastSeq = 0;
     try {
       while (this.#queue.length > 0) {
@@ -121,7 +139,7 @@ export class Writer {
       // are durable: their batches are acknowledged, not failed with the rest.
       const durable = this.#sync ? this.#journal.syncedSeq : this.#journal.appendedSeq;
       if (durable > this.#reportedSeq) this.#report(durable);
-      this.#fail(err);
+      this.fail(err);
       return;
     }
     this.#report(lastSeq);
@@ -144,23 +162,39 @@ export class Writer {
    * the last step, which syncs the spare and the directory (once per segment).
    */
   #scheduleIdleWork(): void {
+    if (this.#loop) {
+      this.#idleWanted = true;
+      return;
+    }
     if (this.#idleScheduled) return;
     this.#idleScheduled = true;
     setImmediate(() => {
       this.#idleScheduled = false;
-      if (this.#closed || this.#fatal || this.#queue.length > 0) return;
-      let more: boolean;
-      try {
-        more = this.#journal.prepareSpare(IDLE_STEP_BYTES);
-      } catch (err) {
-        this.#fail(err);
-        return;
-      }
-      if (more) this.#scheduleIdleWork();
+      if (this.#queue.length > 0) return;
+      if (this.#idleStepNow()) this.#scheduleIdleWork();
     });
   }
 
-  #fail(err: unknown): void {
+  /** Loop mode: one step of idle work if there is some and no batch waits; whether more remains. */
+  idleStep(): boolean {
+    if (!this.#idleWanted || this.#queue.length > 0) return false;
+    this.#idleWanted = this.#idleStepNow();
+    return this.#idleWanted;
+  }
+
+  #idleStepNow(): boolean {
+    if (this.#closed || this.#fatal) return false;
+    try {
+      return this.#journal.prepareSpare(IDLE_STEP_BYTES);
+    } catch (err) {
+      this.fail(err);
+      return false;
+    }
+  }
+
+  /** Fatal: reported once; every batch queued or sent later is dropped. */
+  fail(err: unknown): void {
+    if (this.#fatal || this.#closed) return;
     this.#fatal = true;
     this.#queue.length = 0;
     this.#send({ kind: 'fatal', error: toWireError(err, 'writer') });

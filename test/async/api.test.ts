@@ -36,7 +36,26 @@ function changedPages(dir: string, images: Map<number, Buffer>): number[] {
   }
 }
 
-describe('async API: group commit through the writer thread', () => {
+/**
+ * Runs a describe block's tests through each commit hand-off: the shared-memory ring (the default
+ * wherever Atomics.waitAsync exists) and the postMessage fallback, which BIRCH_HANDOFF=messages
+ * forces, as a runtime without Atomics.waitAsync would.
+ */
+function eachHandoff(title: string, body: (handoff: 'shared-memory' | 'messages') => void): void {
+  for (const handoff of ['shared-memory', 'messages'] as const) {
+    describe(`${title} (${handoff} hand-off)`, () => {
+      before(() => {
+        if (handoff === 'messages') process.env.BIRCH_HANDOFF = 'messages';
+      });
+      after(() => {
+        delete process.env.BIRCH_HANDOFF;
+      });
+      body(handoff);
+    });
+  }
+}
+
+eachHandoff('async API: group commit through the writer thread', (handoff) => {
   let dir: string;
   let db: Birch;
   beforeEach(async () => {
@@ -46,6 +65,10 @@ describe('async API: group commit through the writer thread', () => {
   afterEach(async () => {
     await db.close();
     rmDir(dir);
+  });
+
+  it('stats() names the hand-off in use', () => {
+    assert.equal(db.stats().implementation.handoff, handoff);
   });
 
   it('1,000 concurrent callers: every promise settles, every acknowledged write is readable, order per caller holds', async function () {
@@ -252,7 +275,7 @@ describe('async API: group commit through the writer thread', () => {
   });
 });
 
-describe('async API: a failed journal write or sync is fatal for the handle', () => {
+eachHandoff('async API: a failed journal write or sync is fatal for the handle', () => {
   for (const op of ['write', 'sync'] as const) {
     it(`a failed ${op} rejects the writes of that commit and every later one with FATAL_IO; reopening recovers`, async () => {
       const dir = tmpDir('birch-fatal');

@@ -70,9 +70,11 @@ describe('runtimes: the package under Node, Bun and Deno', function () {
 
       it('open, 64 concurrent writers, snapshots, ranges, a named tree, check(), close and reopen', async () => {
         const r = resultOf(rt, await run(rt, ['basic', dir]));
-        const impl = r.implementation as { runtime: { name: string }; threads: string; checksum: string };
+        const impl = r.implementation as { runtime: { name: string }; threads: string; checksum: string; handoff: string };
         assert.equal(impl.runtime.name, rt.name, 'stats() names the runtime');
         assert.equal(impl.threads, 'worker-threads');
+        // Every runtime here has Atomics.waitAsync: commits go through the shared-memory ring.
+        assert.equal(impl.handoff, 'shared-memory');
         assert.equal(r.total, 64 * 50 - 1);
         assert.equal(r.snapCount, 64 * 50, 'the snapshot saw every key from before the batch');
         console.log(`      ${rt.name}: ${JSON.stringify(impl)}`);
