@@ -224,8 +224,8 @@ export class RingConsumer {
   }
 
   /** Blocks this thread until the bell moves from `seen` (or `timeoutMs` passes). Not for a main thread. */
-  waitForBell(seen: number, timeoutMs = Infinity): void {
-    Atomics.wait(this.#w.i32, BELL, seen, timeoutMs);
+  waitForBell(seen: number, timeoutMs = Infinity): 'ok' | 'not-equal' | 'timed-out' {
+    return Atomics.wait(this.#w.i32, BELL, seen, timeoutMs);
   }
 
   /** The next entry, or undefined if none is published; `into` is filled and returned (no allocation). */

@@ -15,6 +15,10 @@ export type RingControl =
   | { kind: 'chunk'; id: number; sab: SharedArrayBuffer }
   | Extract<ToWriter, { kind: 'release' } | { kind: 'close' }>;
 
+/** The longest the writer thread keeps its event loop waiting while it works, and while it waits for the bell. */
+const YIELD_AFTER_MS = 50;
+const IDLE_WAIT_MS = 50;
+
 export class RingDriver {
   readonly #writer: Writer;
   readonly #ring: RingConsumer;
@@ -31,14 +35,23 @@ export class RingDriver {
     this.#nextControl = nextControl;
   }
 
-  /** Runs on the writer thread until the writer closes. */
-  run(): void {
+  /**
+   * Runs on the writer thread until the writer closes, then calls `closed`. It gives the thread's
+   * event loop a turn (setImmediate) after YIELD_AFTER_MS of work or IDLE_WAIT_MS of waiting: the
+   * runtime's own tasks for this thread (parts of garbage collection, freeing shared memory the
+   * collector let go of) run only from the event loop, and a thread that never returns to it would
+   * hold what they free.
+   */
+  run(closed: () => void): void {
+    const until = performance.now() + YIELD_AFTER_MS;
     for (;;) {
       const bell = this.#ring.bell;
       const state = this.step();
-      if (state === 'closed') return;
-      if (state === 'idle') this.#ring.waitForBell(bell);
+      if (state === 'closed') return closed();
+      if (state === 'idle' && this.#ring.waitForBell(bell, IDLE_WAIT_MS) === 'timed-out') break;
+      if (performance.now() > until) break;
     }
+    setImmediate(() => this.run(closed));
   }
 
   /** Takes what came, then writes it, or does one step of idle work. 'idle': nothing left to do until the bell. */

@@ -51,7 +51,7 @@ export function serveWorker<To extends { kind: string }, From>(opts: {
   port: MessagePort;
   init: { dir: string; faults?: FaultInit };
   send: (msg: From) => void;
-  start: (dir: DirectoryBackend) => { service: { receive(msg: To): void }; ready: () => From; run?: () => void };
+  start: (dir: DirectoryBackend) => { service: { receive(msg: To): void }; ready: () => From; run?: (closed: () => void) => void };
   failed: (error: WireError) => From;
 }): void {
   const { port, send } = opts;
@@ -66,8 +66,9 @@ export function serveWorker<To extends { kind: string }, From>(opts: {
     if (started.run !== undefined) {
       // The service takes its messages itself (the writer from its ring), until it closes.
       send(started.ready());
-      started.run();
-      if (typeof port.close === 'function') port.close();
+      started.run(() => {
+        if (typeof port.close === 'function') port.close();
+      });
       return;
     }
     port.on('message', (msg: To) => {

@@ -34,10 +34,10 @@ serveWorker<ToWriter, FromWriter>({
     return {
       service: writer,
       ready: () => ({ kind: 'ready' }),
-      run: () => {
-        driver.run();
+      run: (closed) => driver.run(() => {
         ring.port.close();
-      },
+        closed();
+      }),
     };
   },
   failed: (error) => ({ kind: 'openFailed', error }),
