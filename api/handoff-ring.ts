@@ -18,7 +18,8 @@
 //   byte 0    Int32 HEAD        entries published; written by the producer only
 //   byte 4    Int32 TAIL        entries taken; written by the consumer only
 //   byte 8    Int32 BELL        counted up by the producer for each entry or control message
-//   byte 12   Int32 ACKS        counted up by the consumer for each acknowledgement
+//   byte 12   Int32 ACKS        counted up by the consumer by two for each acknowledgement (odd
+//                               while it writes the acknowledgement words) or for room made
 //   byte 16   Int32 WANT_ROOM   1 while the producer holds entries back for a full ring
 //   byte 24   BigInt64 ACK_SEQ        every batch up to it is durable
 //   byte 32   BigInt64 ACK_RECORDS    journal records written, since the writer started
@@ -26,14 +27,14 @@
 //   byte 48   Float64 x JOURNAL_STAT_FIELDS   the journal's statistics at the last acknowledgement
 //   byte ENTRIES_AT: CAPACITY entries of ENTRY_BYTES:
 //     +0  Float64 firstSeq   +8 Float64 lastSeq   (batch sequence numbers: integers below 2^53)
-//     +16 Int32 kind (ENTRY_BATCHES, ENTRY_BOUNDARY)   +20 Int32 flags (FLAG_FREEZE, FLAG_MORE)
+//     +16 Int32 kind (ENTRY_BATCHES, ENTRY_BOUNDARY)   +20 Int32 flags (FLAG_FREEZE, FLAG_MORE, FLAG_WHOLE)
 //     +24 Int32 chunk id    +28 Int32 byte offset in the chunk   +32 Int32 length   +36 Int32 operations
 //
 // Invariants: HEAD - TAIL (as 32-bit integers, so both may wrap) is between 0 and CAPACITY; an
 // entry's words are written before HEAD passes it and read before TAIL passes it, and Atomics
 // stores and loads of HEAD and TAIL order those plain accesses. The acknowledgement words are
-// written with atomic stores before ACKS moves, and only ever grow: a reader that sees a newer
-// ACK_SEQ than ACKS announced still sees a durable batch.
+// written between two counts of ACKS (a sequence lock: read whole, or read again), and ACK_SEQ
+// only grows: every value it takes is a durable batch.
 import type { JournalStats } from '../journal/journal.js';
 
 const HEAD = 0;
@@ -64,6 +65,12 @@ export const ENTRY_BOUNDARY = 2;
 export const FLAG_FREEZE = 1;
 /** The next entry is another part of the same message (a turn whose batches span two chunks). */
 export const FLAG_MORE = 2;
+/**
+ * The entry's bytes are its whole chunk (a batch with a chunk of its own, or a turn that filled
+ * one): no later entry names that chunk, so the writer lets go of it once taken, and the main
+ * thread does not keep it either.
+ */
+export const FLAG_WHOLE = 4;
 
 /** Entries in flight at most: a turn takes one (two around a chunk switch), so this is far more than the writer falls behind by. */
 export const RING_CAPACITY = 256;
@@ -195,18 +202,24 @@ export class RingProducer {
     Atomics.notify(this.#w.i32, ACKS);
   }
 
+  /** The last acknowledgement, read whole: if ACKS moves while it is read, it is read again. */
   ack(): RingAck {
     const w = this.#w;
-    const acks = Atomics.load(w.i32, ACKS);
-    const journal = {} as JournalStats;
-    for (let i = 0; i < JOURNAL_STAT_FIELDS; i++) journal[JOURNAL_STAT_NAMES[i] as keyof JournalStats] = w.f64[i] as number;
-    return {
-      acks,
-      lastSeq: Number(Atomics.load(w.i64, ACK_SEQ)),
-      records: Number(Atomics.load(w.i64, ACK_RECORDS)),
-      journalBytesHeld: Number(Atomics.load(w.i64, ACK_HELD)),
-      journal,
-    };
+    for (;;) {
+      const acks = Atomics.load(w.i32, ACKS);
+      // Odd: the writer is between the two counts of an acknowledgement (a few stores).
+      if ((acks & 1) !== 0) continue;
+      const journal = {} as JournalStats;
+      for (let i = 0; i < JOURNAL_STAT_FIELDS; i++) journal[JOURNAL_STAT_NAMES[i] as keyof JournalStats] = w.f64[i] as number;
+      const a: RingAck = {
+        acks,
+        lastSeq: Number(Atomics.load(w.i64, ACK_SEQ)),
+        records: Number(Atomics.load(w.i64, ACK_RECORDS)),
+        journalBytesHeld: Number(Atomics.load(w.i64, ACK_HELD)),
+        journal,
+      };
+      if (Atomics.load(w.i32, ACKS) === acks) return a;
+    }
   }
 }
 
@@ -251,13 +264,16 @@ export class RingConsumer {
   roomMade(): void {
     if (Atomics.load(this.#w.i32, WANT_ROOM) === 0) return;
     Atomics.store(this.#w.i32, WANT_ROOM, 0);
-    Atomics.add(this.#w.i32, ACKS, 1);
+    // By two: ACKS stays even (no acknowledgement is being written).
+    Atomics.add(this.#w.i32, ACKS, 2);
     Atomics.notify(this.#w.i32, ACKS);
   }
 
   /** Every batch up to `lastSeq` is durable; `records` journal records were written in all. */
   acknowledge(lastSeq: number, records: number, journalBytesHeld: number, journal: JournalStats): void {
     const w = this.#w;
+    // ACKS is odd while the words change: a reader that sees it odd, or sees it move, reads again.
+    Atomics.add(w.i32, ACKS, 1);
     for (let i = 0; i < JOURNAL_STAT_FIELDS; i++) w.f64[i] = journal[JOURNAL_STAT_NAMES[i] as keyof JournalStats];
     Atomics.store(w.i64, ACK_RECORDS, BigInt(records));
     Atomics.store(w.i64, ACK_HELD, BigInt(journalBytesHeld));
@@ -265,4 +281,5 @@ export class RingConsumer {
     Atomics.add(w.i32, ACKS, 1);
     Atomics.notify(w.i32, ACKS);
   }
+
 }

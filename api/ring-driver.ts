@@ -1,5 +1,9 @@
 // The writer's side of the handoff ring (api/handoff-ring.ts): takes the control messages and
-// the ring's entries into the Writer, in the order the main thread sent them, and has it write.
+// the ring's entries into the Writer, and has it write. Entries go in the order they were
+// published; control messages are taken when a drain begins, before that drain's entries, so
+// they may overtake entries sent before them. That is safe for each of them: a chunk is only
+// named by entries after it; 'release' covers batches already acknowledged (so written); 'close'
+// comes once every batch is acknowledged.
 //
 // On the writer thread, run() loops: drain, write and sync what came (one record for all of it:
 // group commit), and when nothing is left, block in Atomics.wait on the bell. Batches that arrive
@@ -7,7 +11,7 @@
 // opening thread, with a storage backend of the caller's), the same step() runs from the event loop.
 import { BirchError } from '../platform/errors.js';
 import type { Writer } from './writer.js';
-import { ENTRY_BATCHES, ENTRY_BOUNDARY, FLAG_FREEZE, FLAG_MORE, type RingConsumer, type RingEntry } from './handoff-ring.js';
+import { ENTRY_BATCHES, ENTRY_BOUNDARY, FLAG_FREEZE, FLAG_MORE, FLAG_WHOLE, type RingConsumer, type RingEntry } from './handoff-ring.js';
 import type { ToWriter } from './protocol.js';
 
 /** What the main thread sends beside the ring: chunks of the batch arena, and the writer's control messages. */
@@ -23,7 +27,11 @@ export class RingDriver {
   readonly #writer: Writer;
   readonly #ring: RingConsumer;
   readonly #nextControl: () => RingControl | undefined;
-  /** Chunks registered and not yet passed: an entry's chunk retires every chunk registered before it. */
+  /**
+   * Chunks registered and not yet passed: an entry's chunk retires every chunk registered before
+   * it, and a whole-chunk entry (FLAG_WHOLE) its own. At most the current chunk (1 MiB) is kept
+   * between records.
+   */
   readonly #chunks = new Map<number, SharedArrayBuffer>();
   readonly #entry: RingEntry = { kind: 0, flags: 0, chunk: 0, offset: 0, length: 0, ops: 0, firstSeq: 0, lastSeq: 0 };
   /** The message being gathered from entries (one part per entry, the last without FLAG_MORE). */
@@ -76,6 +84,7 @@ export class RingDriver {
       if (e.kind === ENTRY_BOUNDARY) this.#writer.receive({ kind: 'boundary' });
       else if (e.kind === ENTRY_BATCHES) {
         this.#parts.push(new Uint8Array(this.#chunk(e.chunk), e.offset, e.length));
+        if ((e.flags & FLAG_WHOLE) !== 0) this.#chunks.delete(e.chunk);
         if ((e.flags & FLAG_MORE) !== 0) continue;
         const parts = this.#parts;
         this.#parts = [];

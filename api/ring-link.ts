@@ -11,7 +11,7 @@
 // Order: the writer stores its acknowledgement before it posts 'fatal' or 'closed', so those are
 // delivered after whatever acknowledgement is in the ring: a batch made durable before a failure
 // resolves, as it would with messages.
-import { ENTRY_BATCHES, ENTRY_BOUNDARY, FLAG_FREEZE, FLAG_MORE, type RingEntry, type RingProducer } from './handoff-ring.js';
+import { ENTRY_BATCHES, ENTRY_BOUNDARY, FLAG_FREEZE, FLAG_MORE, FLAG_WHOLE, type RingEntry, type RingProducer } from './handoff-ring.js';
 import type { RingControl } from './ring-driver.js';
 import type { FromWriter, ToWriter } from './protocol.js';
 import type { Peer } from './threads.js';
@@ -35,6 +35,8 @@ export class RingLink implements Peer<ToWriter> {
   #seenAcks: number;
   #armed = false;
   #stopped = false;
+  /** The writer failed or died: no acknowledgement is awaited any more. */
+  #failed = false;
 
   constructor(opts: {
     ring: RingProducer;
@@ -59,12 +61,20 @@ export class RingLink implements Peer<ToWriter> {
       case 'batches': {
         const last = msg.parts.length - 1;
         msg.parts.forEach((v, i) => {
-          if (v.buffer !== this.#chunk) {
+          let flags = (i < last ? FLAG_MORE : 0) | (msg.freeze ? FLAG_FREEZE : 0);
+          let chunk = this.#chunkId;
+          if (v.byteOffset === 0 && v.byteLength === v.buffer.byteLength) {
+            // Its whole chunk (a large batch's own): sent for this entry alone, kept by neither side.
+            chunk = ++this.#chunkId;
+            this.#control({ kind: 'chunk', id: chunk, sab: v.buffer as SharedArrayBuffer });
+            this.#chunk = undefined;
+            flags |= FLAG_WHOLE;
+          } else if (v.buffer !== this.#chunk) {
             this.#chunk = v.buffer;
-            this.#control({ kind: 'chunk', id: ++this.#chunkId, sab: v.buffer as SharedArrayBuffer });
+            chunk = ++this.#chunkId;
+            this.#control({ kind: 'chunk', id: chunk, sab: v.buffer as SharedArrayBuffer });
           }
-          const flags = (i < last ? FLAG_MORE : 0) | (msg.freeze ? FLAG_FREEZE : 0);
-          this.#publish({ kind: ENTRY_BATCHES, flags, chunk: this.#chunkId, offset: v.byteOffset, length: v.byteLength, ops: msg.ops, firstSeq: msg.firstSeq, lastSeq: msg.lastSeq });
+          this.#publish({ kind: ENTRY_BATCHES, flags, chunk, offset: v.byteOffset, length: v.byteLength, ops: msg.ops, firstSeq: msg.firstSeq, lastSeq: msg.lastSeq });
         });
         this.#sentSeq = msg.lastSeq;
         this.#arm();
@@ -84,7 +94,14 @@ export class RingLink implements Peer<ToWriter> {
   /** A message the writer posted ('fatal', 'closed'): after every acknowledgement stored before it. */
   received(msg: FromWriter): void {
     this.poll();
+    // A failed writer acknowledges nothing more: stop waiting (a pending wait would keep the handle reachable).
+    if (msg.kind === 'fatal') this.#quiet();
     this.#deliver(msg);
+  }
+
+  /** Whether entries wait for room in the ring. */
+  get backlogged(): boolean {
+    return this.#backlog.length > 0;
   }
 
   /** Delivers the ring's acknowledgement if it is new, and publishes what waited for room. */
@@ -115,9 +132,16 @@ export class RingLink implements Peer<ToWriter> {
     await this.#thread.terminate();
   }
 
-  /** Nothing more is read or sent; a pending wait is let go. */
+  /** Nothing more is read or sent; a pending wait and the chunk last named are let go. */
   stop(): void {
     this.#stopped = true;
+    this.#quiet();
+    this.#chunk = undefined;
+    this.#backlog.length = 0;
+  }
+
+  #quiet(): void {
+    this.#failed = true;
     this.#ring.wakeWaiters();
   }
 
@@ -137,7 +161,7 @@ export class RingLink implements Peer<ToWriter> {
 
   /** Waits for ACKS to move while something handed over is unacknowledged or held back. */
   #arm(): void {
-    if (!this.#waitAsync || this.#armed || this.#stopped) return;
+    if (!this.#waitAsync || this.#armed || this.#stopped || this.#failed) return;
     if (this.#sentSeq <= this.#ackedSeq && this.#backlog.length === 0) return;
     const r = this.#ring.waitForAck(this.#seenAcks);
     this.#armed = true;

@@ -176,6 +176,7 @@ export async function startWriter(init: WriterInit, backend: DirectoryBackend | 
       message: (m) => (link === undefined ? events.message(m) : link.received(m)),
       died: (e) => {
         link?.poll();
+        link?.stop();
         events.died(e);
       },
     }, [port2]);
@@ -222,6 +223,8 @@ export async function startWriter(init: WriterInit, backend: DirectoryBackend | 
     scheduled = false;
     if (stopped) return;
     if (driver.step() === 'busy') wake();
+    // Inline, the link does not wait on ACKS: entries that waited for room go out now.
+    if (link.backlogged) setImmediate(() => link.poll());
   };
   const wake = (): void => {
     if (scheduled || stopped) return;

@@ -209,7 +209,12 @@ export class Writer {
     } catch (err) {
       error = err instanceof BirchError ? err : new BirchError('INTERNAL', String(err), { cause: err });
     }
-    this.#journal.close();
+    try {
+      this.#journal.close();
+    } catch (err) {
+      // Closed either way: the main thread waits for 'closed', whatever closing the files did.
+      error ??= err instanceof BirchError ? err : new BirchError('IO', `closing the journal failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
     this.#closed = true;
     this.#send(error === undefined ? { kind: 'closed' } : { kind: 'closed', error: toWireError(error, 'writer') });
   }

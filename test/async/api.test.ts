@@ -44,11 +44,14 @@ function changedPages(dir: string, images: Map<number, Buffer>): number[] {
 function eachHandoff(title: string, body: (handoff: 'shared-memory' | 'messages') => void): void {
   for (const handoff of ['shared-memory', 'messages'] as const) {
     describe(`${title} (${handoff} hand-off)`, () => {
+      const outer = process.env.BIRCH_HANDOFF;
       before(() => {
         if (handoff === 'messages') process.env.BIRCH_HANDOFF = 'messages';
+        else delete process.env.BIRCH_HANDOFF;
       });
       after(() => {
-        delete process.env.BIRCH_HANDOFF;
+        if (outer === undefined) delete process.env.BIRCH_HANDOFF;
+        else process.env.BIRCH_HANDOFF = outer;
       });
       body(handoff);
     });
