@@ -248,7 +248,7 @@ export class Birch {
         else early.push(() => fn(db as Birch));
       };
       const { peer: checkpointer, stats: checkpointerStats } = await startCheckpointer(
-        { dir, cache: reader.cache.init, cacheSlot: checkpointerSlot, allocation: opts.allocation, floor: slots.sab, ...(faults === undefined ? {} : { faults }) },
+        { dir, cache: reader.cache.init, cacheSlot: checkpointerSlot, allocation: opts.allocation, floor: slots.sab, heapLimitMb: opts.threadHeapLimits.checkpointerMb, ...(faults === undefined ? {} : { faults }) },
         opts.backend,
         { message: (m) => deliver((d) => d.#fromCheckpointer(m)), died: (e) => deliver((d) => d.#threadDied('checkpointer', e)) },
       );
@@ -256,7 +256,7 @@ export class Birch {
       const writer = await startWriter(
         {
           dir, segmentBytes: opts.journalSegmentSize, sync: opts.sync, maxRecordBytes: opts.maxRecordBytes,
-          segments: recovered.segments, releasedSeq: recovered.state.seq, ...(faults === undefined ? {} : { faults }),
+          segments: recovered.segments, releasedSeq: recovered.state.seq, heapLimitMb: opts.threadHeapLimits.writerMb, ...(faults === undefined ? {} : { faults }),
         },
         opts.backend,
         { message: (m) => deliver((d) => d.#fromWriter(m)), died: (e) => deliver((d) => d.#threadDied('writer', e)) },
@@ -890,6 +890,7 @@ export class Birch {
       waitingBytes: this.#waitingBytes,
       writeLimit: this.#opts.writeMemoryBytes ?? null,
       limitWaits: this.#limitWaits,
+      threadHeapLimitsMb: { ...this.#opts.threadHeapLimits },
     };
   }
 

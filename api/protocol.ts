@@ -77,6 +77,8 @@ export interface WriterInit {
    * control messages come by (api/ring-driver.ts RingControl). Absent: everything comes as messages.
    */
   ring?: { sab: SharedArrayBuffer; port: MessagePort };
+  /** The thread's old-generation bound (api/options.ts threadHeapLimitsOf); the main thread applies it as it starts the thread. */
+  heapLimitMb: number;
 }
 
 export type ToWriter =
@@ -115,6 +117,8 @@ export interface CheckpointerInit {
   /** db/reader-slots.ts: the oldest checkpoint whose trees any thread may still read (the owner's reads, reader threads). */
   floor: SharedArrayBuffer;
   faults?: FaultInit;
+  /** As WriterInit.heapLimitMb. */
+  heapLimitMb: number;
 }
 
 export type ToCheckpointer =

@@ -107,6 +107,12 @@ export interface BirchMemory {
   writeLimit: number | null;
   /** Batches that waited because the write path was at its share of the limit. */
   limitWaits: number;
+  /**
+   * Each worker thread's old-generation heap bound (its resourceLimits), in MiB: writer 64,
+   * checkpointer max(512, 16 x checkpointBytes in MiB). A thread past it ends, and the handle
+   * refuses writes until reopened. Enforced on Node; Bun and Deno take the option without it.
+   */
+  threadHeapLimitsMb: { writerMb: number; checkpointerMb: number };
 }
 
 /** The implementations a handle uses, where the install or runtime decides. */

@@ -87,8 +87,8 @@ export function faultyIfPlanned(dir: DirectoryBackend, faults: FaultInit | undef
 }
 
 /** A worker's peer, its first message, and expectExit(): the thread was asked to close by other means than post() (the handoff ring's port), so its exit is no death. */
-async function startWorker<To, From extends { kind: string }>(file: string, workerData: unknown, events: PeerEvents<From>, transferList: MessagePort[] = []): Promise<{ peer: Peer<To>; ready: From; expectExit: () => void }> {
-  const worker = new Worker(new URL(file, import.meta.url), { workerData, transferList });
+async function startWorker<To, From extends { kind: string }>(file: string, workerData: { heapLimitMb: number }, events: PeerEvents<From>, transferList: MessagePort[] = []): Promise<{ peer: Peer<To>; ready: From; expectExit: () => void }> {
+  const worker = new Worker(new URL(file, import.meta.url), { workerData, transferList, resourceLimits: { maxOldGenerationSizeMb: workerData.heapLimitMb } });
   let ended = false;
   let handshake: { message(m: From): void; error(e: Error): void; exit(code: number): void } | undefined;
   let first: From;
@@ -172,7 +172,8 @@ export async function startWriter(init: WriterInit, backend: DirectoryBackend | 
     const ring = RingProducer.create();
     const { port1, port2 } = new MessageChannel();
     let link: RingLink | undefined;
-    const { peer, expectExit } = await startWorker<ToWriter, FromWriter>('./writer-worker.js', { ...init, ring: { sab: ring.sab, port: port2 } }, {
+    const withRing: WriterInit = { ...init, ring: { sab: ring.sab, port: port2 } };
+    const { peer, expectExit } = await startWorker<ToWriter, FromWriter>('./writer-worker.js', withRing, {
       message: (m) => (link === undefined ? events.message(m) : link.received(m)),
       died: (e) => {
         link?.poll();

@@ -45,3 +45,13 @@ describe('options: memoryLimit', () => {
     assert.throws(() => resolveOptions({ maxRecordBytes: MiB, maxMergeBytes: MiB }), { code: 'BAD_OPTION' });
   });
 });
+
+describe('options: worker threads\' heap bounds', () => {
+  it('bound the writer at 64 MiB and the checkpointer at 16x checkpointBytes, never under 512 MiB', () => {
+    assert.deepEqual(resolveOptions({}).threadHeapLimits, { writerMb: 64, checkpointerMb: 512 });
+    assert.deepEqual(resolveOptions({ checkpointBytes: 64 * MiB }).threadHeapLimits, { writerMb: 64, checkpointerMb: 1024 });
+    assert.deepEqual(resolveOptions({ checkpointBytes: 1 }).threadHeapLimits, { writerMb: 64, checkpointerMb: 512 });
+    // memoryLimit gives checkpointBytes a sixteenth, so the checkpointer's bound is the limit itself.
+    assert.deepEqual(resolveOptions({ memoryLimit: 16 * 1024 * MiB }).threadHeapLimits, { writerMb: 64, checkpointerMb: 16 * 1024 });
+  });
+});
