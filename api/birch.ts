@@ -50,6 +50,7 @@ import { startCheckpointer, startWriter, type Peer, type WriterPeer } from './th
 import { BatchArena, TurnParts } from './batch-arena.js';
 import type { BirchMemory, BirchStats, CompactResult } from './stats.js';
 import { Tree } from './tree.js';
+import { checkpointTrigger } from './checkpoint-trigger.js';
 import { describeKey, encodeBatch, encodeOne, type EncodedBatch, type BatchOp, type BatchOptions, type InputCond } from './batch-input.js';
 
 export type { BatchOp, BatchOptions } from './batch-input.js';
@@ -158,6 +159,8 @@ export class Birch {
   readonly #sent: BatchBytes[] = [];
   /** The checkpoint in flight: the last batch it covers, and whether it was asked for yet. */
   #ckpt: { upToSeq: number; requested: boolean; done: Promise<void>; finish: () => void } | undefined;
+  /** The active generation's bytes that start a checkpoint: checkpointBytes, or half of it after a checkpoint that appended (checkpointTrigger). */
+  #checkpointAt: number;
   #idleWaiters: (() => void)[] = [];
   #onWriterClosed: ((err?: BirchError) => void) | undefined;
   #onCheckpointerMsg: ((msg: FromCheckpointer) => void) | undefined;
@@ -195,6 +198,7 @@ export class Birch {
     this.#admitted = recovered.lastSeq;
     this.#pruneFloor = recovered.lastSeq;
     this.#records = recovered.records;
+    this.#checkpointAt = opts.checkpointBytes;
     this.#live = new View(this.#visible, this.#gens, this.#base);
     this.#recovery = { ms: recovered.ms, batches: recovered.replayedBatches, ops: recovered.replayedOps, journalStops: recovered.journalStops };
     this.#publishFloor();
@@ -579,7 +583,7 @@ export class Birch {
     const active = this.#gens[0] as Generation;
     if (active.ops === 0) return false;
     const journalFull = this.#journalBytesHeld > JOURNAL_LIMIT_FACTOR * this.#opts.checkpointBytes;
-    if (!force && active.bytes < this.#opts.checkpointBytes && !journalFull) return false;
+    if (!force && active.bytes < this.#checkpointAt && !journalFull) return false;
     active.frozen = true;
     this.#gens = [new Generation(), active];
     this.#heldBytes = undefined;
@@ -665,6 +669,7 @@ export class Birch {
     this.#onCheckpointerMsg?.(msg);
     switch (msg.kind) {
       case 'checkpointed': {
+        this.#checkpointAt = checkpointTrigger(this.#opts.checkpointBytes, this.#gens[1], msg.pages);
         // The shared cache needs nothing here: the checkpointer dropped the old image of every page
         // number it reused before it built the new page, and installed the pages readers will want.
         this.#adopt(decodeState(msg.state));
@@ -826,6 +831,7 @@ export class Birch {
         pagesWritten: cs?.pagesWritten ?? 0,
         writeRuns: cs?.writeRuns ?? 0,
         opsMerged: cs?.opsMerged ?? 0,
+        nextAtBytes: this.#checkpointAt,
       },
       latency: {
         p50Ms: this.#latency.percentile(0.5),

@@ -50,6 +50,8 @@ export interface BirchStats {
     writeRuns: number;
     /** Operations merged into the trees (one per key and checkpoint). */
     opsMerged: number;
+    /** The active buffer's bytes that start the next checkpoint: checkpointBytes, or half after a checkpoint that appended (api/checkpoint-trigger.ts). */
+    nextAtBytes: number;
   };
   /** Per batch, submit to acknowledgement: all batches, and those that were in flight while a checkpoint ran. */
   latency: { p50Ms: number | null; p99Ms: number | null; duringCheckpointP50Ms: number | null; duringCheckpointP99Ms: number | null; duringCheckpointBatches: number };
