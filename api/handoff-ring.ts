@@ -226,6 +226,8 @@ export class RingProducer {
 /** The writer's end: takes entries, writes acknowledgements, waits for the bell. */
 export class RingConsumer {
   readonly #w: RingWords;
+  /** Journal records written since the writer started (report()). */
+  #records = 0;
 
   constructor(sab: SharedArrayBuffer) {
     this.#w = new RingWords(sab);
@@ -267,6 +269,12 @@ export class RingConsumer {
     // By two: ACKS stays even (no acknowledgement is being written).
     Atomics.add(this.#w.i32, ACKS, 2);
     Atomics.notify(this.#w.i32, ACKS);
+  }
+
+  /** The writer's 'synced' report, stored as an acknowledgement (the record count kept as a running total). */
+  report(msg: { lastSeq: number; records: number; journalBytesHeld: number; journal: JournalStats }): void {
+    this.#records += msg.records;
+    this.acknowledge(msg.lastSeq, this.#records, msg.journalBytesHeld, msg.journal);
   }
 
   /** Every batch up to `lastSeq` is durable; `records` journal records were written in all. */

@@ -208,13 +208,11 @@ export async function startWriter(init: WriterInit, backend: DirectoryBackend | 
   const ring = RingProducer.create();
   const consumer = new RingConsumer(ring.sab);
   const control: RingControl[] = [];
-  let records = 0;
   let stopped = false;
   let link!: RingLink;
   const send = (m: FromWriter): void => {
     if (m.kind === 'synced') {
-      records += m.records;
-      consumer.acknowledge(m.lastSeq, records, m.journalBytesHeld, m.journal);
+      consumer.report(m);
       setImmediate(() => link.poll());
     } else setImmediate(() => link.received(m));
   };

@@ -21,13 +21,11 @@ serveWorker<ToWriter, FromWriter>({
   start: (dir) => {
     if (ring === undefined) return { service: new Writer(dir, init, post), ready: () => ({ kind: 'ready' }) };
     const consumer = new RingConsumer(ring.sab);
-    let records = 0;
     // Acknowledgements go into the ring; anything else ('fatal', 'closed') is a message, posted
     // after the acknowledgement it follows is stored.
     const send = (msg: FromWriter): void => {
       if (msg.kind !== 'synced') return post(msg);
-      records += msg.records;
-      consumer.acknowledge(msg.lastSeq, records, msg.journalBytesHeld, msg.journal);
+      consumer.report(msg);
     };
     const writer = new Writer(dir, { ...init, loop: true }, send);
     const driver = new RingDriver(writer, consumer, () => receiveMessageOnPort(ring.port)?.message as RingControl | undefined);
