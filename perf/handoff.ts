@@ -24,18 +24,13 @@ const median = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >>
 type Handoff = 'shared-memory' | 'messages';
 interface Sample { toWriter: number[]; toMain: number[]; roundTrip: number[]; mainBusyUs: number; n: number }
 
-/** The writer's stamps: when it received batch i, and when it acknowledged it. */
-function stampsOf(sab: SharedArrayBuffer): Float64Array {
-  return new Float64Array(sab);
-}
-
 async function runRing(n: number): Promise<Sample> {
   const ring = RingProducer.create();
   const stampSab = new SharedArrayBuffer(16 * n);
-  const stamps = stampsOf(stampSab);
+  /** The writer's stamps: when it received batch i, and when it acknowledged it. */
+  const stamps = new Float64Array(stampSab);
   const worker = new Worker(new URL('./handoff-worker.js', import.meta.url), { workerData: { handoff: 'shared-memory', ring: ring.sab, stamps: stampSab, n } });
   await new Promise((r) => worker.once('message', r));
-  const chunk = new Uint8Array(new SharedArrayBuffer(4096));
   const s: Sample = { toWriter: [], toMain: [], roundTrip: [], mainBusyUs: 0, n };
   const elu0 = performance.eventLoopUtilization();
   for (let i = 1; i <= n; i++) {
@@ -55,14 +50,14 @@ async function runRing(n: number): Promise<Sample> {
     s.roundTrip.push(t1 - t0);
   }
   s.mainBusyUs = performance.eventLoopUtilization(elu0).active * 1000;
-  void chunk;
   await worker.terminate();
   return s;
 }
 
 async function runMessages(n: number): Promise<Sample> {
   const stampSab = new SharedArrayBuffer(16 * n);
-  const stamps = stampsOf(stampSab);
+  /** The writer's stamps: when it received batch i, and when it acknowledged it. */
+  const stamps = new Float64Array(stampSab);
   const worker = new Worker(new URL('./handoff-worker.js', import.meta.url), { workerData: { handoff: 'messages', stamps: stampSab, n } });
   await new Promise((r) => worker.once('message', r));
   const chunk = new Uint8Array(new SharedArrayBuffer(4096));
