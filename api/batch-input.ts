@@ -3,8 +3,8 @@
 // them), plus where each operation's key and value lie. A bad part of any operation refuses the
 // whole batch with a typed error before anything is admitted.
 import { BirchError } from '../platform/errors.js';
-import { OP_DEL, OP_PUT, opBytes, writeOp, type OpType } from '../journal/format.js';
-import { checkOptionNames, describe, toKey, toValue, type Bytes } from './input.js';
+import { OP_DEL, OP_DROP_TREE, OP_PUT, opBytes, writeOp, type OpType } from '../journal/format.js';
+import { checkOptionNames, describe, toKey, toTreeName, toValue, type Bytes } from './input.js';
 import { treeOf } from './reads.js';
 import type { BatchArena } from './batch-arena.js';
 
@@ -34,7 +34,6 @@ export interface InputCond {
   value: Buffer | undefined;
 }
 
-/** Validates one batch and copies it into its encoded form; throws a typed error for any bad part. */
 /**
  * A batch encoded: how many operations, the tree it drops (dropTree() only), its conditions, and
  * its bytes in the journal's layout (`len` at `off` of its arena chunk `buf`), which is all the
@@ -126,4 +125,14 @@ export function encodeBatch(ops: unknown, opts: unknown, arena: BatchArena): Enc
     at = writeOp(buf, at, types[i] as OpType, tree === '' ? undefined : treeBytes?.get(tree), keys[i] as Buffer, values[i]);
   }
   return { count: n, conds, buf, off, len: total };
+}
+
+/** dropTree(name): one operation that names the tree; admission checks that the tree exists. */
+export function encodeDropTree(name: unknown, arena: BatchArena): EncodedBatch {
+  const tree = toTreeName(name);
+  const treeBytes = Buffer.from(tree, 'utf8');
+  const len = opBytes(treeBytes.length, 0, 0);
+  const off = arena.take(len);
+  writeOp(arena.buf, off, OP_DROP_TREE, treeBytes, undefined, undefined);
+  return { count: 1, drop: tree, conds: [], buf: arena.buf, off, len };
 }

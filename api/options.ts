@@ -32,7 +32,7 @@ export interface BirchOptions {
    * Bytes of buffered writes that start a checkpoint (default 32 MiB; each operation counts its key,
    * value and ENTRY_OVERHEAD_BYTES). See DEFAULT_CHECKPOINT_BYTES for the trade-off. After a
    * checkpoint that appended (wrote about its data's bytes in pages), the next starts at half
-   * this (api/birch.ts checkpointTrigger). While a checkpoint runs, writes past this slow down,
+   * this (api/checkpoint-trigger.ts). While a checkpoint runs, writes past this slow down,
    * and past twice this wait for it.
    */
   checkpointBytes?: number;

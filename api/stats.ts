@@ -1,5 +1,6 @@
 // What a handle reports about itself: db.stats() and db.compact()'s result. Types only, so that a
-// reader finds every field and what it means in one place; api/birch.ts fills them in.
+// reader finds every field and what it means in one place; api/birch.ts fills them in from
+// its parts' reports (the commit pipeline's, the checkpoint scheduler's, the reader pins').
 import type { JournalStats } from '../journal/journal.js';
 import type { TreeStats } from '../btree/shape.js';
 import type { RuntimeInfo } from './runtime.js';
