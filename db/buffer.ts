@@ -4,7 +4,7 @@
 // A buffer is a chain of generations, newest first: the active one takes new operations; when a
 // checkpoint starts it is frozen (never changed again) and a new active one begins, and when the
 // checkpoint's trees are published the frozen one is dropped. Each generation holds, per tree, a
-// hash map from a hash of the key's bytes to the key's entry (its versions), and an ordered index
+// hash table from a hash of the key's bytes to the key's entry (its versions), and an ordered index
 // of the keys (sorted-btree over latin1 strings, in which string order is byte order) that is
 // brought up to date only when a range needs it. Keys are never copied into strings on the way in
 // or on a point read: a write hashes the key where it lies in its batch's bytes, and a get hashes
@@ -19,19 +19,26 @@
 // droppedAt = D, whose `before` is the map it replaced; a reader at S >= D finds nothing of the
 // tree older than D (not in older generations either, nor in the trees), a reader at S < D reads
 // `before`.
+//
+// Memory: a version is a slot in typed arrays, not an object. Buffered operations live until a
+// checkpoint, so as objects they all survived the young generation and each was copied by the
+// scavenger before it was promoted: measured on Node 20, 250-800 ns a put for the object alone and
+// about 500 ns for a growing Map, against about 100 for the whole put in slots; and a slot is 32
+// bytes where an object and its map entry were about 120.
 import bulkLoadModule from 'sorted-btree/extended/bulkLoad.js';
 import { OP_DROP_TREE, OP_HEADER_SIZE, OP_KEY_LEN_OFFSET, OP_PUT, OP_TREE_LEN_OFFSET, OP_TYPE_OFFSET, OP_VALUE_LEN_OFFSET } from '../journal/format.js';
 
 const bulkLoad = ('default' in bulkLoadModule ? (bulkLoadModule as { default: typeof bulkLoadModule }).default : bulkLoadModule).bulkLoad;
-type SortedKeys = ReturnType<typeof bulkLoad<string, Version>>;
+type SortedKeys = ReturnType<typeof bulkLoad<string, number>>;
 /**
- * What readers use of the key index. Declared here rather than as sorted-btree's class so that
- * the package's declarations do not depend on how that module's default export is typed (it
- * differs between the ES and CommonJS readings of its types).
+ * What readers use of the key index: each key as a latin1 string, with its entry's slot. Declared
+ * here rather than as sorted-btree's class so that the package's declarations do not depend on
+ * how that module's default export is typed (it differs between the ES and CommonJS readings of
+ * its types).
  */
 export interface KeyIndex {
-  entries(lowestKey?: string): IterableIterator<[string, Version]>;
-  entriesReversed(highestKey?: string): IterableIterator<[string, Version]>;
+  entries(lowestKey?: string): IterableIterator<[string, number]>;
+  entriesReversed(highestKey?: string): IterableIterator<[string, number]>;
 }
 /** Plain string order (byte order for latin1 strings); sorted-btree's default also orders mixed types, slower. */
 const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -39,38 +46,41 @@ const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const INDEX_NODE_SIZE = 128;
 const INDEX_LOAD_FACTOR = 0.8;
 
-/**
- * A key's value as of batch `seq`, and the version before it. Everything lies in the bytes of the
- * batch that wrote it (`buf`, shared by its operations: no object of its own per key or value,
- * which matters to the young-generation collector, since buffered operations live until a
- * checkpoint): the value, `len` bytes at `off`, or len -1 for a delete; the key, the `keyLen`
- * bytes just before `off` (an operation's value follows its key).
- *
- * The newest version of a key is also the key's entry in its map and in the ordered index: a
- * newer write changes it in place and moves what it held into a new version behind it, so the
- * entry never changes identity and a key costs one object, not an entry and a version (Node keeps
- * 8 bytes a field: 80 bytes a version, where a separate entry cost 40 more). `collide` chains the
- * entries of keys with the same hash; it is unused on older versions. Readers never keep a
- * version across a turn (they take `visible()` and read it at once), so an in-place change is
- * never seen half-made, and a reader at an older seq walks on to the version it sees.
- */
-export interface Version {
-  seq: number;
-  buf: Buffer;
-  readonly keyLen: number;
-  off: number;
-  len: number;
-  next: Version | undefined;
-  collide: Version | undefined;
-}
+/** No slot: the end of a chain. */
+export const NO_SLOT = -1;
 
-/** A copy of the version's value (null: a tombstone); callers may keep or change it. */
-export function valueOf(v: Version): Buffer | null {
-  if (v.len < 0) return null;
-  const out = Buffer.allocUnsafe(v.len);
-  v.buf.copy(out, 0, v.off, v.off + v.len);
-  return out;
-}
+/**
+ * A version's slot, SLOT_INTS Int32 words in TreeBuffer's #ints (its seq is in #seqs, a float:
+ * sequence numbers may pass 2^31):
+ *
+ *   word 0  HASH     the key's hash (hashBytes): compared before the key's bytes, and the bucket
+ *                    when the table grows
+ *   word 1  BUF      the index, in #bufs, of the batch bytes the version lies in
+ *   word 2  OFF      where its value starts in them; the key is the KEY_LEN bytes just before
+ *                    (an operation's value follows its key)
+ *   word 3  LEN      the value's length, or -1 for a delete
+ *   word 4  KEY_LEN  the key's length
+ *   word 5  NEXT     the version before it, or NO_SLOT
+ *   word 6  COLLIDE  the next entry in the same bucket, or NO_SLOT (entries only)
+ *   word 7  (unused: eight words keep a slot's offset a shift)
+ *
+ * A key's newest version is also its entry: in its bucket's chain and in the ordered index. A
+ * newer write changes the entry in place and moves what it held into a new slot behind it, so the
+ * entry's slot never changes. Readers never keep a slot across a turn (they take visibleAt() and
+ * read it at once), so an in-place change is never seen half-made, and a reader at an older seq
+ * walks on to the version it sees. Slots are never freed (a pruned version's slot stays unused
+ * until the generation goes; its bytes are counted with its operation's).
+ */
+const HASH = 0;
+const BUF = 1;
+const OFF = 2;
+const LEN = 3;
+const KEY_LEN = 4;
+const NEXT = 5;
+const COLLIDE = 6;
+const SLOT_INTS = 8;
+/** Slots and buckets a tree buffer starts with: many named trees each with a few keys stay small. */
+const INITIAL_SLOTS = 16;
 
 /**
  * A 30-bit hash of `len` bytes at `off` of `b` (murmur3's mixing, four bytes a step): a small
@@ -104,28 +114,33 @@ export function hashBytes(b: Uint8Array, off: number, len: number): number {
   return h & 0x3fffffff;
 }
 
-/** Whether the version's key is the `len` bytes at `off` of `b`. */
-function sameKey(v: Version, b: Uint8Array, off: number, len: number): boolean {
-  if (v.keyLen !== len) return false;
-  const kb = v.buf;
-  const ko = v.off - len;
-  for (let j = 0; j < len; j++) if (kb[ko + j] !== b[off + j]) return false;
-  return true;
-}
-
 /**
  * Memory a buffered operation costs beyond its key and value bytes, for the checkpoint trigger
- * and backpressure: the version object (a key's entry too), its map slot, the map's share of an index
- * node (measured on Node 20: about 180 bytes an entry with sorted-btree).
+ * and backpressure: an upper bound on its journal-layout header in the batch bytes (9 bytes), its
+ * slot and share of the buckets (40 to 88 bytes as the arrays fill and double: 58 at 200,000
+ * puts) and the key index a range builds (49 bytes a 16-byte key, 74 a 40-byte one); measured on
+ * Node 20 by perf/buffer-overhead.ts. The checkpointer's copy of a frozen generation is charged
+ * the same per operation (api/options.ts memoryLimit).
  */
 export const ENTRY_OVERHEAD_BYTES = 180;
 
 export class TreeBuffer {
-  /** Hash of the key -> its entry, the newest version (entries of colliding keys chained). Keys are never removed: a delete is a version too. */
-  readonly map = new Map<number, Version>();
+  /** SLOT_INTS words a slot (the layout above). */
+  #ints = new Int32Array(INITIAL_SLOTS * SLOT_INTS);
+  /** Each slot's batch seq. */
+  #seqs = new Float64Array(INITIAL_SLOTS);
+  /** Slots in use. */
+  #used = 0;
+  /** Keys (entries). */
+  #keys = 0;
+  /** Hash & mask -> the first entry of that bucket, or NO_SLOT; as many buckets as slots. */
+  #buckets = new Int32Array(INITIAL_SLOTS).fill(NO_SLOT);
+  #mask = INITIAL_SLOTS - 1;
+  /** The batch bytes versions lie in (a BUF word indexes it); consecutive versions mostly share one. */
+  readonly #bufs: Buffer[] = [];
   /** The keys in order, as of the last range; `unindexed` holds the entries added since. */
   #index: SortedKeys | undefined;
-  #unindexed: Version[] = [];
+  #unindexed: number[] = [];
   /** The seq of the drop that began this map (0: none: older data shows through). */
   readonly droppedAt: number;
   /** The map this one replaced at the drop, for readers older than it. */
@@ -138,6 +153,11 @@ export class TreeBuffer {
     this.before = before;
   }
 
+  /** How many keys it holds. */
+  get size(): number {
+    return this.#keys;
+  }
+
   /** This tree's map as a reader at `seq` sees it: before any drop later than seq. */
   at(seq: number): TreeBuffer | undefined {
     let t: TreeBuffer | undefined = this;
@@ -145,38 +165,158 @@ export class TreeBuffer {
     return t;
   }
 
-  /** The entry of the `len` bytes at `off` of `b`, if this map holds that key. */
-  find(b: Uint8Array, off: number, len: number, h: number = hashBytes(b, off, len)): Version | undefined {
-    let e = this.map.get(h);
-    while (e !== undefined && !sameKey(e, b, off, len)) e = e.collide;
+  /** The entry (its slot) of the `len` bytes at `off` of `b`, or NO_SLOT if this map holds no such key. */
+  find(b: Uint8Array, off: number, len: number, h: number = hashBytes(b, off, len)): number {
+    const ints = this.#ints;
+    let e = this.#buckets[h & this.#mask] as number;
+    while (e !== NO_SLOT && !this.#isKey(e, h, b, off, len)) e = ints[e * SLOT_INTS + COLLIDE] as number;
     return e;
+  }
+
+  /** Whether slot `e` holds the key `len` bytes at `off` of `b`, whose hash is `h`. */
+  #isKey(e: number, h: number, b: Uint8Array, off: number, len: number): boolean {
+    const ints = this.#ints;
+    const at = e * SLOT_INTS;
+    if (ints[at + HASH] !== h || ints[at + KEY_LEN] !== len) return false;
+    const kb = this.#bufs[ints[at + BUF] as number] as Buffer;
+    const ko = (ints[at + OFF] as number) - len;
+    for (let j = 0; j < len; j++) if (kb[ko + j] !== b[off + j]) return false;
+    return true;
+  }
+
+  /** The version of `slot`'s chain a reader at `seq` sees, or NO_SLOT if the chain is all newer. */
+  visibleAt(slot: number, seq: number): number {
+    const ints = this.#ints;
+    const seqs = this.#seqs;
+    while (slot !== NO_SLOT && (seqs[slot] as number) > seq) slot = ints[slot * SLOT_INTS + NEXT] as number;
+    return slot;
+  }
+
+  /** Whether the version in `slot` is a delete. */
+  isDelete(slot: number): boolean {
+    return (this.#ints[slot * SLOT_INTS + LEN] as number) < 0;
+  }
+
+  /** A copy of the version's value (null: a delete); callers may keep or change it. */
+  valueOf(slot: number): Buffer | null {
+    const at = slot * SLOT_INTS;
+    const len = this.#ints[at + LEN] as number;
+    if (len < 0) return null;
+    const off = this.#ints[at + OFF] as number;
+    const out = Buffer.allocUnsafe(len);
+    out.set((this.#bufs[this.#ints[at + BUF] as number] as Buffer).subarray(off, off + len));
+    return out;
+  }
+
+  /** The version's value where it lies, without a copy (undefined: a delete). */
+  valueView(slot: number): Buffer | undefined {
+    const at = slot * SLOT_INTS;
+    const len = this.#ints[at + LEN] as number;
+    if (len < 0) return undefined;
+    const off = this.#ints[at + OFF] as number;
+    return (this.#bufs[this.#ints[at + BUF] as number] as Buffer).subarray(off, off + len);
+  }
+
+  /** The key of slot `e` as a latin1 string (string order is byte order): for the ordered index only. */
+  #keyString(e: number): string {
+    const at = e * SLOT_INTS;
+    const off = this.#ints[at + OFF] as number;
+    return (this.#bufs[this.#ints[at + BUF] as number] as Buffer).toString('latin1', off - (this.#ints[at + KEY_LEN] as number), off);
+  }
+
+  /** A new slot holding the given version; grows the arrays (and the buckets with them) when full. */
+  #slot(seq: number, h: number, bufId: number, off: number, len: number, keyLen: number, next: number, collide: number): number {
+    if (this.#used === this.#seqs.length) this.#grow();
+    const e = this.#used++;
+    const at = e * SLOT_INTS;
+    const ints = this.#ints;
+    ints[at + HASH] = h;
+    ints[at + BUF] = bufId;
+    ints[at + OFF] = off;
+    ints[at + LEN] = len;
+    ints[at + KEY_LEN] = keyLen;
+    ints[at + NEXT] = next;
+    ints[at + COLLIDE] = collide;
+    this.#seqs[e] = seq;
+    return e;
+  }
+
+  /** Doubles the slots and the buckets, and puts every entry in its new bucket. */
+  #grow(): void {
+    const n = this.#seqs.length * 2;
+    const ints = new Int32Array(n * SLOT_INTS);
+    ints.set(this.#ints);
+    const seqs = new Float64Array(n);
+    seqs.set(this.#seqs);
+    const buckets = new Int32Array(n).fill(NO_SLOT);
+    const mask = n - 1;
+    // Every entry is in exactly one old chain: walk them all, relinking each into its new bucket.
+    const old = this.#buckets;
+    for (let b = 0; b < old.length; b++) {
+      let e = old[b] as number;
+      while (e !== NO_SLOT) {
+        const at = e * SLOT_INTS;
+        const next = ints[at + COLLIDE] as number;
+        const nb = (ints[at + HASH] as number) & mask;
+        ints[at + COLLIDE] = buckets[nb] as number;
+        buckets[nb] = e;
+        e = next;
+      }
+    }
+    this.#ints = ints;
+    this.#seqs = seqs;
+    this.#buckets = buckets;
+    this.#mask = mask;
   }
 
   /**
    * Records a version at `seq` of the key `keyLen` bytes at `off - keyLen` of `buf` (value: `len`
    * bytes at `off`, or len -1 for a delete) as the key's newest; older versions that no reader at
-   * or above `floor` can see go.
+   * or above `floor` can see are cut off the chain.
    */
   set(seq: number, buf: Buffer, keyLen: number, off: number, len: number, floor: number): void {
+    const bufs = this.#bufs;
+    let bufId = bufs.length - 1;
+    if (bufs[bufId] !== buf) {
+      bufs.push(buf);
+      bufId++;
+    }
     const keyOff = off - keyLen;
     const h = hashBytes(buf, keyOff, keyLen);
-    const first = this.map.get(h);
-    let e = first;
-    while (e !== undefined && !sameKey(e, buf, keyOff, keyLen)) e = e.collide;
-    if (e !== undefined) {
-      // The entry keeps its identity; what it held becomes the version behind it.
-      const older: Version = { seq: e.seq, buf: e.buf, keyLen, off: e.off, len: e.len, next: e.next, collide: undefined };
-      e.next = prune(older, floor);
-      e.seq = seq;
-      e.buf = buf;
-      e.off = off;
-      e.len = len;
+    const e = this.find(buf, keyOff, keyLen, h);
+    if (e !== NO_SLOT) {
+      // The entry keeps its slot; what it held moves to a new slot behind it.
+      const at = e * SLOT_INTS;
+      let ints = this.#ints;
+      const older = this.#slot(this.#seqs[e] as number, h, ints[at + BUF] as number, ints[at + OFF] as number, ints[at + LEN] as number, keyLen, ints[at + NEXT] as number, NO_SLOT);
+      ints = this.#ints; // #slot may have grown the arrays
+      this.#prune(older, floor);
+      ints[at + NEXT] = older;
+      ints[at + BUF] = bufId;
+      ints[at + OFF] = off;
+      ints[at + LEN] = len;
+      this.#seqs[e] = seq;
       return;
     }
-    const created: Version = { seq, buf, keyLen, off, len, next: undefined, collide: first };
-    this.map.set(h, created);
-    // Until a range builds the index, new keys need no list: the build reads the map's entries.
+    const created = this.#slot(seq, h, bufId, off, len, keyLen, NO_SLOT, NO_SLOT);
+    const b = h & this.#mask;
+    this.#ints[created * SLOT_INTS + COLLIDE] = this.#buckets[b] as number;
+    this.#buckets[b] = created;
+    this.#keys++;
+    // Until a range builds the index, new keys need no list: the build reads the buckets.
     if (this.#index !== undefined) this.#unindexed.push(created);
+  }
+
+  /** Cuts the chain from `v` after the first version a reader at `floor` sees (none older is read). */
+  #prune(v: number, floor: number): void {
+    const ints = this.#ints;
+    while (v !== NO_SLOT) {
+      if ((this.#seqs[v] as number) <= floor) {
+        ints[v * SLOT_INTS + NEXT] = NO_SLOT;
+        return;
+      }
+      v = ints[v * SLOT_INTS + NEXT] as number;
+    }
   }
 
   /** The keys in order (the index brought up to date), for a range. */
@@ -186,28 +326,19 @@ export class TreeBuffer {
       // Loaded bottom-up from one sort of every key: for 200,000 keys 37-56 ms against 238-273 ms
       // for inserting them one by one (sorted-btree 2.1, Node 20, the team's 2-core VM). Leaves
       // are filled to INDEX_LOAD_FACTOR, so that the keys added after it do not split them at once.
-      const all: [string, Version][] = [];
-      for (const first of this.map.values()) {
-        for (let e: Version | undefined = first; e !== undefined; e = e.collide) all.push([keyString(e), e]);
+      const all: [string, number][] = [];
+      const buckets = this.#buckets;
+      for (let b = 0; b < buckets.length; b++) {
+        for (let e = buckets[b] as number; e !== NO_SLOT; e = this.#ints[e * SLOT_INTS + COLLIDE] as number) all.push([this.#keyString(e), e]);
       }
       all.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-      idx = this.#index = bulkLoad<string, Version>(all.map((p) => p[0]), all.map((p) => p[1]), INDEX_NODE_SIZE, byString, INDEX_LOAD_FACTOR);
+      idx = this.#index = bulkLoad<string, number>(all.map((p) => p[0]), all.map((p) => p[1]), INDEX_NODE_SIZE, byString, INDEX_LOAD_FACTOR);
     } else {
-      for (const e of this.#unindexed) idx.set(keyString(e), e);
+      for (const e of this.#unindexed) idx.set(this.#keyString(e), e);
     }
     this.#unindexed = [];
     return idx;
   }
-}
-
-/** The key of an entry as a latin1 string (string order is byte order): for the ordered index only. */
-function keyString(e: Version): string {
-  return e.buf.toString('latin1', e.off - e.keyLen, e.off);
-}
-/** The version of a chain a reader at `seq` sees, or undefined if the chain is all newer. */
-export function visible(v: Version | undefined, seq: number): Version | undefined {
-  while (v !== undefined && v.seq > seq) v = v.next;
-  return v;
 }
 
 export class Generation {
@@ -250,19 +381,6 @@ export class Generation {
     this.#note(tree.length);
     this.trees.set(tree, new TreeBuffer(seq, this.trees.get(tree)));
   }
-}
-
-/** The chain `v` with every version that no reader at or above `floor` can see dropped. */
-function prune(v: Version | undefined, floor: number): Version | undefined {
-  const head = v;
-  while (v !== undefined) {
-    if (v.seq <= floor) {
-      v.next = undefined;
-      break;
-    }
-    v = v.next;
-  }
-  return head;
 }
 
 /**

@@ -3,7 +3,7 @@
 // key, a tombstone hides it). A plain iterator object, not a stack of generators: a tree whose
 // buffer holds nothing costs a batch refill per leaf and one tuple per entry, and `limit` bounds
 // what the tree side reads ahead.
-import { visible, valueOf, type TreeBuffer } from './buffer.js';
+import { NO_SLOT, type TreeBuffer } from './buffer.js';
 import { latin1 } from '../pager/bytes.js';
 import type { Span } from '../btree/cursor.js';
 import type { TreeCursor } from '../btree/cursor.js';
@@ -161,8 +161,8 @@ function* bufferEntries(t: TreeBuffer, seq: number, span: Span): Generator<Entry
       }
       scanned++;
       from = k;
-      const v = visible(entry, seq);
-      if (v !== undefined) chunk.push([k, valueOf(v)]);
+      const v = t.visibleAt(entry, seq);
+      if (v !== NO_SLOT) chunk.push([k, t.valueOf(v)]);
     }
     for (const [k, value] of chunk) yield [Buffer.from(k, 'latin1'), value];
     if (done) return;

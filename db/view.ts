@@ -11,7 +11,7 @@ import { isOverflowCell, valueLengthOfCell, valueStartOfCell } from '../btree/no
 import { u32 } from '../pager/bytes.js';
 import { TreeCursor, toSpan, type RangeBounds } from '../btree/cursor.js';
 import { decodeCatalogValue, decodeRoots, type Roots } from '../btree/roots-format.js';
-import { hashBytes, valueOf, visible, type Generation, type TreeBuffer } from './buffer.js';
+import { NO_SLOT, hashBytes, type Generation, type TreeBuffer } from './buffer.js';
 import { RangeIterator } from './range.js';
 
 /** The trees of one checkpoint, as the main thread reads them. */
@@ -77,8 +77,8 @@ export class View {
       const t = (gens[g] as Generation).trees.get(tree)?.at(this.seq);
       if (t === undefined) continue;
       if (h < 0) h = hashBytes(key, 0, key.length);
-      const v = visible(t.find(key, 0, key.length, h), this.seq);
-      if (v !== undefined) return valueOf(v) ?? undefined;
+      const v = t.visibleAt(t.find(key, 0, key.length, h), this.seq);
+      if (v !== NO_SLOT) return t.valueOf(v) ?? undefined;
       if (t.droppedAt > 0) return undefined;
     }
     const desc = this.base.desc(tree);
@@ -96,8 +96,8 @@ export class View {
       const t = g.trees.get(tree)?.at(this.seq);
       if (t === undefined) continue;
       if (h < 0) h = hashBytes(key, 0, key.length);
-      const v = visible(t.find(key, 0, key.length, h), this.seq);
-      if (v !== undefined) return v.len < 0 ? undefined : v.buf.subarray(v.off, v.off + v.len);
+      const v = t.visibleAt(t.find(key, 0, key.length, h), this.seq);
+      if (v !== NO_SLOT) return t.valueView(v);
       if (t.droppedAt > 0) return undefined;
     }
     const desc = this.base.desc(tree);
