@@ -186,16 +186,38 @@ export function opBytes(treeLen: number, keyLen: number, valueLen: number): numb
   return OP_HEADER_SIZE + treeLen + keyLen + valueLen;
 }
 
-/** Writes one operation at `off` (which has opBytes() room); returns the end offset. */
+/**
+ * Writes one operation at `off` (which has opBytes() room); returns the end offset. The lengths
+ * are stored byte by byte and the parts copied with set(): for the few bytes of an operation,
+ * Buffer's checked writers and copy() cost more than the bytes (this runs for every put on the
+ * caller's thread).
+ */
 export function writeOp(buf: Buffer, off: number, type: OpType, tree: Buffer | undefined, key: Buffer | undefined, value: Buffer | undefined): number {
+  const treeLen = tree?.length ?? 0;
+  const keyLen = key?.length ?? 0;
+  const valueLen = value?.length ?? 0;
   buf[off + OP_TYPE_OFFSET] = type;
-  buf.writeUInt16LE(tree?.length ?? 0, off + OP_TREE_LEN_OFFSET);
-  buf.writeUInt16LE(key?.length ?? 0, off + OP_KEY_LEN_OFFSET);
-  buf.writeUInt32LE(value?.length ?? 0, off + OP_VALUE_LEN_OFFSET);
+  buf[off + OP_TREE_LEN_OFFSET] = treeLen & 0xff;
+  buf[off + OP_TREE_LEN_OFFSET + 1] = treeLen >>> 8;
+  buf[off + OP_KEY_LEN_OFFSET] = keyLen & 0xff;
+  buf[off + OP_KEY_LEN_OFFSET + 1] = keyLen >>> 8;
+  buf[off + OP_VALUE_LEN_OFFSET] = valueLen & 0xff;
+  buf[off + OP_VALUE_LEN_OFFSET + 1] = (valueLen >>> 8) & 0xff;
+  buf[off + OP_VALUE_LEN_OFFSET + 2] = (valueLen >>> 16) & 0xff;
+  buf[off + OP_VALUE_LEN_OFFSET + 3] = valueLen >>> 24;
   off += OP_HEADER_SIZE;
-  if (tree !== undefined) off += tree.copy(buf, off);
-  if (key !== undefined) off += key.copy(buf, off);
-  if (value !== undefined) off += value.copy(buf, off);
+  if (tree !== undefined) {
+    buf.set(tree, off);
+    off += treeLen;
+  }
+  if (key !== undefined) {
+    buf.set(key, off);
+    off += keyLen;
+  }
+  if (value !== undefined) {
+    buf.set(value, off);
+    off += valueLen;
+  }
   return off;
 }
 
