@@ -96,6 +96,7 @@ export class Birch {
             this.#pipeline.pump();
             this.#pipeline.checkIdle();
           },
+          published: () => this.#pipeline.arena.release(),
           refsChanged: () => this.#updateRefs(),
           assertOpen: () => this.#assertOpen(),
           isOpen: () => this.#status === 'open',
@@ -290,6 +291,7 @@ export class Birch {
     this.#updateRefs();
     if (journalFailed && this.#pipeline.rejectInflight(e)) f.reported = true;
     this.#checkpoints.stop();
+    this.#pipeline.arena.clear();
     this.#pipeline.checkIdle();
   }
 
@@ -377,6 +379,7 @@ export class Birch {
       checkpointCopyBytes: m.copy,
       snapshotBytes: m.held,
       waitingBytes: this.#pipeline.waitingBytes,
+      arenaFreeBytes: m.free,
       writeLimit: this.#opts.writeMemoryBytes ?? null,
       limitWaits: this.#pipeline.limitWaits,
       threadHeapLimitsMb: { ...this.#opts.threadHeapLimits },
@@ -511,6 +514,7 @@ export class Birch {
     this.#status = 'closed';
     // A closed handle the caller keeps must not keep the buffer's memory (reads refuse from now on).
     this.#checkpoints.stop();
+    this.#pipeline.arena.clear();
     this.#state.clear();
     this.#readerThreads?.disconnect();
     try {

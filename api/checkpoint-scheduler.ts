@@ -31,6 +31,8 @@ export interface CheckpointHost {
   sendTurn(freeze: boolean): void;
   /** Admits batches that waited for the checkpoint, then settles idle waiters. */
   resume(): void;
+  /** A checkpoint was published (its generation dropped): arena chunks nothing reads any more may be reused. */
+  published(): void;
   /** The threads' keep-alive may have changed (a checkpoint or a compaction started or ended). */
   refsChanged(): void;
   /** Throws DB_CLOSED unless the handle is open. */
@@ -168,6 +170,7 @@ export class CheckpointScheduler {
     // The shared cache needs nothing here: the checkpointer dropped the old image of every page
     // number it reused before it built the new page, and installed the pages readers will want.
     this.#state.checkpointed(decodeState(msg.state));
+    this.#host.published();
     this.#stats = msg.stats;
     this.#lastMs = msg.ms;
     this.#writer.post({ kind: 'release', upToSeq: msg.releasedSeq });

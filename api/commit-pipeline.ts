@@ -24,7 +24,7 @@ import type { ResolvedOptions } from './options.js';
 import type { HandleFailure } from './handle-failure.js';
 import type { ReadState } from './read-state.js';
 import type { CheckpointScheduler } from './checkpoint-scheduler.js';
-import { BatchArena, TurnParts } from './batch-arena.js';
+import { BatchArena, TurnParts, type ArenaChunk } from './batch-arena.js';
 import { LatencyHistogram } from './latency.js';
 import { describeKey, type EncodedBatch, type InputCond } from './batch-input.js';
 
@@ -43,6 +43,8 @@ interface Pending {
   buf: Buffer;
   off: number;
   len: number;
+  /** The arena chunk its bytes lie in (undefined: a chunk of its own), told when it is admitted or settled. */
+  chunk: ArenaChunk | undefined;
   t0: number;
   /** Whether it waited for memoryLimit (counted once). */
   limited?: true;
@@ -82,7 +84,7 @@ export class CommitPipeline {
   readonly #checkpoints: CheckpointScheduler;
   readonly #host: PipelineHost;
   /** Where batches are encoded: what the write buffer keeps and the writer writes (api/batch-arena.ts). */
-  readonly arena = new BatchArena();
+  readonly arena: BatchArena;
   readonly #waiting: Pending[] = [];
   #waitingBytes = 0;
   #limitWaits = 0;
@@ -110,6 +112,13 @@ export class CommitPipeline {
     this.#writer = parts.writer;
     this.#checkpoints = parts.checkpoints;
     this.#host = parts.host;
+    // Free chunks kept for reuse: half a checkpoint's buffer (about every chunk one generation of
+    // small puts fills), and under memoryLimit at most an eighth of the write path's share (they
+    // are charged to it: writeMemory()).
+    const opts = parts.opts;
+    const maxFreeBytes = Math.min(opts.checkpointBytes / 2, opts.writeMemoryBytes === undefined ? Infinity : opts.writeMemoryBytes / 8);
+    const state = parts.state;
+    this.arena = new BatchArena({ maxFreeBytes, readers: { live: () => state.gens, pinned: () => state.pins.pinnedGenerations() } });
   }
 
   /** Whether writes are in flight (submitted and not settled). */
@@ -123,8 +132,10 @@ export class CommitPipeline {
       this.#host.assertOpen();
       this.#failure.throwIfFailed();
       const batch = make();
+      const chunk = this.arena.chunk;
+      if (chunk !== undefined) chunk.encoded++;
       return new Promise<void>((resolve, reject) => {
-        const p: Pending = { count: batch.count, drop: batch.drop, conds: batch.conds, buf: batch.buf, off: batch.off, len: batch.len, t0: performance.now(), resolve, reject };
+        const p: Pending = { count: batch.count, drop: batch.drop, conds: batch.conds, buf: batch.buf, off: batch.off, len: batch.len, chunk, t0: performance.now(), resolve, reject };
         this.#setBusy(true);
         if (this.#waiting.length > 0 || this.#blocked(p)) {
           this.#waiting.push(p);
@@ -161,7 +172,7 @@ export class CommitPipeline {
     const m = this.writeMemory();
     const n = p.len + ENTRY_OVERHEAD_BYTES * p.count;
     const active = this.#state.active.bytes;
-    if (m.buffer + m.copy + m.held + n <= limit && 2 * (active + n) + m.held <= limit) return false;
+    if (m.buffer + m.copy + m.held + m.free + n <= limit && 2 * (active + n) + m.held <= limit) return false;
     if (2 * n + m.held > limit) return false;
     if (!this.#checkpoints.running && !this.#checkpoints.maybeStart(true)) return false;
     if (p.limited === undefined) {
@@ -171,12 +182,12 @@ export class CommitPipeline {
     return true;
   }
 
-  /** The write path's memory: the buffer's generations, the checkpointer's copy, what snapshots hold. */
-  writeMemory(): { buffer: number; copy: number; held: number } {
+  /** The write path's memory: the buffer's generations, the checkpointer's copy, what snapshots hold, free arena chunks. */
+  writeMemory(): { buffer: number; copy: number; held: number; free: number } {
     const s = this.#state;
     const frozen = s.frozen;
     const copy = this.#checkpoints.running && frozen !== undefined ? frozen.bytes : 0;
-    return { buffer: s.active.bytes + (frozen?.bytes ?? 0), copy, held: s.pins.heldBytes(s.gens) };
+    return { buffer: s.active.bytes + (frozen?.bytes ?? 0), copy, held: s.pins.heldBytes(s.gens), free: this.arena.freeBytes };
   }
 
   /** Admits waiting batches while nothing holds them back. */
@@ -195,6 +206,7 @@ export class CommitPipeline {
     const s = this.#state;
     const refused = this.#decide(p);
     if (refused !== undefined || p.count === 0) {
+      if (p.chunk !== undefined) p.chunk.settled++;
       // Nothing to journal: no sequence number; the outcome waits for the batches before it.
       if (s.visible === s.admitted) {
         if (refused !== undefined) p.reject(refused);
@@ -206,6 +218,7 @@ export class CommitPipeline {
       return;
     }
     const seq = ++s.admitted;
+    if (p.chunk !== undefined) BatchArena.admitted(p.chunk, s.active);
     applyOps(s.active, p.buf, p.off, p.count, seq, s.pins.pruneFloor);
     this.#inflight.push({ seq, bytes: p.len, t0: p.t0, duringCheckpoint: this.#checkpoints.running, refused: undefined, empty: false, resolve: p.resolve, reject: p.reject });
     this.#unackedBytes += p.len;

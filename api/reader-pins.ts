@@ -37,6 +37,14 @@ export class ReaderPins {
     return oldest;
   }
 
+  /** The buffer generations pins read (undefined: no pin). */
+  pinnedGenerations(): Set<Generation> | undefined {
+    if (this.#pins.size === 0) return undefined;
+    const gens = new Set<Generation>();
+    for (const p of this.#pins) for (const g of p.gens ?? []) gens.add(g);
+    return gens;
+  }
+
   add(pin: Pin, visible: number, checkpointId: number): void {
     this.#pins.add(pin);
     this.changed(visible, checkpointId);

@@ -106,7 +106,13 @@ export interface BirchMemory {
   snapshotBytes: number;
   /** Batches submitted and not yet admitted (their encoded bytes). */
   waitingBytes: number;
-  /** The write path's share of the limit (bufferBytes + checkpointCopyBytes + snapshotBytes stay under it), or null. */
+  /**
+   * Chunks of the batch arena that nothing reads any more, kept for the next batches (fresh
+   * memory costs a page fault per 4 KiB on first write): at most half of checkpointBytes, and
+   * under memoryLimit an eighth of the write path's share, to which they are charged.
+   */
+  arenaFreeBytes: number;
+  /** The write path's share of the limit (bufferBytes + checkpointCopyBytes + snapshotBytes + arenaFreeBytes stay under it), or null. */
   writeLimit: number | null;
   /** Batches that waited because the write path was at its share of the limit. */
   limitWaits: number;

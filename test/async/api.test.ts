@@ -250,6 +250,40 @@ eachHandoff('async API: group commit through the writer thread', (handoff) => {
     assert.equal(db.get('mutable-key')?.toString(), 'original');
   });
 
+  it('reuses the batch arena\'s chunks only once nothing reads them: a snapshot held across checkpoints reads its values intact', async () => {
+    await db.close();
+    // Two free chunks of 4 MiB kept for reuse (half of checkpointBytes).
+    db = await open(dir, { checkpointBytes: 16 << 20 });
+    const key = (i: number): string => `r${String(i).padStart(6, '0')}`;
+    const val = (tag: string, i: number): string => `${tag}:${i}:`.padEnd(200, tag);
+    // About 3.5 MB of encoded batches a round: most of one arena chunk.
+    const round = async (tag: string): Promise<void> => {
+      for (let b = 0; b < 160; b++) await db.batch(Array.from({ length: 100 }, (_, j) => ({ type: 'put' as const, key: key(b * 100 + j), value: val(tag, b * 100 + j) })));
+    };
+    await round('a');
+    const snap = db.snapshot(); // pins the generation holding round a, whose values lie in the arena
+    await round('b');
+    await db.checkpoint();
+    let free = 0;
+    for (const tag of ['c', 'd', 'e', 'f', 'g', 'h']) {
+      await round(tag);
+      await db.checkpoint();
+      free = Math.max(free, db.stats().memory.arenaFreeBytes);
+    }
+    assert.ok(free > 0, 'chunks that nothing read were kept for reuse');
+    for (let i = 0; i < 16000; i += 7) assert.equal(snap.get(key(i))?.toString(), val('a', i), `snapshot read of ${key(i)}`);
+    let n = 0;
+    for (const [k, v] of snap.range({ prefix: 'r' })) {
+      assert.equal(v.toString(), val('a', Number(k.toString().slice(1))));
+      n++;
+    }
+    assert.equal(n, 16000);
+    snap.release();
+    await round('i');
+    await db.checkpoint();
+    for (let i = 0; i < 16000; i += 13) assert.equal(db.get(key(i))?.toString(), val('i', i));
+  });
+
   it('applies backpressure past maxQueuedBytes and still settles every write', async () => {
     await db.close();
     db = await open(dir, { maxQueuedBytes: 64 * 1024 });

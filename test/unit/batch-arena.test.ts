@@ -1,7 +1,8 @@
 // The batch arena (api/batch-arena.ts), without threads: batches are handed out back to back in
-// shared chunks, never overwritten, and a turn's adjacent batches become one view.
+// shared chunks, not overwritten while anything may read them, and a turn's adjacent batches become one view.
 import assert from 'node:assert/strict';
-import { BatchArena, TurnParts } from '../../api/batch-arena.js';
+import { BatchArena, TurnParts, type ArenaChunk } from '../../api/batch-arena.js';
+import { Generation } from '../../db/buffer.js';
 
 /** The bytes a take placed, as a view (the engine keeps the chunk and the offset instead). */
 function take(arena: BatchArena, n: number): Buffer {
@@ -11,7 +12,7 @@ function take(arena: BatchArena, n: number): Buffer {
 
 describe('batch arena', () => {
   it('hands out adjacent shared bytes, starts a chunk when one is full, and never reuses bytes', () => {
-    const arena = new BatchArena(1024);
+    const arena = new BatchArena({ chunkBytes: 1024 });
     const taken: Buffer[] = [];
     for (let i = 0; i < 40; i++) {
       const b = take(arena, 100);
@@ -29,7 +30,7 @@ describe('batch arena', () => {
   });
 
   it('gives a batch over an eighth of a chunk a chunk of its own, sized to it, and keeps filling the current one', () => {
-    const arena = new BatchArena(1024);
+    const arena = new BatchArena({ chunkBytes: 1024 });
     const a = take(arena, 100);
     const big = take(arena, 129);
     const b = take(arena, 100);
@@ -40,7 +41,7 @@ describe('batch arena', () => {
   });
 
   it('keeps adjacent bytes of batches that are not consecutive apart', () => {
-    const arena = new BatchArena(1000);
+    const arena = new BatchArena({ chunkBytes: 1000 });
     const parts = new TurnParts();
     const a = arena.take(50);
     const b = arena.take(50);
@@ -50,7 +51,7 @@ describe('batch arena', () => {
   });
 
   it('joins a turn\'s adjacent batches into one view and keeps the others apart, in order', () => {
-    const arena = new BatchArena(1000);
+    const arena = new BatchArena({ chunkBytes: 1000 });
     const parts = new TurnParts();
     const x = take(arena, 120).fill(1);
     const y = take(arena, 120).fill(2);
@@ -67,5 +68,104 @@ describe('batch arena', () => {
     assert.deepEqual(parts.parts.map((p) => [p.firstSeq, p.lastSeq, p.ops]), [[10, 11, 3], [12, 12, 3], [13, 13, 4]]);
     const joined = Buffer.concat(views);
     assert.ok(joined.equals(Buffer.concat([x, y, z, w])));
+  });
+
+  describe('reuse of chunks', () => {
+    // Chunks of 1,000 bytes hold 8 batches of 125 (the largest that does not get a chunk of its own).
+    const CHUNK = 1000;
+    const B = 125;
+
+    /** Generations as the handle has them: the live chain, and those snapshots pinned. */
+    function readers(): { live: Generation[]; pinned: Set<Generation> | undefined; arena: (maxFreeBytes?: number) => BatchArena } {
+      const r = {
+        live: [new Generation()],
+        pinned: undefined as Set<Generation> | undefined,
+        arena: (maxFreeBytes = 10 * CHUNK) => new BatchArena({ chunkBytes: CHUNK, maxFreeBytes, readers: { live: () => r.live, pinned: () => r.pinned } }),
+      };
+      return r;
+    }
+
+    /** Takes one batch, encoded and (given a generation) admitted into it, as the commit pipeline does. */
+    function batch(arena: BatchArena, gen?: Generation): ArrayBufferLike {
+      const b = take(arena, B);
+      const c = arena.chunk as ArenaChunk;
+      c.encoded++;
+      if (gen !== undefined) BatchArena.admitted(c, gen);
+      return b.buffer;
+    }
+
+    /** Fills one chunk with 8 batches admitted into `gen`; returns its memory. */
+    function chunkOf(arena: BatchArena, gen: Generation): ArrayBufferLike {
+      const first = batch(arena, gen);
+      for (let i = 1; i < 8; i++) batch(arena, gen);
+      return first;
+    }
+
+    it('reuses a sealed chunk once its generations are neither live nor pinned by a snapshot', () => {
+      const r = readers();
+      const arena = r.arena();
+      const g1 = r.live[0] as Generation;
+      const first = chunkOf(arena, g1);
+      const g2 = new Generation();
+      r.live = [g2, g1]; // g1 frozen for a checkpoint
+      batch(arena, g2); // seals the first chunk
+      arena.release();
+      assert.equal(arena.freeBytes, 0, 'the checkpoint merging g1 is not published yet');
+      r.pinned = new Set([g1]); // a snapshot taken before it
+      r.live = [g2]; // published: g1 leaves the live chain
+      arena.release();
+      assert.equal(arena.freeBytes, 0, 'the snapshot still reads g1');
+      for (let i = 1; i < 8; i++) batch(arena, g2);
+      assert.notEqual(batch(arena, g2), first, 'a new chunk while the first is pinned');
+      r.pinned = undefined; // the snapshot is released
+      for (let i = 1; i < 8; i++) batch(arena, g2);
+      assert.equal(batch(arena, g2), first, 'the first chunk is reused once nothing reads g1');
+      assert.equal(arena.reusedBytes, CHUNK);
+    });
+
+    it('keeps a chunk while a batch encoded into it waits for admission, or while one of its generations is live', () => {
+      const r = readers();
+      const arena = r.arena();
+      const g1 = r.live[0] as Generation;
+      const waiting = batch(arena); // encoded, held back: not admitted yet
+      for (let i = 1; i < 8; i++) batch(arena, g1);
+      const second = chunkOf(arena, g1);
+      const g2 = new Generation();
+      batch(arena, g2);
+      r.live = [g2];
+      arena.release();
+      assert.equal(arena.freeBytes, CHUNK, 'only the first chunk is left out: a batch in it still waits');
+      const again = readers();
+      const spanning = again.arena();
+      const h1 = again.live[0] as Generation;
+      for (let i = 0; i < 7; i++) batch(spanning, h1);
+      const h2 = new Generation();
+      batch(spanning, h2); // the chunk's last batch went into the active generation
+      batch(spanning, h2); // seals it
+      again.live = [h2];
+      spanning.release();
+      assert.equal(spanning.freeBytes, 0, 'a chunk with a batch in a live generation is kept');
+      assert.notEqual(second, waiting);
+    });
+
+    it('keeps no more free chunks than maxFreeBytes, none by default, and none after clear()', () => {
+      const none = new BatchArena({ chunkBytes: CHUNK });
+      const g = new Generation();
+      for (let c = 0; c < 4; c++) chunkOf(none, g);
+      batch(none, g);
+      none.release();
+      assert.equal(none.freeBytes, 0);
+      const r = readers();
+      const two = r.arena(2 * CHUNK);
+      const old = r.live[0] as Generation;
+      for (let c = 0; c < 4; c++) chunkOf(two, old);
+      r.live = [new Generation()];
+      batch(two, r.live[0]); // a new chunk: four are free, the pool keeps two and this batch takes one
+      two.release();
+      assert.equal(two.reusedBytes, CHUNK);
+      assert.equal(two.freeBytes, CHUNK);
+      two.clear();
+      assert.equal(two.freeBytes, 0);
+    });
   });
 });
