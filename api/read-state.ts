@@ -78,7 +78,7 @@ export class ReadState {
   freeze(): void {
     const active = this.active;
     active.frozen = true;
-    this.gens = [new Generation(), active];
+    this.gens = [new Generation(active), active];
     this.#generationsChanged();
   }
 

@@ -81,6 +81,8 @@ const COLLIDE = 6;
 const SLOT_INTS = 8;
 /** Slots and buckets a tree buffer starts with: many named trees each with a few keys stay small. */
 const INITIAL_SLOTS = 16;
+/** The most slots a size hint may make a tree buffer start with (40 MiB of slots). */
+const MAX_HINTED_SLOTS = 1 << 20;
 
 /**
  * A 30-bit hash of `len` bytes at `off` of `b` (murmur3's mixing, four bytes a step): a small
@@ -126,16 +128,16 @@ export const ENTRY_OVERHEAD_BYTES = 180;
 
 export class TreeBuffer {
   /** SLOT_INTS words a slot (the layout above). */
-  #ints = new Int32Array(INITIAL_SLOTS * SLOT_INTS);
+  #ints: Int32Array;
   /** Each slot's batch seq. */
-  #seqs = new Float64Array(INITIAL_SLOTS);
+  #seqs: Float64Array;
   /** Slots in use. */
   #used = 0;
   /** Keys (entries). */
   #keys = 0;
   /** Hash & mask -> the first entry of that bucket, or NO_SLOT; as many buckets as slots. */
-  #buckets = new Int32Array(INITIAL_SLOTS).fill(NO_SLOT);
-  #mask = INITIAL_SLOTS - 1;
+  #buckets: Int32Array;
+  #mask: number;
   /** The batch bytes versions lie in (a BUF word indexes it); consecutive versions mostly share one. */
   readonly #bufs: Buffer[] = [];
   /** The keys in order, as of the last range; `unindexed` holds the entries added since. */
@@ -148,9 +150,25 @@ export class TreeBuffer {
   /** The seq of the first put since droppedAt (0: none yet): the tree exists from it on. */
   createdAt = 0;
 
-  constructor(droppedAt: number, before: TreeBuffer | undefined) {
+  /**
+   * `sizeHint`: the slots the tree's buffer in the generation before took. Starting near it spares
+   * the doublings (each rehashes every key: #grow was 8% of a sequential fill's main-thread time
+   * in a profile); at worst a generation starts as large as the one before it grew to.
+   */
+  constructor(droppedAt: number, before: TreeBuffer | undefined, sizeHint = 0) {
     this.droppedAt = droppedAt;
     this.before = before;
+    let n = INITIAL_SLOTS;
+    while (n < sizeHint && n < MAX_HINTED_SLOTS) n *= 2;
+    this.#ints = new Int32Array(n * SLOT_INTS);
+    this.#seqs = new Float64Array(n);
+    this.#buckets = new Int32Array(n).fill(NO_SLOT);
+    this.#mask = n - 1;
+  }
+
+  /** Slots in use: a size hint for the tree's buffer in the next generation. */
+  get slots(): number {
+    return this.#used;
   }
 
   /** How many keys it holds. */
@@ -344,15 +362,24 @@ export class TreeBuffer {
 export class Generation {
   /** Tree name ('' for the default tree) -> its buffered operations. */
   readonly trees = new Map<string, TreeBuffer>();
+  /** The slots each tree took in the generation before this one: where its trees start (TreeBuffer's sizeHint). */
+  readonly #hints: Map<string, number> | undefined;
   /** Operation bytes admitted (keys, values, ENTRY_OVERHEAD_BYTES each): what triggers a checkpoint. */
   bytes = 0;
   ops = 0;
   frozen = false;
 
+  /** `before`: the generation this one follows (its trees' sizes are the hints for this one's). */
+  constructor(before?: Generation) {
+    if (before === undefined) return;
+    this.#hints = new Map();
+    for (const [name, t] of before.trees) this.#hints.set(name, t.slots);
+  }
+
   #tree(name: string): TreeBuffer {
     let t = this.trees.get(name);
     if (t === undefined) {
-      t = new TreeBuffer(0, undefined);
+      t = new TreeBuffer(0, undefined, this.#hints?.get(name) ?? 0);
       this.trees.set(name, t);
     }
     return t;
