@@ -43,8 +43,22 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
     return this;
   }
 
+  /**
+   * The next entry. A step that throws (a released snapshot, a closed database, a damaged page or
+   * a failed read) ends the range: the cursor's position after a failed read is not known, so a
+   * later step must not go on from it (it could skip or repeat entries); it reports the end.
+   */
   next(): IteratorResult<[Buffer, Buffer]> {
     if (this.#finished) return { done: true, value: undefined };
+    try {
+      return this.#step();
+    } catch (err) {
+      this.#finish();
+      throw err;
+    }
+  }
+
+  #step(): IteratorResult<[Buffer, Buffer]> {
     this.#check();
     if (this.#left <= 0) return this.#finish();
     if (this.#buffers.length === 0) {
