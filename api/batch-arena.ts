@@ -12,7 +12,8 @@
 // is published), the write buffer (until that checkpoint drops their generation) and snapshots
 // (each reads the generations it pinned, even once checkpointed). So a chunk is reused only once
 // it is sealed (no more bytes go into it), every batch encoded into it was admitted or settled
-// without admission, and no generation a batch of it went into is live or pinned: then the
+// without admission, and no generation a batch of it went into is live, pinned by a snapshot or
+// held by this thread's last zero-copy read (getView: valid until the next read): then the
 // checkpoints that merged them are published, and the writer synced them before that. A chunk
 // the pool has no room for is let go, and the collector frees it once no view of it is left.
 //
@@ -37,18 +38,22 @@ export interface ArenaChunk {
   /** Batches encoded into it, and those admitted or settled without admission since. */
   encoded: number;
   settled: number;
-  /** The buffer generations its admitted batches went into, in order (usually one, two across a freeze). */
-  readonly gens: Generation[];
+  /**
+   * The ids of the first and last buffer generations its admitted batches went into (0: none):
+   * ids, not the generations, so that a chunk keeps no dropped generation alive. Batches are
+   * admitted into the active generation only, so the generations between are the chunk's too.
+   */
+  firstGen: number;
+  lastGen: number;
 }
 
-/** Which generations may still be read: the live chain's, and those snapshots pinned. */
+/** Which generations may still be read: the live chain's, and those snapshots or a zero-copy view hold. */
 export interface GenerationReaders {
   live(): readonly Generation[];
-  /** Generations pinned by snapshots (undefined: none is). */
-  pinned(): ReadonlySet<Generation> | undefined;
+  held(): Iterable<Generation>;
 }
 
-const NO_READERS: GenerationReaders = { live: () => [], pinned: () => undefined };
+const NO_READERS: GenerationReaders = { live: () => [], held: () => [] };
 
 export class BatchArena {
   /** The Buffer over the chunk that the last take() placed its bytes in. */
@@ -94,7 +99,7 @@ export class BatchArena {
     let cur = this.#current;
     if (cur === undefined || this.#used + n > cur.buf.length) {
       if (cur !== undefined) this.#sealed.push(cur);
-      cur = this.#current = { buf: this.#nextChunk(), encoded: 0, settled: 0, gens: [] };
+      cur = this.#current = { buf: this.#nextChunk(), encoded: 0, settled: 0, firstGen: 0, lastGen: 0 };
       this.#used = 0;
     }
     this.buf = cur.buf;
@@ -108,7 +113,8 @@ export class BatchArena {
   /** A batch of `chunk` went into generation `gen` (admitted). */
   static admitted(chunk: ArenaChunk, gen: Generation): void {
     chunk.settled++;
-    if (chunk.gens[chunk.gens.length - 1] !== gen) chunk.gens.push(gen);
+    if (chunk.firstGen === 0) chunk.firstGen = gen.id;
+    chunk.lastGen = gen.id;
   }
 
   #nextChunk(): Buffer {
@@ -124,16 +130,16 @@ export class BatchArena {
 
   /**
    * Lets go of sealed chunks nothing reads any more (the pool keeps up to maxFreeBytes of them):
-   * called when a checkpoint is published, and before each new chunk (a snapshot may have gone).
+   * called when a checkpoint is published, when a snapshot is released, and before each new chunk.
    */
   release(): void {
     if (this.#sealed.length === 0) return;
-    const live = this.#readers.live();
-    const pinned = this.#readers.pinned();
-    const read = (g: Generation): boolean => live.includes(g) || pinned?.has(g) === true;
+    const read: number[] = [];
+    for (const g of this.#readers.live()) read.push(g.id);
+    for (const g of this.#readers.held()) read.push(g.id);
     let kept = 0;
     for (const c of this.#sealed) {
-      if (c.settled === c.encoded && !c.gens.some(read)) {
+      if (c.settled === c.encoded && !read.some((id) => id >= c.firstGen && id <= c.lastGen)) {
         if (this.#free.length < this.#maxFree) this.#free.push(c.buf);
       } else this.#sealed[kept++] = c;
     }

@@ -105,7 +105,7 @@ export class Birch {
       recovered.records,
       parts.checkpointerStats,
     );
-    this.#pipeline = new CommitPipeline({ ...shared, checkpoints: this.#checkpoints, host: { assertOpen: () => this.#assertOpen(), refsChanged: () => this.#updateRefs() } });
+    this.#pipeline = new CommitPipeline({ ...shared, checkpoints: this.#checkpoints, hold: this.hold, host: { assertOpen: () => this.#assertOpen(), refsChanged: () => this.#updateRefs() } });
   }
 
   /** Opens (creating if needed) the database in directory `dir`. */
@@ -204,6 +204,8 @@ export class Birch {
   /** @internal */
   unpin(pin: Pin): void {
     this.#state.unpin(pin);
+    // Arena chunks only this snapshot read may be reused now, even if no write comes.
+    this.#pipeline.arena.release();
   }
 
   tree(name: string): Tree {

@@ -16,7 +16,8 @@
 // state it was decided against.
 import { BirchError } from '../platform/errors.js';
 import type { JournalStats } from '../journal/journal.js';
-import { ENTRY_OVERHEAD_BYTES, applyOps } from '../db/buffer.js';
+import { ENTRY_OVERHEAD_BYTES, applyOps, type Generation } from '../db/buffer.js';
+import type { ViewHold } from '../db/view.js';
 import type { BatchBytes } from '../db/checkpoint.js';
 import type { FromWriter } from './protocol.js';
 import type { WriterPeer } from './threads.js';
@@ -43,7 +44,7 @@ interface Pending {
   buf: Buffer;
   off: number;
   len: number;
-  /** The arena chunk its bytes lie in (undefined: a chunk of its own), told when it is admitted or settled. */
+  /** The arena chunk its bytes lie in, until it is told the batch was admitted or settled (undefined: told, or a chunk of its own). */
   chunk: ArenaChunk | undefined;
   t0: number;
   /** Whether it waited for memoryLimit (counted once). */
@@ -66,6 +67,13 @@ interface Inflight {
   empty: boolean;
   resolve(): void;
   reject(err: Error): void;
+}
+
+/** Tells the batch's arena chunk it settled without admission, once (its bytes are read by no one). */
+function settleChunk(p: Pending): void {
+  if (p.chunk === undefined) return;
+  p.chunk.settled++;
+  p.chunk = undefined;
 }
 
 /** What the pipeline needs of the handle. */
@@ -105,7 +113,7 @@ export class CommitPipeline {
   readonly #latencyDuringCheckpoint = new LatencyHistogram();
   #journal: JournalStats | undefined;
 
-  constructor(parts: { state: ReadState; opts: ResolvedOptions; failure: HandleFailure; writer: WriterPeer; checkpoints: CheckpointScheduler; host: PipelineHost }) {
+  constructor(parts: { state: ReadState; opts: ResolvedOptions; failure: HandleFailure; writer: WriterPeer; checkpoints: CheckpointScheduler; host: PipelineHost; hold: ViewHold }) {
     this.#state = parts.state;
     this.#opts = parts.opts;
     this.#failure = parts.failure;
@@ -118,7 +126,13 @@ export class CommitPipeline {
     const opts = parts.opts;
     const maxFreeBytes = Math.min(opts.checkpointBytes / 2, opts.writeMemoryBytes === undefined ? Infinity : opts.writeMemoryBytes / 8);
     const state = parts.state;
-    this.arena = new BatchArena({ maxFreeBytes, readers: { live: () => state.gens, pinned: () => state.pins.pinnedGenerations() } });
+    const hold = parts.hold;
+    const held = (): Generation[] => {
+      const gens = state.pins.pinnedGenerations();
+      if (hold.generation !== undefined) gens.push(hold.generation);
+      return gens;
+    };
+    this.arena = new BatchArena({ maxFreeBytes, readers: { live: () => state.gens, held } });
   }
 
   /** Whether writes are in flight (submitted and not settled). */
@@ -137,10 +151,17 @@ export class CommitPipeline {
       return new Promise<void>((resolve, reject) => {
         const p: Pending = { count: batch.count, drop: batch.drop, conds: batch.conds, buf: batch.buf, off: batch.off, len: batch.len, chunk, t0: performance.now(), resolve, reject };
         this.#setBusy(true);
-        if (this.#waiting.length > 0 || this.#blocked(p)) {
-          this.#waiting.push(p);
-          this.#waitingBytes += p.len;
-        } else this.#admit(p);
+        try {
+          if (this.#waiting.length > 0 || this.#blocked(p)) {
+            this.#waiting.push(p);
+            this.#waitingBytes += p.len;
+          } else this.#admit(p);
+        } catch (err) {
+          // A bug (admission does not throw by design): the batch is settled for the arena, so
+          // that its chunk is not held for good, and the promise rejects with the error.
+          settleChunk(p);
+          throw err;
+        }
       });
     } catch (err) {
       return Promise.reject(err);
@@ -206,7 +227,7 @@ export class CommitPipeline {
     const s = this.#state;
     const refused = this.#decide(p);
     if (refused !== undefined || p.count === 0) {
-      if (p.chunk !== undefined) p.chunk.settled++;
+      settleChunk(p);
       // Nothing to journal: no sequence number; the outcome waits for the batches before it.
       if (s.visible === s.admitted) {
         if (refused !== undefined) p.reject(refused);
@@ -218,7 +239,10 @@ export class CommitPipeline {
       return;
     }
     const seq = ++s.admitted;
-    if (p.chunk !== undefined) BatchArena.admitted(p.chunk, s.active);
+    if (p.chunk !== undefined) {
+      BatchArena.admitted(p.chunk, s.active);
+      p.chunk = undefined;
+    }
     applyOps(s.active, p.buf, p.off, p.count, seq, s.pins.pruneFloor);
     this.#inflight.push({ seq, bytes: p.len, t0: p.t0, duringCheckpoint: this.#checkpoints.running, refused: undefined, empty: false, resolve: p.resolve, reject: p.reject });
     this.#unackedBytes += p.len;

@@ -37,11 +37,10 @@ export class ReaderPins {
     return oldest;
   }
 
-  /** The buffer generations pins read (undefined: no pin). */
-  pinnedGenerations(): Set<Generation> | undefined {
-    if (this.#pins.size === 0) return undefined;
-    const gens = new Set<Generation>();
-    for (const p of this.#pins) for (const g of p.gens ?? []) gens.add(g);
+  /** The buffer generations pins read (a generation may be listed more than once). */
+  pinnedGenerations(): Generation[] {
+    const gens: Generation[] = [];
+    for (const p of this.#pins) for (const g of p.gens ?? []) gens.push(g);
     return gens;
   }
 

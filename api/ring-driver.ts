@@ -29,7 +29,7 @@ export class RingDriver {
   readonly #nextControl: () => RingControl | undefined;
   /**
    * Chunks registered and not yet passed: an entry's chunk retires every chunk registered before
-   * it, and a whole-chunk entry (FLAG_WHOLE) its own. At most the current chunk (1 MiB) is kept
+   * it, and a whole-chunk entry (FLAG_WHOLE) its own. At most the current chunk (4 MiB) is kept
    * between records.
    */
   readonly #chunks = new Map<number, SharedArrayBuffer>();

@@ -88,8 +88,8 @@ export interface BirchStats {
 
 /**
  * The memory ledger: what each part holds now, in bytes. Buffered operations count their key and
- * value bytes plus ENTRY_OVERHEAD_BYTES each (an estimate of the objects that index them). Not
- * counted: the rest of a shared arena chunk (1 MiB) an operation lies in, until every operation in
+ * value bytes plus ENTRY_OVERHEAD_BYTES each (an upper bound on the slots and key index that index them). Not
+ * counted: the rest of a shared arena chunk (4 MiB) an operation lies in, until every operation in
  * it is gone, and views the writer and checkpoint threads hold until their next collection.
  */
 export interface BirchMemory {

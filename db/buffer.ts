@@ -151,15 +151,17 @@ export class TreeBuffer {
   createdAt = 0;
 
   /**
-   * `sizeHint`: the slots the tree's buffer in the generation before took. Starting near it spares
-   * the doublings (each rehashes every key: #grow was 8% of a sequential fill's main-thread time
-   * in a profile); at worst a generation starts as large as the one before it grew to.
+   * `sizeHint`: the slots the tree's buffer in the generation before took. Starting at half of it
+   * spares all doublings but the last (each rehashes every key: #grow was 8% of a sequential
+   * fill's main-thread time in a profile).
    */
   constructor(droppedAt: number, before: TreeBuffer | undefined, sizeHint = 0) {
     this.droppedAt = droppedAt;
     this.before = before;
+    // Half the hint: at most one doubling left if the tree takes as many again, and a generation
+    // that writes the tree a few times allocates at most half of what the one before used.
     let n = INITIAL_SLOTS;
-    while (n < sizeHint && n < MAX_HINTED_SLOTS) n *= 2;
+    while (2 * n < sizeHint && n < MAX_HINTED_SLOTS) n *= 2;
     this.#ints = new Int32Array(n * SLOT_INTS);
     this.#seqs = new Float64Array(n);
     this.#buckets = new Int32Array(n).fill(NO_SLOT);
@@ -359,7 +361,12 @@ export class TreeBuffer {
   }
 }
 
+/** The id of the last generation made: ids grow by one a generation, in the order they are made. */
+let lastGenerationId = 0;
+
 export class Generation {
+  /** Unique in the process, and larger than every generation made before it. */
+  readonly id = ++lastGenerationId;
   /** Tree name ('' for the default tree) -> its buffered operations. */
   readonly trees = new Map<string, TreeBuffer>();
   /** The slots each tree took in the generation before this one: where its trees start (TreeBuffer's sizeHint). */

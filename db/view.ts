@@ -97,7 +97,10 @@ export class View {
       if (t === undefined) continue;
       if (h < 0) h = hashBytes(key, 0, key.length);
       const v = t.visibleAt(t.find(key, 0, key.length, h), this.seq);
-      if (v !== NO_SLOT) return t.valueView(v);
+      if (v !== NO_SLOT) {
+        hold.generation = g;
+        return t.valueView(v);
+      }
       if (t.droppedAt > 0) return undefined;
     }
     const desc = this.base.desc(tree);
@@ -174,6 +177,8 @@ export class ViewHold {
   #reader: PageReader | undefined;
   #pinned = -1;
   #copy: Buffer = Buffer.alloc(0);
+  /** The write-buffer generation the last view lies in (its bytes are not reused while held). */
+  generation: Generation | undefined;
 
   pin(reader: PageReader, frameOffset: number): void {
     reader.cache.pin(frameOffset);
@@ -196,6 +201,7 @@ export class ViewHold {
 
   /** Called by every read of the thread: the previous view may change from now on. */
   release(): void {
+    this.generation = undefined;
     if (this.#pinned < 0) return;
     (this.#reader as PageReader).cache.unpin(this.#pinned);
     this.#pinned = -1;

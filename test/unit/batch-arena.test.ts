@@ -76,11 +76,11 @@ describe('batch arena', () => {
     const B = 125;
 
     /** Generations as the handle has them: the live chain, and those snapshots pinned. */
-    function readers(): { live: Generation[]; pinned: Set<Generation> | undefined; arena: (maxFreeBytes?: number) => BatchArena } {
+    function readers(): { live: Generation[]; pinned: Generation[]; arena: (maxFreeBytes?: number) => BatchArena } {
       const r = {
         live: [new Generation()],
-        pinned: undefined as Set<Generation> | undefined,
-        arena: (maxFreeBytes = 10 * CHUNK) => new BatchArena({ chunkBytes: CHUNK, maxFreeBytes, readers: { live: () => r.live, pinned: () => r.pinned } }),
+        pinned: [] as Generation[],
+        arena: (maxFreeBytes = 10 * CHUNK) => new BatchArena({ chunkBytes: CHUNK, maxFreeBytes, readers: { live: () => r.live, held: () => r.pinned } }),
       };
       return r;
     }
@@ -111,13 +111,13 @@ describe('batch arena', () => {
       batch(arena, g2); // seals the first chunk
       arena.release();
       assert.equal(arena.freeBytes, 0, 'the checkpoint merging g1 is not published yet');
-      r.pinned = new Set([g1]); // a snapshot taken before it
+      r.pinned = [g1]; // a snapshot taken before it
       r.live = [g2]; // published: g1 leaves the live chain
       arena.release();
       assert.equal(arena.freeBytes, 0, 'the snapshot still reads g1');
       for (let i = 1; i < 8; i++) batch(arena, g2);
       assert.notEqual(batch(arena, g2), first, 'a new chunk while the first is pinned');
-      r.pinned = undefined; // the snapshot is released
+      r.pinned = []; // the snapshot is released
       for (let i = 1; i < 8; i++) batch(arena, g2);
       assert.equal(batch(arena, g2), first, 'the first chunk is reused once nothing reads g1');
       assert.equal(arena.reusedBytes, CHUNK);
