@@ -212,11 +212,6 @@ export class TreeBuffer {
     return slot;
   }
 
-  /** Whether the version in `slot` is a delete. */
-  isDelete(slot: number): boolean {
-    return (this.#ints[slot * SLOT_INTS + LEN] as number) < 0;
-  }
-
   /** A copy of the version's value (null: a delete); callers may keep or change it. */
   valueOf(slot: number): Buffer | null {
     const at = slot * SLOT_INTS;

@@ -40,7 +40,7 @@
 // Invariants: the records recovery accepts hold consecutive sequence numbers (each firstSeq is the
 // previous lastSeq + 1); a record is valid only if its magic, both checksums, its segSeq, its
 // sizes and its operations all agree.
-import { readU32, readU64, u64Fits, writeU32, writeU64 } from '../pager/bytes.js';
+import { readU32, readU64, setU16, setU32, u64Fits, writeU32, writeU64 } from '../pager/bytes.js';
 import { checksum } from '../pager/checksum.js';
 import { BirchError } from '../platform/errors.js';
 import { PAGE_SIZE } from '../pager/page-format.js';
@@ -188,23 +188,20 @@ export function opBytes(treeLen: number, keyLen: number, valueLen: number): numb
 
 /**
  * Writes one operation at `off` (which has opBytes() room); returns the end offset. The lengths
- * are stored byte by byte and the parts copied with set(): for the few bytes of an operation,
- * Buffer's checked writers and copy() cost more than the bytes (this runs for every put on the
- * caller's thread).
+ * go through the unchecked setU16/setU32 and the parts are copied with set(): for the few bytes of
+ * an operation, Buffer's checked writers and copy() cost more than the bytes (this runs for every
+ * put on the caller's thread).
  */
 export function writeOp(buf: Buffer, off: number, type: OpType, tree: Buffer | undefined, key: Buffer | undefined, value: Buffer | undefined): number {
   const treeLen = tree?.length ?? 0;
   const keyLen = key?.length ?? 0;
   const valueLen = value?.length ?? 0;
+  // Lengths are bounded by the input checks (tree names 255 bytes, keys MAX_KEY_BYTES, values
+  // MAX_VALUE_BYTES), so the unchecked stores cannot truncate.
   buf[off + OP_TYPE_OFFSET] = type;
-  buf[off + OP_TREE_LEN_OFFSET] = treeLen & 0xff;
-  buf[off + OP_TREE_LEN_OFFSET + 1] = treeLen >>> 8;
-  buf[off + OP_KEY_LEN_OFFSET] = keyLen & 0xff;
-  buf[off + OP_KEY_LEN_OFFSET + 1] = keyLen >>> 8;
-  buf[off + OP_VALUE_LEN_OFFSET] = valueLen & 0xff;
-  buf[off + OP_VALUE_LEN_OFFSET + 1] = (valueLen >>> 8) & 0xff;
-  buf[off + OP_VALUE_LEN_OFFSET + 2] = (valueLen >>> 16) & 0xff;
-  buf[off + OP_VALUE_LEN_OFFSET + 3] = valueLen >>> 24;
+  setU16(buf, off + OP_TREE_LEN_OFFSET, treeLen);
+  setU16(buf, off + OP_KEY_LEN_OFFSET, keyLen);
+  setU32(buf, off + OP_VALUE_LEN_OFFSET, valueLen);
   off += OP_HEADER_SIZE;
   if (tree !== undefined) {
     buf.set(tree, off);

@@ -65,3 +65,20 @@ export function u16(b: Uint8Array, off: number): number {
 export function u32(b: Uint8Array, off: number): number {
   return ((b[off] as number) | ((b[off + 1] as number) << 8) | ((b[off + 2] as number) << 16)) + (b[off + 3] as number) * 0x100_0000;
 }
+
+/**
+ * Stores `v` as the u16 at `off` of `b`: the hot-path twin of writeU16 (byte stores with no
+ * argument or range checks). The caller guarantees 0 <= v < 2^16 and room at `off`.
+ */
+export function setU16(b: Uint8Array, off: number, v: number): void {
+  b[off] = v & 0xff;
+  b[off + 1] = v >>> 8;
+}
+
+/** Stores `v` as the u32 at `off` of `b`: the hot-path twin of writeU32 (see setU16; 0 <= v < 2^32). */
+export function setU32(b: Uint8Array, off: number, v: number): void {
+  b[off] = v & 0xff;
+  b[off + 1] = (v >>> 8) & 0xff;
+  b[off + 2] = (v >>> 16) & 0xff;
+  b[off + 3] = v >>> 24;
+}
