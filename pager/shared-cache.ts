@@ -101,6 +101,8 @@ const BRANCH_WEIGHT = 3;
 const LEAF_WEIGHT = 1;
 /** Frames retired per eviction pass, so that a grace period serves many misses. */
 const EVICT_BATCH_MAX = 256;
+/** Pages removeMany() drops under one holding of the lock. */
+const REMOVE_STEP = 1024;
 /** The frame buffers grow by at least this many frames (1 MiB of frames) at a time. */
 const GROW_FRAMES_MIN = 256;
 /** The map grows by at least this many page numbers (64 KiB of map) at a time. */
@@ -437,6 +439,27 @@ export class SharedPageCache {
       if (g >= 0) this.#retire(g);
     } finally {
       this.#unlock();
+    }
+  }
+
+  /**
+   * Drops the images of `nos`, if any: pages no reader reaches any more. Their frames go to limbo
+   * and are reused before the cache grows. The lock is taken per REMOVE_STEP pages, so that a
+   * miss on another thread never waits behind a whole tree's worth.
+   */
+  removeMany(nos: readonly number[]): void {
+    for (let i = 0; i < nos.length; i += REMOVE_STEP) {
+      this.#lock();
+      try {
+        if (this.disabled) return;
+        const end = Math.min(nos.length, i + REMOVE_STEP);
+        for (let j = i; j < end; j++) {
+          const g = this.#frameOf(nos[j] as number);
+          if (g >= 0) this.#retire(g);
+        }
+      } finally {
+        this.#unlock();
+      }
     }
   }
 

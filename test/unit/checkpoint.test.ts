@@ -68,6 +68,45 @@ describe('checkpoints: readers, page reuse, trees, recovery and compaction', () 
     await db.close();
   });
 
+  it('drops the cached images of the pages a checkpoint freed once no reader reads the trees they belonged to, and not before', async () => {
+    const { db } = await memDb({ checkpointBytes: 2 ** 40 });
+    const N = 3000;
+    const readAll = (from: { get(k: string): Buffer | undefined }, round: number): void => {
+      for (let i = 0; i < N; i++) assert.equal(from.get(key(i))?.toString(), value(i, round));
+    };
+    // Every round rewrites every leaf and reads every key, so each tree is cached whole; the
+    // checkpoint installs a new image for each cached leaf it replaces (warm stays warm).
+    const round = async (r: number): Promise<void> => {
+      await writeRound(db, N, r);
+      await db.checkpoint();
+      readAll(db, r);
+    };
+    for (let r = 0; r < 3; r++) await round(r);
+    const tree = db.stats({ trees: true }).trees[0];
+    assert.ok(tree !== undefined);
+    const treePages = tree.leafPages + tree.branchPages;
+    const cachedPages = (): number => db.stats({ trees: false }).cache.bytes / PAGE_SIZE;
+    let most = 0;
+    for (let r = 3; r < 9; r++) {
+      await round(r);
+      most = Math.max(most, cachedPages());
+    }
+    console.log(`      every round rewrites the tree (${treePages} pages): at most ${most} pages cached after a round`);
+    // The newest tree, the one before it (its images go when the next checkpoint starts), and the
+    // free-space bitmap; kept until their numbers were taken again, older trees made it three or more.
+    assert.ok(most <= 2 * treePages + 8, `${most} pages cached for a tree of ${treePages}`);
+    // A snapshot keeps the images of the trees it reads: its reads stay hits across checkpoints.
+    const snap = db.snapshot();
+    for (let r = 9; r < 12; r++) await round(r);
+    const before = db.stats({ trees: false }).cache;
+    readAll(snap, 8);
+    const after = db.stats({ trees: false }).cache;
+    assert.equal(after.misses - before.misses, 0, 'the snapshot read every page from the cache');
+    snap.release();
+    assertClean(db);
+    await db.close();
+  });
+
   it('a dropped tree: gone at once for new readers, whole for snapshots older than the drop, across checkpoints and a re-creation', async () => {
     const { db } = await memDb({ checkpointBytes: 32 * 1024 });
     await writeRound(db, 1000, 0, 'albums');
