@@ -24,7 +24,7 @@ import { backupOptionsOf, backupPages, backupSnapshot, type BackupOptions, type 
 import { exportDatabase, type ExportOptions, type ExportResult } from './export.js';
 import { importExport, type ImportOptions, type ImportResult } from './import.js';
 import { checkOptionNames, toTreeName, treeOption, type Bytes } from './input.js';
-import { LiveRange, ReadKeys, Snapshot, toRangeBounds, treeOf, type Pin, type RangeOptions } from './reads.js';
+import { LiveRange, ReadKeys, Snapshot, toRangeBounds, treeOf, type Pin, type RangeOptions, type SeekableRange } from './reads.js';
 import type { ReaderHandles, ReaderHandle } from './reader-handles.js';
 import { currentRuntime } from './runtime.js';
 import type { BirchOptions, ResolvedOptions } from './options.js';
@@ -186,7 +186,7 @@ export class Birch {
   }
 
   /** Iterates one snapshot, taken at the first step and released at the end or when the loop breaks. */
-  range(opts: RangeOptions = {}): IterableIterator<[Buffer, Buffer]> {
+  range(opts: RangeOptions = {}): SeekableRange {
     const bounds = toRangeBounds(opts);
     const tree = treeOf(opts.tree);
     return new LiveRange(() => {

@@ -1,6 +1,6 @@
 // birchdb's public entry point.
 export { open, Birch, Tree, type BatchOp, type BatchOptions, type BirchStats, type BirchMemory, type BirchImplementation, type CompactResult } from './birch.js';
-export { Snapshot, type RangeOptions } from './reads.js';
+export { Snapshot, type RangeOptions, type SeekableRange } from './reads.js';
 export { openReader, BirchReader, ReaderSnapshot } from './reader.js';
 export type { ReaderHandle } from './reader-handles.js';
 export type { BackupOptions, BackupProgress, BackupResult } from './backup.js';

@@ -20,7 +20,7 @@ import { ReaderSlots } from '../db/reader-slots.js';
 import { Checkpointed, View } from '../db/view.js';
 import type { RangeIterator } from '../db/range.js';
 import type { ReaderHandle } from './reader-handles.js';
-import { LiveRange, ReadKeys, toRangeBounds, treeOf, type RangeOptions } from './reads.js';
+import { LiveRange, ReadKeys, toRangeBounds, treeOf, type RangeOptions, type SeekableRange } from './reads.js';
 import { treeOption, type Bytes } from './input.js';
 
 /** Opens a reader in this thread from a handle made by db.readerHandle() in the owner's thread. */
@@ -90,7 +90,7 @@ export class BirchReader {
   }
 
   /** A range over one snapshot, taken at its first step and released at its end (or a break). */
-  range(opts: RangeOptions = {}): IterableIterator<[Buffer, Buffer]> {
+  range(opts: RangeOptions = {}): SeekableRange {
     const tree = treeOf(opts.tree);
     const bounds = toRangeBounds(opts);
     return new LiveRange(() => {
@@ -271,17 +271,18 @@ export class ReaderSnapshot {
     return this.#read(() => keys.map((key) => this.#view.get(tree, this.#keys.key(key))));
   }
 
-  range(opts: RangeOptions = {}): IterableIterator<[Buffer, Buffer]> {
+  range(opts: RangeOptions = {}): SeekableRange {
     return this.rangeOf(treeOf(opts.tree), toRangeBounds(opts));
   }
 
   /** @internal A range of checked options; each step is a read the owner's close() waits for. */
-  rangeOf(tree: string, bounds: RangeBounds): IterableIterator<[Buffer, Buffer]> {
+  rangeOf(tree: string, bounds: RangeBounds): SeekableRange {
     const inner: RangeIterator = this.#read(() => this.#view.range(tree, bounds, () => this.#check()));
-    const iter: IterableIterator<[Buffer, Buffer]> = {
+    const iter: SeekableRange = {
       [Symbol.iterator]: () => iter,
       next: () => this.#read(() => inner.next()),
       return: () => inner.return(),
+      seek: (target) => this.#read(() => inner.seek(target)),
     };
     return iter;
   }

@@ -9,6 +9,11 @@ import type { Checkpointed, View, ViewHold } from '../db/view.js';
 import type { Generation } from '../db/buffer.js';
 import { checkOptionNames, toBound, toKey, toTreeName, treeOption, type Bytes } from './input.js';
 
+/**
+ * Bounds of a range. Every bound given must hold: with both `gt` and `gte` (or `lt` and `lte`,
+ * or a `prefix` beside them) the tighter one decides, so `{ gte: 30, gt: 40 }` starts after 40.
+ * (abstract-level lets `gte` and `lte` take precedence instead; birchdb/level follows that rule.)
+ */
 export interface RangeOptions {
   gt?: Bytes;
   gte?: Bytes;
@@ -159,9 +164,14 @@ export class Snapshot {
 }
 
 /** What a LiveRange opens at its first step: a snapshot (of this thread or a reader thread) and a range over it. */
+/** A range's entries in order, and seek() to move within them (see RangeIterator.seek). */
+export interface SeekableRange extends IterableIterator<[Buffer, Buffer]> {
+  seek(target: Bytes): void;
+}
+
 export interface LiveRangeParts {
   snap: { release(): void };
-  it: Iterator<[Buffer, Buffer]>;
+  it: Iterator<[Buffer, Buffer]> & { seek(target: Bytes): void };
 }
 
 /**
@@ -169,7 +179,7 @@ export interface LiveRangeParts {
  * that a range made and never iterated holds nothing back; the snapshot is released at its end, or
  * when a loop breaks out of it.
  */
-export class LiveRange implements IterableIterator<[Buffer, Buffer]> {
+export class LiveRange implements SeekableRange {
   readonly #open: () => LiveRangeParts;
   #inner: LiveRangeParts | undefined;
   #ended = false;
@@ -204,6 +214,22 @@ export class LiveRange implements IterableIterator<[Buffer, Buffer]> {
   throw(err?: unknown): IteratorResult<[Buffer, Buffer]> {
     this.#end();
     throw err;
+  }
+
+  /**
+   * Moves the range (see RangeIterator.seek), on the snapshot its first step took (or takes now).
+   * Once it has ended, its snapshot is released and it cannot seek: to seek back after the end,
+   * iterate `db.snapshot().range()`, which ends when you release the snapshot.
+   */
+  seek(target: Bytes): void {
+    if (this.#ended) throw new BirchError('TXN_CLOSED', 'seek(): this range ended and released its snapshot; to seek after the end, range over db.snapshot() instead');
+    const inner = (this.#inner ??= this.#open());
+    try {
+      inner.it.seek(target);
+    } catch (err) {
+      this.#end();
+      throw err;
+    }
   }
 
   #end(): void {

@@ -40,14 +40,14 @@ export function prefixEnd(prefix: Buffer): Buffer | undefined {
   return undefined;
 }
 
-function tighterLower(a: Bound | undefined, b: Bound | undefined): Bound | undefined {
+export function tighterLower(a: Bound | undefined, b: Bound | undefined): Bound | undefined {
   if (a === undefined) return b;
   if (b === undefined) return a;
   const c = a.key.compare(b.key);
   if (c !== 0) return c > 0 ? a : b;
   return a.inclusive ? b : a;
 }
-function tighterUpper(a: Bound | undefined, b: Bound | undefined): Bound | undefined {
+export function tighterUpper(a: Bound | undefined, b: Bound | undefined): Bound | undefined {
   if (a === undefined) return b;
   if (b === undefined) return a;
   const c = a.key.compare(b.key);
@@ -65,6 +65,15 @@ export function toSpan(opts: RangeBounds): Span {
     if (end !== undefined) upper = tighterUpper(upper, { key: end, inclusive: false });
   }
   return { lower, upper, reverse: opts.reverse === true, limit: opts.limit ?? Infinity };
+}
+
+/**
+ * The part of `span` from `target` on in its direction of travel: forward, its entries at or after
+ * `target`; reverse, at or before it (a seek). The limit is the caller's to keep.
+ */
+export function seekSpan(span: Span, target: Buffer): Span {
+  const from: Bound = { key: target, inclusive: true };
+  return span.reverse ? { ...span, upper: tighterUpper(span.upper, from) } : { ...span, lower: tighterLower(span.lower, from) };
 }
 
 /** True if `key` is past `bound` in the direction of travel (so the range ends before it). */

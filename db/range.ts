@@ -5,8 +5,8 @@
 // what the tree side reads ahead.
 import { NO_SLOT, type TreeBuffer } from './buffer.js';
 import { latin1 } from '../pager/bytes.js';
-import type { Span } from '../btree/cursor.js';
-import type { TreeCursor } from '../btree/cursor.js';
+import { BirchError } from '../platform/errors.js';
+import { seekSpan, type Span, type TreeCursor } from '../btree/cursor.js';
 
 /** Entries read from the tree per refill: at most a few leaves, so a broken-off range wastes little. */
 const TREE_BATCH = 128;
@@ -15,10 +15,21 @@ const BUFFER_CHUNK = 64;
 
 type Entry = [Buffer, Buffer | null];
 
+/** Where a range reads from: its buffered generations at its seq, and a cursor over the tree for a span. */
+export interface RangeSources {
+  buffered: readonly TreeBuffer[];
+  seq: number;
+  /** A cursor over the tree's entries within `span`; undefined if the view has no tree (or a buffered drop hides it). */
+  cursor(span: Span): TreeCursor | undefined;
+}
+
 export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
-  readonly #cursor: TreeCursor | undefined;
-  readonly #buffers: Iterator<Entry>[];
-  readonly #heads: (Entry | undefined)[];
+  readonly #sources: RangeSources;
+  /** The span the range was opened with: a seek narrows it afresh, never the last seek's. */
+  readonly #span: Span;
+  #cursor: TreeCursor | undefined;
+  #buffers: Iterator<Entry>[] = [];
+  #heads: (Entry | undefined)[] = [];
   readonly #dir: 1 | -1;
   readonly #check: () => void;
   #left: number;
@@ -29,14 +40,38 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
   #pos = 0;
   #treeDone = false;
 
-  constructor(buffered: readonly TreeBuffer[], seq: number, cursor: TreeCursor | undefined, span: Span, check: () => void) {
-    this.#cursor = cursor;
-    this.#buffers = buffered.map((t) => bufferEntries(t, seq, span));
-    this.#heads = this.#buffers.map((b) => nextOf(b));
+  constructor(sources: RangeSources, span: Span, check: () => void) {
+    this.#sources = sources;
+    this.#span = span;
     this.#dir = span.reverse ? -1 : 1;
     this.#left = span.limit;
     this.#check = check;
-    this.#treeDone = cursor === undefined;
+    this.#start(span);
+  }
+
+  /** Sources positioned at the start of `span`, and no tree batch read yet. */
+  #start(span: Span): void {
+    const s = this.#sources;
+    this.#cursor = s.cursor(span);
+    this.#buffers = s.buffered.map((t) => bufferEntries(t, s.seq, span));
+    this.#heads = this.#buffers.map((b) => nextOf(b));
+    this.#keys.length = 0;
+    this.#values.length = 0;
+    this.#pos = 0;
+    this.#treeDone = this.#cursor === undefined;
+  }
+
+  /**
+   * Moves to the first entry at or after `target` (a reverse range: at or before it) that the
+   * range's own bounds allow, from wherever the range is, ended or not: the next step yields it.
+   * A target outside the bounds leaves nothing to yield. The entries already yielded still count
+   * toward `limit`. The range reads the same state as before: a seek never sees newer writes.
+   */
+  seek(target: Uint8Array | string): void {
+    const key = seekTarget(target);
+    this.#check();
+    this.#finished = false;
+    this.#start(seekSpan(this.#span, key));
   }
 
   [Symbol.iterator](): this {
@@ -109,6 +144,10 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
   /** The tree's next batch; false when it has no more. */
   #refill(): boolean {
     if (this.#treeDone) return false;
+    if (this.#left <= 0) {
+      this.#treeDone = true;
+      return false;
+    }
     const keys = this.#keys;
     const values = this.#values;
     keys.length = 0;
@@ -137,6 +176,13 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
     this.#finish();
     throw err;
   }
+}
+
+/** A seek's target as bytes: a string is UTF-8, as keys are everywhere. */
+function seekTarget(t: unknown): Buffer {
+  if (typeof t === 'string') return Buffer.from(t, 'utf8');
+  if (t instanceof Uint8Array) return Buffer.isBuffer(t) ? t : Buffer.from(t.buffer, t.byteOffset, t.byteLength);
+  throw new BirchError('KEY_INVALID', `seek() takes a Uint8Array or a string, not ${t === null ? 'null' : typeof t}`);
 }
 
 function nextOf(it: Iterator<Entry>): Entry | undefined {

@@ -9,7 +9,7 @@ import { DATA_FILE } from '../pager/data-file.js';
 import { copyOverflow, findCell, get as treeGet, type TreeDesc } from '../btree/tree.js';
 import { isOverflowCell, valueLengthOfCell, valueStartOfCell } from '../btree/node.js';
 import { u32 } from '../pager/bytes.js';
-import { TreeCursor, toSpan, type RangeBounds } from '../btree/cursor.js';
+import { TreeCursor, toSpan, type RangeBounds, type Span } from '../btree/cursor.js';
 import { decodeCatalogValue, decodeRoots, type Roots } from '../btree/roots-format.js';
 import { NO_SLOT, hashBytes, type Generation, type TreeBuffer } from './buffer.js';
 import { RangeIterator } from './range.js';
@@ -163,8 +163,9 @@ export class View {
       }
     }
     const desc = hidden ? undefined : this.base.desc(tree);
-    const cursor = desc === undefined ? undefined : new TreeCursor(this.base.pages, desc, span);
-    return new RangeIterator(buffered, this.seq, cursor, span, check);
+    const pages = this.base.pages;
+    const cursor = (s: Span): TreeCursor | undefined => (desc === undefined ? undefined : new TreeCursor(pages, desc, s));
+    return new RangeIterator({ buffered, seq: this.seq, cursor }, span, check);
   }
 }
 

@@ -30,7 +30,7 @@ const SPAN = { lower: undefined, upper: undefined, reverse: false, limit: Infini
 describe('range iterator', () => {
   it('ends after a step that throws: the next step reports the end and reads nothing more', () => {
     const { cursor, refills } = failingCursor(10, 2);
-    const it = new RangeIterator([], 1, cursor, SPAN, () => undefined);
+    const it = new RangeIterator({ buffered: [], seq: 1, cursor: () => cursor }, SPAN, () => undefined);
     assert.deepEqual([it.next().value, it.next().value].map((e) => e?.[0].toString()), ['k0', 'k1']);
     assert.throws(() => it.next(), /read failed/);
     assert.deepEqual(it.next(), { done: true, value: undefined });
@@ -45,7 +45,7 @@ describe('range iterator', () => {
     const { cursor, refills } = failingCursor(10, 2);
     const t = gen.trees.get('');
     assert.ok(t !== undefined);
-    const it = new RangeIterator([t], 1, cursor, SPAN, () => undefined);
+    const it = new RangeIterator({ buffered: [t], seq: 1, cursor: () => cursor }, SPAN, () => undefined);
     assert.equal(it.next().value?.[0].toString(), 'k0');
     assert.equal(it.next().value?.[0].toString(), 'k1');
     assert.throws(() => it.next(), /read failed/);
