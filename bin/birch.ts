@@ -26,10 +26,12 @@ function positiveInt(name: string): (v: string) => number {
 const PEERS: EngineName[] = ['lmdb', 'level', 'sqlite'];
 /** Not a peer, never run unless named: a bare write plus fdatasync per transaction (engines.ts floor()). */
 const FLOOR: EngineName = 'floor';
+/** Not a peer, never run unless named: birchdb through birchdb/level (abstract-level's interface). */
+const BIRCH_LEVEL: EngineName = 'birchlevel';
 
 function engineList(v: string): EngineName[] {
   const names = v.split(',').map((x) => x.trim()).filter((x) => x !== '');
-  for (const n of names) if (!(PEERS as string[]).includes(n) && n !== FLOOR) throw new InvalidArgumentError(`unknown engine "${n}"; choose from ${[...PEERS, FLOOR].join(', ')}`);
+  for (const n of names) if (!(PEERS as string[]).includes(n) && n !== FLOOR && n !== BIRCH_LEVEL) throw new InvalidArgumentError(`unknown engine "${n}"; choose from ${[...PEERS, FLOOR, BIRCH_LEVEL].join(', ')}`);
   return names as EngineName[];
 }
 
@@ -94,7 +96,7 @@ program
   .command('bench')
   .description('run workloads on birchdb and, side by side, on the engines you would otherwise pick')
   .argument('[workloads...]', `workloads to run: ${Object.keys(WORKLOADS).join(', ')}`, ['fillseq', 'fillrandom'])
-  .option('--compare <engines>', `peers to run too, comma-separated (default: every installed one of ${PEERS.join(', ')}); ${FLOOR}: a bare write plus fdatasync per transaction, the bound a durable commit cannot beat (write workloads only)`, engineList)
+  .option('--compare <engines>', `peers to run too, comma-separated (default: every installed one of ${PEERS.join(', ')}); ${FLOOR}: a bare write plus fdatasync per transaction, the bound a durable commit cannot beat (write workloads only); ${BIRCH_LEVEL}: birchdb through birchdb/level, driven as classic-level is`, engineList)
   .option('--txns <n>', `transactions of the write workloads (versions: versions) (default: ${defaultsOf('txns', (w) => !READ_KINDS.includes(w.kind))})`, positiveInt('--txns'))
   .option('--keys <n>', `keys of the read workloads (--txns works too, as keys / batch; read in batches of --batch; scan100 reads ${RANGES_PER_TXN} ranges per batch, readwhilewriting puts ${WRITES_PER_KEY} per key) (default: ${defaultsOf('txns', (w) => READ_KINDS.includes(w.kind), (n) => n * DEFAULTS.batch)})`, positiveInt('--keys'))
   .option('--batch <n>', `operations per transaction (scan100: also entries per range) (default: ${defaultsOf('batch', (w) => w.kind !== 'versions')})`, positiveInt('--batch'))

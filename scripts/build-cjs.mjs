@@ -2,6 +2,9 @@
 //
 //   dist/cjs/api/index.cjs   the library (api/index.ts and every layer under it) bundled by esbuild
 //                            into one CommonJS file; dependencies stay require()s.
+//   dist/cjs/level/index.cjs birchdb/level (level/index.ts), which require()s the file above for
+//                            the engine (one copy of it, whichever entry is loaded first) and
+//                            abstract-level, the optional peer dependency.
 //   dist/cjs/**/*.d.ts       tsc's declarations, copied under a package.json that says
 //                            "commonjs", so that TypeScript reads them as CommonJS types.
 //
@@ -15,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.join(root, 'dist', 'cjs');
-const LAYERS = ['platform', 'pager', 'journal', 'btree', 'db', 'api'];
+const LAYERS = ['platform', 'pager', 'journal', 'btree', 'db', 'api', 'level'];
 
 fs.rmSync(out, { recursive: true, force: true });
 await build({
@@ -28,6 +31,26 @@ await build({
   packages: 'external',
   define: { 'import.meta.url': '__birchEsmUrl' },
   banner: { js: "const __birchEsmUrl = require('node:url').pathToFileURL(require('node:path').join(__dirname, '..', '..', 'api', 'index.js')).href;" },
+  logLevel: 'warning',
+});
+
+await build({
+  entryPoints: [path.join(root, 'level', 'index.ts')],
+  outfile: path.join(out, 'level', 'index.cjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  packages: 'external',
+  plugins: [
+    {
+      name: 'engine-external',
+      setup(b) {
+        // The engine is not bundled twice: the adapter's import of the public API is the CommonJS entry's.
+        b.onResolve({ filter: /\/api\/index\.js$/ }, () => ({ path: '../api/index.cjs', external: true }));
+      },
+    },
+  ],
   logLevel: 'warning',
 });
 

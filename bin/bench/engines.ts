@@ -61,7 +61,7 @@ export interface EngineOptions {
   memoryLimit?: number;
 }
 
-export const ENGINES = ['birchdb', 'lmdb', 'level', 'sqlite', 'floor'] as const;
+export const ENGINES = ['birchdb', 'lmdb', 'level', 'sqlite', 'floor', 'birchlevel'] as const;
 export type EngineName = (typeof ENGINES)[number];
 
 /** The npm package of each engine: the peers are not dependencies of birchdb, only of its repository. */
@@ -71,6 +71,7 @@ export const PACKAGE: Record<EngineName, string> = {
   level: 'classic-level',
   sqlite: 'better-sqlite3',
   floor: 'birchdb',
+  birchlevel: 'abstract-level',
 };
 
 /** The one command that installs every missing peer. */
@@ -220,10 +221,25 @@ async function drain(it: LevelIterator, size: number): Promise<number> {
 async function level(o: EngineOptions): Promise<Engine> {
   const mod = (await import('classic-level')) as unknown as { ClassicLevel: new (dir: string, opts: object) => LevelDb };
   const db = new mod.ClassicLevel(o.dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', cacheSize: o.cacheSize ?? PEER_CACHE_BYTES });
+  return levelEngine('level', db, { sync: o.sync });
+}
+
+/**
+ * birchdb through birchdb/level (BirchLevel, abstract-level's interface), driven exactly as
+ * classic-level is: what the interface costs against birchdb's own API, and against classic-level.
+ */
+async function birchLevel(o: EngineOptions): Promise<Engine> {
+  const mod = (await import('../../level/index.js')) as unknown as { BirchLevel: new (dir: string, opts: object) => LevelDb & { birch: Birch } };
+  const limits = { ...(o.cacheSize === undefined ? {} : { cacheSize: o.cacheSize }), ...(o.memoryLimit === undefined ? {} : { memoryLimit: o.memoryLimit }) };
+  const db = new mod.BirchLevel(o.dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', birch: { sync: o.sync, ...limits } });
+  const engine = await levelEngine('birchlevel', db, {});
+  return { ...engine, checkpointInFlight: () => db.birch.stats({ trees: false }).checkpoints.inFlight };
+}
+
+async function levelEngine(name: EngineName, db: LevelDb, wo: object): Promise<Engine> {
   await db.open();
-  const wo = { sync: o.sync };
   return {
-    name: 'level',
+    name,
     write: (ops) => db.batch(ops.map((op) => (op.value === null ? { type: 'del', key: prefixed(op) } : { type: 'put', key: prefixed(op), value: op.value })), wo),
     put: (k, v) => db.put(k, v, wo),
     get: (k) => db.get(k),
@@ -337,6 +353,8 @@ export async function openEngine(name: EngineName, o: EngineOptions): Promise<En
         return await sqlite(o);
       case 'floor':
         return floor(o);
+      case 'birchlevel':
+        return await birchLevel(o);
     }
   } catch (err) {
     const code = (err as { code?: string }).code;

@@ -43,7 +43,7 @@ describe('cli: birch', () => {
       [['bench', 'versions', '--stores', 'a:1:2'], `error: option '--stores <spec>' argument 'a:1:2' is invalid. bad store "a:1:2": expected name:keyMean:keySpread:valueMean:valueSpread:changes:deleteFraction (deleteFraction <= 1, keyMean >= 1)`, 'birch bench'],
       [['bench', 'nosuch'], `birch: unknown workload "nosuch"; choose from ${Object.keys(WORKLOADS).join(', ')}`, 'birch'],
       [['bench', '--txns', '0'], "error: option '--txns <n>' argument '0' is invalid. --txns must be a positive integer", 'birch bench'],
-      [['bench', '--compare', 'mysql'], `error: option '--compare <engines>' argument 'mysql' is invalid. unknown engine "mysql"; choose from lmdb, level, sqlite, floor`, 'birch bench'],
+      [['bench', '--compare', 'mysql'], `error: option '--compare <engines>' argument 'mysql' is invalid. unknown engine "mysql"; choose from lmdb, level, sqlite, floor, birchlevel`, 'birch bench'],
       [['bench', '--batch', 'x'], "error: option '--batch <n>' argument 'x' is invalid. --batch must be a positive integer", 'birch bench'],
       [['frobnicate'], "error: unknown command 'frobnicate'", 'birch'],
       [['check'], "error: missing required argument 'dir'", 'birch check'],
@@ -312,6 +312,17 @@ describe('cli: birch', () => {
     const bad = birch(['bench', 'puts', '--compare', 'floors']);
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /unknown engine "floors"; choose from lmdb, level, sqlite, floor/);
+  });
+
+  it('bench --compare birchlevel,level runs birchdb through birchdb/level beside classic-level, on writes, reads and ranges', function () {
+    this.timeout(120_000);
+    const r = birch(['bench', 'fillrandom', 'readrandom', 'scan100', '--txns', '3', '--batch', '10', '--compare', 'birchlevel,level']);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.split('\n');
+    for (const w of ['fillrandom:', 'readrandom:', 'scan100:']) {
+      const header = lines[lines.findIndex((l) => l.startsWith(w)) + 1] ?? '';
+      assert.deepEqual(header.trim().split(/\s+/), ['birchdb', 'birchlevel', 'level'], w);
+    }
   });
 
   it('bench runs a tiny workload on birchdb and every installed peer, and prints each one\'s ratio to birchdb', function () {

@@ -77,10 +77,10 @@ describe('package: what npm pack ships, installed into fresh apps', function () 
   after(() => rmDir(work));
 
   it('contains only the compiled library, the CLI, types, README, FORMAT.md and LICENSE', () => {
-    const allowed = /^(package\.json|README\.md|FORMAT\.md|LICENSE|dist\/(platform|pager|journal|btree|db|api|bin)\/.+\.(js|d\.ts)|dist\/cjs\/package\.json|dist\/cjs\/api\/index\.cjs|dist\/cjs\/(platform|pager|journal|btree|db|api)\/.+\.d\.ts)$/;
+    const allowed = /^(package\.json|README\.md|FORMAT\.md|LICENSE|dist\/(platform|pager|journal|btree|db|api|level|bin)\/.+\.(js|d\.ts)|dist\/cjs\/package\.json|dist\/cjs\/(api|level)\/index\.cjs|dist\/cjs\/(platform|pager|journal|btree|db|api|level)\/.+\.d\.ts)$/;
     const stray = files.filter((f) => !allowed.test(f));
     assert.deepEqual(stray, [], 'files that users do not need');
-    for (const must of ['LICENSE', 'README.md', 'FORMAT.md', 'dist/api/index.js', 'dist/api/index.d.ts', 'dist/api/writer-worker.js', 'dist/api/checkpoint-worker.js', 'dist/cjs/api/index.cjs', 'dist/cjs/api/index.d.ts', 'dist/cjs/package.json', 'dist/bin/birch.js']) {
+    for (const must of ['LICENSE', 'README.md', 'FORMAT.md', 'dist/api/index.js', 'dist/api/index.d.ts', 'dist/api/writer-worker.js', 'dist/api/checkpoint-worker.js', 'dist/cjs/api/index.cjs', 'dist/cjs/api/index.d.ts', 'dist/cjs/package.json', 'dist/bin/birch.js', 'dist/level/index.js', 'dist/level/index.d.ts', 'dist/cjs/level/index.cjs', 'dist/cjs/level/index.d.ts']) {
       assert.ok(files.includes(must), `${must} is missing from the package`);
     }
     assert.ok(!files.some((f) => f.startsWith('dist/test/') || f.startsWith('dist/perf/') || f.endsWith('.map')), 'no tests, benchmarks or source maps');
@@ -101,6 +101,7 @@ describe('package: what npm pack ships, installed into fresh apps', function () 
     fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'fresh-app', version: '1.0.0', private: true }));
     npm(['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', tarball], app);
     for (const peer of PEERS) assert.ok(!fs.existsSync(path.join(app, 'node_modules', peer)), `${peer} was installed with birchdb`);
+    assert.ok(!fs.existsSync(path.join(app, 'node_modules', 'abstract-level')), 'abstract-level (for birchdb/level only) was installed with birchdb');
     for (const [name, text] of Object.entries(APPS)) fs.writeFileSync(path.join(app, name), text);
     const tsc = spawnSync(process.execPath, [TSC, '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', '--typeRoots', path.join(root, 'node_modules', '@types'), 'typed.mts', 'typed.cts'], { cwd: app, encoding: 'utf8' });
     assert.equal(tsc.status, 0, `tsc --strict: ${tsc.stdout}${tsc.stderr}`);
@@ -111,6 +112,25 @@ describe('package: what npm pack ships, installed into fresh apps', function () 
       const out = JSON.parse(r.stdout.trim().split('\n').pop() as string) as Record<string, string>;
       // Installed without scripts, fs-ext was never built: the lock falls back to the owner record.
       assert.deepEqual(out, { before: '2', after: 'a=1,b=2,c=3', lock: 'pidfile', checksum: 'xxhash-wasm', badOption: 'BAD_OPTION' }, program);
+    }
+    // birchdb/level once the app installs abstract-level: ESM, CommonJS, and strict TypeScript.
+    npm(['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', 'abstract-level@^3.1.0'], app);
+    const LEVEL_BODY = `
+  const db = new BirchLevel(process.argv[2], { valueEncoding: 'json' });
+  await db.batch([{ type: 'put', key: '', value: { n: 0 } }, { type: 'put', key: 'a', value: { n: 1 } }]);
+  const keys = await db.keys({ gte: '' }).all();
+  await db.close();
+  console.log(JSON.stringify({ keys }));
+`;
+    fs.writeFileSync(path.join(app, 'level.mjs'), `import { BirchLevel } from 'birchdb/level';\n${LEVEL_BODY}`);
+    fs.writeFileSync(path.join(app, 'level.cjs'), `const { BirchLevel } = require('birchdb/level');\n(async () => {${LEVEL_BODY}})().catch((e) => { console.error(e); process.exit(1); });`);
+    fs.writeFileSync(path.join(app, 'level-typed.mts'), `import { BirchLevel } from 'birchdb/level';\nconst db: BirchLevel<string, { n: number }> = new BirchLevel('x', { valueEncoding: 'json', birch: { cacheSize: 2 ** 24 } });\nexport const get = (k: string): Promise<{ n: number } | undefined> => db.get(k);\n`);
+    const tscLevel = spawnSync(process.execPath, [TSC, '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', '--typeRoots', path.join(root, 'node_modules', '@types'), '--skipLibCheck', 'level-typed.mts'], { cwd: app, encoding: 'utf8' });
+    assert.equal(tscLevel.status, 0, `tsc --strict (birchdb/level): ${tscLevel.stdout}${tscLevel.stderr}`);
+    for (const program of ['level.mjs', 'level.cjs']) {
+      const r = node([program, path.join(work, `db-${program}`)], app);
+      assert.equal(r.status, 0, `${program}: ${r.stderr}`);
+      assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').pop() as string), { keys: ['', 'a'] }, program);
     }
     // The CLI from the installed package, in an app without the peers: birchdb alone, and the one command that adds them.
     const benchDir = path.join(work, 'bench-dbs');

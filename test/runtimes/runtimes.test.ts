@@ -27,6 +27,9 @@ const RUNTIMES: Runtime[] = [
   { name: 'deno', bin: path.join(root, 'node_modules', '.bin', 'deno'), args: ['run', '-A', '--quiet'] },
 ];
 
+/** smoke.ts's keys of writer 0. */
+const key0 = (i: number): string => `k00-${String(i).padStart(4, '0')}`;
+
 function run(rt: Runtime, step: string[], onLine?: (line: string, kill: () => void) => void): Promise<{ lines: string[]; stderr: string; code: number | null; signal: string | null }> {
   return new Promise((resolve, reject) => {
     const p = spawn(rt.bin, [...rt.args, SMOKE, ...step], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
@@ -78,6 +81,11 @@ describe('runtimes: the package under Node, Bun and Deno', function () {
         assert.equal(r.total, 64 * 50 - 1);
         assert.equal(r.snapCount, 64 * 50, 'the snapshot saw every key from before the batch');
         console.log(`      ${rt.name}: ${JSON.stringify(impl)}`);
+      });
+
+      it('runs birchdb/level: encodings, the empty key, a sublevel, seek, reopen', async () => {
+        const r = resultOf(rt, await run(rt, ['level', dir]));
+        assert.deepEqual(r, { keys: ['', '!s!x', key0(0), key0(1)], sought: [key0(30), key0(31), key0(32)], subValue: 'y' });
       });
 
       it('runs the birch CLI: check and dump', async () => {

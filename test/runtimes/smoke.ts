@@ -6,6 +6,8 @@
 //                 the checkpoints finished so far, as stats() counts them), until killed.
 //   verify <dir> <acked>  reopens after the writer was SIGKILLed: every acknowledged batch is
 //                 there whole, check() is clean; prints `OK <json>`.
+//   level <dir>   birchdb/level: BirchLevel with the json encoding, the empty key, a sublevel,
+//                 an iterator with seek, close and reopen: prints `OK <json of what it saw>`.
 // Any failure prints `FAIL <message>` and exits 1, so the test shows what the runtime said.
 import { writeSync } from 'node:fs';
 import { open } from '../../api/index.js';
@@ -86,8 +88,28 @@ async function verify(): Promise<void> {
   say(`OK ${JSON.stringify({ acked, last })}`);
 }
 
+async function level(): Promise<void> {
+  const { BirchLevel } = await import('../../level/index.js');
+  let db = new BirchLevel<string, unknown>(dir, { valueEncoding: 'json' });
+  await db.batch([{ type: 'put', key: '', value: { n: 0 } }, ...Array.from({ length: 50 }, (_, i) => ({ type: 'put' as const, key: key(0, i), value: { n: i } }))]);
+  const sub = db.sublevel<string, string>('s', { valueEncoding: 'utf8' });
+  await sub.put('x', 'y');
+  const it = db.iterator({ lt: key(0, 40) });
+  it.seek(key(0, 30));
+  const sought = await it.nextv(3);
+  await it.close();
+  await db.close();
+  db = new BirchLevel<string, unknown>(dir, { valueEncoding: 'json', createIfMissing: false });
+  await db.open();
+  const keys = await db.keys({ lt: key(0, 2) }).all();
+  const subValue = await db.sublevel<string, string>('s', { valueEncoding: 'utf8' }).get('x');
+  await db.close();
+  say(`OK ${JSON.stringify({ keys, sought: sought.map(([k]) => k), subValue })}`);
+}
+
 try {
   if (step === 'basic') await basic();
+  else if (step === 'level') await level();
   else if (step === 'write') await write();
   else if (step === 'verify') await verify();
   else fail(`unknown step ${step}`);
