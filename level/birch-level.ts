@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AbstractIterator, AbstractKeyIterator, AbstractLevel, AbstractSnapshot, AbstractValueIterator } from 'abstract-level';
 import type { AbstractDatabaseOptions, AbstractOpenOptions } from 'abstract-level';
-import { open, type Birch, type BirchOptions, type Snapshot, type SeekableRange, type RangeOptions } from '../api/index.js';
+import { MAX_KEY_BYTES, open, type Birch, type BirchOptions, type Snapshot, type SeekableRange, type RangeOptions } from '../api/index.js';
 
 /** The tree that holds the empty key's value, and the key it is held under. */
 export const EMPTY_KEY_TREE = 'birchdb/level: the empty key';
@@ -108,6 +108,26 @@ function splitRange(o: LevelRange, tree: string | undefined): { birch: RangeOpti
   return { birch, empty, none };
 }
 
+/**
+ * Whether `target` lies within the range by abstract-level's rule (gte over gt, lte over lt): a
+ * seek to a target outside it ends the iterator (abstract-level's seek tests), where birchdb's own
+ * seek moves to the range's edge.
+ */
+function inRange(o: LevelRange, target: Buffer): boolean {
+  if (o.gte !== undefined) {
+    if (Buffer.compare(target, bytesOf(o.gte)) < 0) return false;
+  } else if (o.gt !== undefined && Buffer.compare(target, bytesOf(o.gt)) <= 0) return false;
+  if (o.lte !== undefined) {
+    if (Buffer.compare(target, bytesOf(o.lte)) > 0) return false;
+  } else if (o.lt !== undefined && Buffer.compare(target, bytesOf(o.lt)) >= 0) return false;
+  return true;
+}
+
+/** A key birchdb cannot hold (longer than MAX_KEY_BYTES): a read of it finds nothing. */
+function tooLong(k: Format): boolean {
+  return (typeof k === 'string' ? Buffer.byteLength(k, 'utf8') : k.byteLength) > MAX_KEY_BYTES;
+}
+
 export class BirchLevel<KDefault = string, VDefault = string> extends AbstractLevel<Format, KDefault, VDefault> {
   readonly location: string;
   readonly #birchOptions: BirchOptions;
@@ -140,6 +160,9 @@ export class BirchLevel<KDefault = string, VDefault = string> extends AbstractLe
     );
     if (typeof location !== 'string' || location === '') throw new TypeError('BirchLevel: the location must be a directory path (a non-empty string)');
     this.location = location;
+    if (tree !== undefined && (typeof tree !== 'string' || tree === '' || tree === EMPTY_KEY_TREE)) {
+      throw new TypeError(`BirchLevel: option tree names a birchdb tree (a non-empty string, not "${EMPTY_KEY_TREE}"); leave it out for the default tree`);
+    }
     this.#birchOptions = birch ?? {};
     this.#tree = tree;
     this.#emptySlot = emptyKeySlot(tree);
@@ -165,8 +188,15 @@ export class BirchLevel<KDefault = string, VDefault = string> extends AbstractLe
 
   async _close(): Promise<void> {
     const db = this.#db;
+    try {
+      await db?.close();
+    } catch (err) {
+      // A handle that failed earlier (a write or sync error) closes anyway and reports that
+      // failure again: the store is closed (the callers of the failed writes were told). Only a
+      // handle still open makes the close fail.
+      if (db !== undefined && !db.closed) throw err;
+    }
     this.#db = undefined;
-    await db?.close();
   }
 
   /** Runs a read on `snapshot` (an explicit one: referenced meanwhile, so that it cannot close under it) or the live handle. */
@@ -182,11 +212,12 @@ export class BirchLevel<KDefault = string, VDefault = string> extends AbstractLe
   }
 
   #read(src: Source, key: Format): Buffer | undefined {
+    if (tooLong(key)) return undefined;
     return isEmptyKey(key) ? src.get(this.#emptySlot, { tree: EMPTY_KEY_TREE }) : src.get(key, this.#treeOpts());
   }
 
   #readMany(src: Source, keys: Format[]): (Buffer | undefined)[] {
-    if (!keys.some(isEmptyKey)) return src.getMany(keys, this.#treeOpts());
+    if (!keys.some((k) => isEmptyKey(k) || tooLong(k))) return src.getMany(keys, this.#treeOpts());
     // One state: every read below runs before any acknowledgement can be handled.
     return keys.map((k) => this.#read(src, k));
   }
@@ -244,11 +275,13 @@ export class BirchLevel<KDefault = string, VDefault = string> extends AbstractLe
       const { birch, empty, none } = splitRange(options, this.#tree);
       let left = options.limit === undefined || options.limit < 0 ? Infinity : options.limit;
       let ops: { type: 'del'; key: Format; tree?: string }[] = [];
-      const flush = async (): Promise<void> => {
+      // Every batch is submitted before the first is awaited: birchdb applies batches in the order
+      // they are submitted, so a write the caller makes after clear() comes after all of them.
+      const submitted: Promise<void>[] = [];
+      const flush = (): void => {
         if (ops.length === 0) return;
-        const b = ops;
+        submitted.push(db.batch(ops));
         ops = [];
-        await db.batch(b);
       };
       const slot = this.#emptySlot;
       const emptyHere = empty && src.get(slot, { tree: EMPTY_KEY_TREE }) !== undefined;
@@ -260,11 +293,13 @@ export class BirchLevel<KDefault = string, VDefault = string> extends AbstractLe
         for (const [k] of src.range({ ...birch, ...(left === Infinity ? {} : { limit: left }) })) {
           ops.push({ type: 'del', key: k, ...this.#treeOpts() });
           left--;
-          if (ops.length >= CLEAR_BATCH) await flush();
+          if (ops.length >= CLEAR_BATCH) flush();
         }
       }
       if (emptyHere && options.reverse === true && left > 0) ops.push({ type: 'del', key: slot, tree: EMPTY_KEY_TREE });
-      await flush();
+      flush();
+      const failed = (await Promise.allSettled(submitted)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
     } finally {
       snap?.release();
       explicit?.unref();
@@ -274,11 +309,15 @@ export class BirchLevel<KDefault = string, VDefault = string> extends AbstractLe
   /** The entries of a range, for an iterator of any kind. */
   #cursor(options: LevelRange & { snapshot?: unknown }): RangeCursor {
     const explicit = options.snapshot instanceof BirchLevelSnapshot ? options.snapshot : undefined;
-    // Referenced until the iterator closes; throws LEVEL_SNAPSHOT_NOT_OPEN once it is closing
-    // (before the iterator exists, so that nothing is left half-made).
-    explicit?.ref();
+    // Throws LEVEL_SNAPSHOT_NOT_OPEN once the snapshot is closing, before the iterator exists.
+    explicit?.checkOpen();
     const snap = explicit === undefined ? this.birch.snapshot() : undefined;
-    return new RangeCursor(options, explicit?.inner ?? (snap as Snapshot), { own: snap, borrowed: explicit }, this.#tree);
+    try {
+      return new RangeCursor(options, explicit?.inner ?? (snap as Snapshot), { own: snap }, this.#tree);
+    } catch (err) {
+      snap?.release();
+      throw err;
+    }
   }
 
   _iterator(options: LevelRange & { keys: boolean; values: boolean; keyEncoding: Encoding; valueEncoding: Encoding; snapshot?: unknown }): BirchLevelIterator<KDefault, VDefault> {
@@ -301,7 +340,11 @@ export class BirchLevel<KDefault = string, VDefault = string> extends AbstractLe
 /** Keys clear() deletes per atomic batch. */
 const CLEAR_BATCH = 10_000;
 
-/** An explicit snapshot (db.snapshot()): a birchdb snapshot, released when it is closed. */
+/**
+ * An explicit snapshot (db.snapshot()): a birchdb snapshot, released when it is closed. Closing
+ * waits only for reads in progress (abstract-level references it around each one, iterators'
+ * steps included), not for the iterators opened on it, whose later steps it refuses.
+ */
 export class BirchLevelSnapshot extends AbstractSnapshot {
   readonly inner: Snapshot;
 
@@ -309,6 +352,12 @@ export class BirchLevelSnapshot extends AbstractSnapshot {
     // @ts-expect-error abstract-level's types omit the constructor's options (its owner, for sublevels).
     super(options);
     this.inner = inner;
+  }
+
+  /** Throws LEVEL_SNAPSHOT_NOT_OPEN once it is closing (an iterator is about to open on it). */
+  checkOpen(): void {
+    this.ref();
+    this.unref();
   }
 
   async _close(): Promise<void> {
@@ -322,9 +371,8 @@ export class BirchLevelSnapshot extends AbstractSnapshot {
  */
 class RangeCursor {
   readonly #src: Source;
-  /** The snapshot it took (released at close), or the explicit one it referenced (unreferenced at close). */
+  /** The snapshot it took (released at close); an explicit one is its owner's to release. */
   readonly #own: Snapshot | undefined;
-  readonly #borrowed: BirchLevelSnapshot | undefined;
   readonly #range: SeekableRange | undefined;
   readonly #reverse: boolean;
   /** Whether the empty key is within the range and held in the snapshot. */
@@ -332,11 +380,15 @@ class RangeCursor {
   /** Whether the empty key is still to be yielded. */
   #emptyPending: boolean;
   readonly #emptySlot: Buffer;
+  readonly #options: LevelRange;
+  /** A seek to a target outside the range: nothing more until the next seek. */
+  #exhausted = false;
+  #closed = false;
 
-  constructor(options: LevelRange, src: Source, snaps: { own: Snapshot | undefined; borrowed: BirchLevelSnapshot | undefined }, tree: string | undefined) {
+  constructor(options: LevelRange, src: Source, snaps: { own: Snapshot | undefined }, tree: string | undefined) {
     this.#src = src;
     this.#own = snaps.own;
-    this.#borrowed = snaps.borrowed;
+    this.#options = options;
     const { birch, empty, none } = splitRange(options, tree);
     const limit = options.limit === undefined || options.limit < 0 ? Infinity : options.limit;
     this.#range = none ? undefined : src.range({ ...birch, ...(limit === Infinity ? {} : { limit }) });
@@ -354,6 +406,7 @@ class RangeCursor {
 
   /** The next entry; undefined at the end. */
   step(): [Buffer, Buffer] | undefined {
+    if (this.#exhausted) return undefined;
     if (this.#emptyPending && !this.#reverse) {
       const e = this.#empty();
       if (e !== undefined) return e;
@@ -376,16 +429,20 @@ class RangeCursor {
   }
 
   seek(target: Format): void {
+    const t = bytesOf(target);
+    this.#exhausted = !inRange(this.#options, t);
+    if (this.#exhausted) return;
     // Forward, the empty key comes again only for an empty target; in reverse, it is at or
     // before every target.
     this.#emptyPending = this.#emptyIn && (this.#reverse || isEmptyKey(target));
-    this.#range?.seek(bytesOf(target));
+    this.#range?.seek(t);
   }
 
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     this.#range?.return?.();
     this.#own?.release();
-    this.#borrowed?.unref();
   }
 }
 
@@ -414,7 +471,9 @@ export class BirchLevelIterator<K, V> extends AbstractIterator<BirchLevel<K, V>,
   }
 
   async _all(): Promise<Pair[]> {
-    return this.#cursor.many(Infinity, this.#map);
+    // abstract-level does not trim what _all() returns to the limit; the range's own limit does
+    // not count the empty key.
+    return this.#cursor.many(this.limit - this.count, this.#map);
   }
 
   _seek(target: Format): void {
@@ -448,7 +507,9 @@ export class BirchLevelKeyIterator<K, V> extends AbstractKeyIterator<BirchLevel<
   }
 
   async _all(): Promise<Format[]> {
-    return this.#cursor.many(Infinity, this.#map);
+    // abstract-level does not trim what _all() returns to the limit; the range's own limit does
+    // not count the empty key.
+    return this.#cursor.many(this.limit - this.count, this.#map);
   }
 
   _seek(target: Format): void {
@@ -482,7 +543,9 @@ export class BirchLevelValueIterator<K, V> extends AbstractValueIterator<BirchLe
   }
 
   async _all(): Promise<Format[]> {
-    return this.#cursor.many(Infinity, this.#map);
+    // abstract-level does not trim what _all() returns to the limit; the range's own limit does
+    // not count the empty key.
+    return this.#cursor.many(this.limit - this.count, this.#map);
   }
 
   _seek(target: Format): void {

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { open } from '../../api/index.js';
+import { MemoryDirectory, open } from '../../api/index.js';
 import { BirchLevel, EMPTY_KEY_TREE } from '../../level/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -43,7 +43,9 @@ describe('birchdb/level: BirchLevel', () => {
       it.seek('050');
       assert.deepEqual(await it.next(), ['050', 'v50']);
       it.seek('000');
-      assert.deepEqual(await it.next(), ['010', 'v10'], 'a seek stays within the range');
+      assert.equal(await it.next(), undefined, 'a seek to a target outside the range ends it (abstract-level)');
+      it.seek('020');
+      assert.deepEqual(await it.next(), ['020', 'v20'], 'and the next seek inside it goes on');
       await it.close();
       const snap = db.snapshot();
       await db.clear({ gte: '', lt: '050' });
@@ -67,6 +69,43 @@ describe('birchdb/level: BirchLevel', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('limits all() with the empty key too, ends at a seek outside the range, closes a snapshot under an open iterator, orders clear() before later writes', async () => {
+    const db = new BirchLevel<string, string>('mem', { birch: { backend: new MemoryDirectory() } });
+    await db.batch(['', 'a', 'b', '5', '6'].map((key) => ({ type: 'put' as const, key, value: `v${key}` })));
+    assert.deepEqual(await db.keys({ limit: 1 }).all(), ['']);
+    assert.deepEqual(await db.keys({ limit: 1, reverse: true }).all(), ['b']);
+    assert.deepEqual(await db.keys({ limit: 2, reverse: true, lt: '6' }).all(), ['5', '']);
+    const it = db.keys({ limit: 3 });
+    assert.equal(await it.next(), '');
+    assert.deepEqual(await it.all(), ['5', '6'], 'all() after next(): the limit counts both');
+    const cases: [object, string, string | undefined][] = [[{ gte: '5' }, '4', undefined], [{ gt: '5' }, '5', undefined], [{ gt: '5' }, '51', '6'], [{ lt: '6', reverse: true }, '7', undefined], [{ lte: '6', reverse: true }, '59', '5']];
+    for (const [range, target, want] of cases) {
+      const s = db.keys(range);
+      s.seek(target);
+      assert.equal(await s.next(), want, `${JSON.stringify(range)} seek ${target}`);
+      await s.close();
+    }
+    const snap = db.snapshot();
+    const open1 = db.iterator({ snapshot: snap });
+    assert.deepEqual(await open1.next(), ['', 'v']);
+    await db.put('a', 'changed');
+    await snap.close(); // resolves with the iterator open, and releases birchdb's snapshot
+    assert.equal(db.birch.stats().snapshots.live, 0, 'released at once');
+    await assert.rejects(open1.next(), (e: Error & { code?: string }) => e.code === 'LEVEL_SNAPSHOT_NOT_OPEN');
+    await open1.close();
+    await db.batch(Array.from({ length: 25_000 }, (_, i) => ({ type: 'put' as const, key: `k${String(i).padStart(5, '0')}`, value: 'x' })));
+    const cleared = db.clear({ gte: 'k' });
+    const later = db.put('k20000', 'after');
+    await Promise.all([cleared, later]);
+    assert.equal(await db.get('k20000'), 'after', 'a write made after clear() is not undone by it');
+    assert.equal((await db.keys({ gte: 'k' }).all()).length, 1);
+    assert.equal(await db.get('x'.repeat(5000)), undefined, 'a key too long to exist is absent');
+    assert.equal(await db.has('x'.repeat(5000)), false);
+    assert.deepEqual(await db.getMany(['a', 'x'.repeat(5000)]), ['changed', undefined]);
+    await db.close();
+    for (const tree of ['', EMPTY_KEY_TREE]) assert.throws(() => new BirchLevel('mem', { tree }), TypeError);
   });
 
   it('keeps each store in the tree its `tree` option names, empty keys apart', async () => {
