@@ -2,19 +2,14 @@
 // bad argument throws a typed error and nothing is written.
 import { BirchError } from '../platform/errors.js';
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../btree/node-format.js';
+import { asBytes } from '../pager/bytes.js';
 
 export type Bytes = Uint8Array | string;
 
 export const MAX_TREE_NAME_BYTES = 255;
 
-function asBuffer(v: unknown): Buffer | undefined {
-  if (typeof v === 'string') return Buffer.from(v, 'utf8');
-  if (v instanceof Uint8Array) return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-  return undefined;
-}
-
 export function toKey(k: unknown): Buffer {
-  const b = asBuffer(k);
+  const b = asBytes(k);
   if (b === undefined) throw new BirchError('KEY_INVALID', `a key must be a Uint8Array or a string, not ${describe(k)}`);
   if (b.length === 0) throw new BirchError('KEY_INVALID', 'a key must not be empty');
   if (b.length > MAX_KEY_BYTES) throw new BirchError('KEY_INVALID', `a key is at most ${MAX_KEY_BYTES} bytes; this one is ${b.length}`);
@@ -22,7 +17,7 @@ export function toKey(k: unknown): Buffer {
 }
 
 export function toValue(v: unknown): Buffer {
-  const b = asBuffer(v);
+  const b = asBytes(v);
   if (b === undefined) throw new BirchError('VALUE_INVALID', `a value must be a Uint8Array or a string, not ${describe(v)}`);
   if (b.length > MAX_VALUE_BYTES) throw new BirchError('VALUE_INVALID', `a value is at most ${MAX_VALUE_BYTES} bytes; this one is ${b.length}`);
   return b;
@@ -31,7 +26,7 @@ export function toValue(v: unknown): Buffer {
 /** Bounds for range(): keys may be any length here (a bound need not be a valid key), but not empty types. */
 export function toBound(v: unknown, name: string): Buffer | undefined {
   if (v === undefined) return undefined;
-  const b = asBuffer(v);
+  const b = asBytes(v);
   if (b === undefined) throw new BirchError('BAD_OPTION', `range option ${name} must be a Uint8Array or a string, not ${describe(v)}`);
   return b;
 }

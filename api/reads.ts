@@ -163,15 +163,15 @@ export class Snapshot {
   }
 }
 
-/** What a LiveRange opens at its first step: a snapshot (of this thread or a reader thread) and a range over it. */
 /** A range's entries in order, and seek() to move within them (see RangeIterator.seek). */
 export interface SeekableRange extends IterableIterator<[Buffer, Buffer]> {
   seek(target: Bytes): void;
 }
 
+/** What a LiveRange opens at its first step: a snapshot (of this thread or a reader thread) and a range over it. */
 export interface LiveRangeParts {
   snap: { release(): void };
-  it: Iterator<[Buffer, Buffer]> & { seek(target: Bytes): void };
+  it: Iterator<[Buffer, Buffer]> & Pick<SeekableRange, 'seek'>;
 }
 
 /**

@@ -40,14 +40,14 @@ export function prefixEnd(prefix: Buffer): Buffer | undefined {
   return undefined;
 }
 
-export function tighterLower(a: Bound | undefined, b: Bound | undefined): Bound | undefined {
+function tighterLower(a: Bound | undefined, b: Bound | undefined): Bound | undefined {
   if (a === undefined) return b;
   if (b === undefined) return a;
   const c = a.key.compare(b.key);
   if (c !== 0) return c > 0 ? a : b;
   return a.inclusive ? b : a;
 }
-export function tighterUpper(a: Bound | undefined, b: Bound | undefined): Bound | undefined {
+function tighterUpper(a: Bound | undefined, b: Bound | undefined): Bound | undefined {
   if (a === undefined) return b;
   if (b === undefined) return a;
   const c = a.key.compare(b.key);

@@ -4,7 +4,7 @@
 // buffer holds nothing costs a batch refill per leaf and one tuple per entry, and `limit` bounds
 // what the tree side reads ahead.
 import { NO_SLOT, type TreeBuffer } from './buffer.js';
-import { latin1 } from '../pager/bytes.js';
+import { asBytes, latin1 } from '../pager/bytes.js';
 import { BirchError } from '../platform/errors.js';
 import { seekSpan, type Span, type TreeCursor } from '../btree/cursor.js';
 
@@ -64,8 +64,9 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
   /**
    * Moves to the first entry at or after `target` (a reverse range: at or before it) that the
    * range's own bounds allow, from wherever the range is, ended or not: the next step yields it.
-   * A target outside the bounds leaves nothing to yield. The entries already yielded still count
-   * toward `limit`. The range reads the same state as before: a seek never sees newer writes.
+   * A target before the range's start (in its direction) moves to that start; one past its end
+   * leaves nothing to yield. The entries already yielded still count toward `limit`. The range
+   * reads the same state as before: a seek never sees newer writes.
    */
   seek(target: Uint8Array | string): void {
     const key = seekTarget(target);
@@ -144,10 +145,6 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
   /** The tree's next batch; false when it has no more. */
   #refill(): boolean {
     if (this.#treeDone) return false;
-    if (this.#left <= 0) {
-      this.#treeDone = true;
-      return false;
-    }
     const keys = this.#keys;
     const values = this.#values;
     keys.length = 0;
@@ -180,9 +177,9 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
 
 /** A seek's target as bytes: a string is UTF-8, as keys are everywhere. */
 function seekTarget(t: unknown): Buffer {
-  if (typeof t === 'string') return Buffer.from(t, 'utf8');
-  if (t instanceof Uint8Array) return Buffer.isBuffer(t) ? t : Buffer.from(t.buffer, t.byteOffset, t.byteLength);
-  throw new BirchError('KEY_INVALID', `seek() takes a Uint8Array or a string, not ${t === null ? 'null' : typeof t}`);
+  const b = asBytes(t);
+  if (b === undefined) throw new BirchError('KEY_INVALID', `seek() takes a Uint8Array or a string, not ${t === null ? 'null' : typeof t}`);
+  return b;
 }
 
 function nextOf(it: Iterator<Entry>): Entry | undefined {

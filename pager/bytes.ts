@@ -67,6 +67,16 @@ export function u32(b: Uint8Array, off: number): number {
 }
 
 /**
+ * Bytes of a key, value or bound as callers pass them: a string as UTF-8, a Uint8Array as a Buffer
+ * over the same memory (no copy); undefined for anything else (the caller names the error).
+ */
+export function asBytes(v: unknown): Buffer | undefined {
+  if (typeof v === 'string') return Buffer.from(v, 'utf8');
+  if (v instanceof Uint8Array) return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  return undefined;
+}
+
+/**
  * Stores `v` as the u16 at `off` of `b`: the hot-path twin of writeU16 (byte stores with no
  * argument or range checks). The caller guarantees 0 <= v < 2^16 and room at `off`.
  */

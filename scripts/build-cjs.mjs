@@ -21,27 +21,25 @@ const out = path.join(root, 'dist', 'cjs');
 const LAYERS = ['platform', 'pager', 'journal', 'btree', 'db', 'api', 'level'];
 
 fs.rmSync(out, { recursive: true, force: true });
-await build({
-  entryPoints: [path.join(root, 'api', 'index.ts')],
-  outfile: path.join(out, 'api', 'index.cjs'),
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  packages: 'external',
+/** One entry point bundled into out/<dir>/index.cjs; dependencies stay require()s. */
+const bundle = (dir, extra) =>
+  build({
+    entryPoints: [path.join(root, dir, 'index.ts')],
+    outfile: path.join(out, dir, 'index.cjs'),
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    packages: 'external',
+    logLevel: 'warning',
+    ...extra,
+  });
+
+await bundle('api', {
   define: { 'import.meta.url': '__birchEsmUrl' },
   banner: { js: "const __birchEsmUrl = require('node:url').pathToFileURL(require('node:path').join(__dirname, '..', '..', 'api', 'index.js')).href;" },
-  logLevel: 'warning',
 });
-
-await build({
-  entryPoints: [path.join(root, 'level', 'index.ts')],
-  outfile: path.join(out, 'level', 'index.cjs'),
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  packages: 'external',
+await bundle('level', {
   plugins: [
     {
       name: 'engine-external',
@@ -51,7 +49,6 @@ await build({
       },
     },
   ],
-  logLevel: 'warning',
 });
 
 const copyDeclarations = (from, to) => {
