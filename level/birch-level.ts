@@ -262,8 +262,12 @@ export class BirchLevel<KDefault = string, VDefault = string> extends AbstractLe
   }
 
   /**
-   * Deletes the range as of one snapshot, in atomic batches of CLEAR_BATCH keys (a write
-   * scheduled after clear() is not undone by it). Not atomic as a whole, as abstract-level allows.
+   * Deletes the range as of one snapshot, in atomic batches of CLEAR_BATCH keys. Not atomic as a
+   * whole, as abstract-level allows. The batches of a pass (CLEAR_PASS_BATCHES) are all submitted
+   * before the first is awaited: birchdb applies batches in submission order, so a write the
+   * caller makes after calling clear() comes after them and is not undone. A range past one pass
+   * waits for each pass before the next, so that what waits in memory stays bounded (about a
+   * pass's keys); a write made meanwhile to a key of a later pass is deleted by it.
    */
   async _clear(options: LevelRange & { snapshot?: unknown }): Promise<void> {
     const db = this.birch;
@@ -275,9 +279,12 @@ export class BirchLevel<KDefault = string, VDefault = string> extends AbstractLe
       const { birch, empty, none } = splitRange(options, this.#tree);
       let left = options.limit === undefined || options.limit < 0 ? Infinity : options.limit;
       let ops: { type: 'del'; key: Format; tree?: string }[] = [];
-      // Every batch is submitted before the first is awaited: birchdb applies batches in the order
-      // they are submitted, so a write the caller makes after clear() comes after all of them.
-      const submitted: Promise<void>[] = [];
+      let submitted: Promise<void>[] = [];
+      const settle = async (): Promise<void> => {
+        const failed = (await Promise.allSettled(submitted)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        submitted = [];
+        if (failed !== undefined) throw failed.reason;
+      };
       const flush = (): void => {
         if (ops.length === 0) return;
         submitted.push(db.batch(ops));
@@ -293,13 +300,14 @@ export class BirchLevel<KDefault = string, VDefault = string> extends AbstractLe
         for (const [k] of src.range({ ...birch, ...(left === Infinity ? {} : { limit: left }) })) {
           ops.push({ type: 'del', key: k, ...this.#treeOpts() });
           left--;
-          if (ops.length >= CLEAR_BATCH) flush();
+          if (ops.length < CLEAR_BATCH) continue;
+          flush();
+          if (submitted.length >= CLEAR_PASS_BATCHES) await settle();
         }
       }
       if (emptyHere && options.reverse === true && left > 0) ops.push({ type: 'del', key: slot, tree: EMPTY_KEY_TREE });
       flush();
-      const failed = (await Promise.allSettled(submitted)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed !== undefined) throw failed.reason;
+      await settle();
     } finally {
       snap?.release();
       explicit?.unref();
@@ -339,6 +347,8 @@ export class BirchLevel<KDefault = string, VDefault = string> extends AbstractLe
 
 /** Keys clear() deletes per atomic batch. */
 const CLEAR_BATCH = 10_000;
+/** Batches clear() submits before it waits for them: 100,000 keys. */
+const CLEAR_PASS_BATCHES = 10;
 
 /**
  * An explicit snapshot (db.snapshot()): a birchdb snapshot, released when it is closed. Closing

@@ -101,6 +101,10 @@ describe('birchdb/level: BirchLevel', () => {
     await Promise.all([cleared, later]);
     assert.equal(await db.get('k20000'), 'after', 'a write made after clear() is not undone by it');
     assert.equal((await db.keys({ gte: 'k' }).all()).length, 1);
+    // Past one pass (100,000 keys), clear() waits for each pass before the next: all of it goes.
+    await db.batch(Array.from({ length: 130_000 }, (_, i) => ({ type: 'put' as const, key: `m${String(i).padStart(6, '0')}`, value: 'x' })));
+    await db.clear({ gte: 'm', lt: 'n' });
+    assert.deepEqual(await db.keys({ gte: 'm', lt: 'n' }).all(), []);
     assert.equal(await db.get('x'.repeat(5000)), undefined, 'a key too long to exist is absent');
     assert.equal(await db.has('x'.repeat(5000)), false);
     assert.deepEqual(await db.getMany(['a', 'x'.repeat(5000)]), ['changed', undefined]);
